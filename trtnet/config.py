@@ -1,0 +1,226 @@
+"""Every released yolact_edge model configuration, as plain frozen dataclasses.
+
+Values follow upstream ``yolact_edge/data/config.py`` (commit 873fceb), keeping only what
+inference needs. Upstream's names are kept (``yolact_edge_resnet50``...) so a user can
+pass the name they trained with; the ``_config`` suffix is accepted too.
+
+Quirks kept on purpose, because released weights were trained with them:
+``use_square_anchors`` (every anchor is square whatever its aspect ratio) and
+``preapply_sqrt=False`` (aspect ratios enter as ``sqrt(ar)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+MEANS_BGR = (103.94, 116.78, 123.68)
+STD_BGR = (57.38, 57.12, 58.40)
+
+COCO_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
+    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
+    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
+    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
+    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
+    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
+    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
+    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
+    "toothbrush",
+)
+
+YOUTUBE_VIS_CLASSES = (
+    "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
+    "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle",
+    "bear", "motorbike", "giraffe", "leopard", "fox", "deer", "owl", "surfboard", "airplane",
+    "truck", "zebra", "tiger", "elephant", "snowboard", "boat", "shark", "mouse", "frog",
+    "eagle", "earless_seal", "tennis_racket",
+)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Which backbone, and which of its stages feed the FPN.
+
+    ``family`` is 'resnet' (``layers`` = blocks per stage, e.g. (3, 4, 6, 3)) or
+    'mobilenetv2' (``layers`` = the (t, c, n, s) rows of the inverted-residual table).
+    ``selected_layers`` index upstream's ``backbone.layers`` (C3, C4, C5 in that order).
+    ``partial_layers`` = how many stages the non-keyframe (partial) backbone runs.
+    """
+
+    family: str
+    layers: tuple
+    selected_layers: tuple[int, ...]
+    partial_layers: int = 2
+    width_mult: float = 1.0  # mobilenetv2 only
+    round_nearest: int = 8   # mobilenetv2 only
+
+    @property
+    def name(self) -> str:
+        if self.family == "resnet":
+            return f"ResNet{_RESNET_DEPTH[tuple(self.layers)]}"
+        return "MobileNetV2"
+
+
+_RESNET_DEPTH = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}
+
+
+@dataclass(frozen=True)
+class FPNSpec:
+    num_features: int = 256
+    interpolation_mode: str = "bilinear"
+    num_downsample: int = 2
+    use_conv_downsample: bool = True
+    pad: bool = True
+
+
+@dataclass(frozen=True)
+class AnchorSpec:
+    """Anchors per FPN level (P3..P7): upstream's ``pred_scales`` and ``pred_aspect_ratios``."""
+
+    scales: tuple[tuple[float, ...], ...] = ((24,), (48,), (96,), (192,), (384,))
+    aspect_ratios: tuple[tuple[float, ...], ...] = ((1, 0.5, 2),) * 5
+    use_pixel_scales: bool = True
+    preapply_sqrt: bool = False
+    use_square_anchors: bool = True
+
+    @property
+    def per_cell(self) -> int:
+        """Anchors per feature-map cell (the same on every level for released configs)."""
+        return len(self.scales[0]) * len(self.aspect_ratios[0])
+
+
+# One ProtoNet layer: (out_channels, kernel, padding). out_channels None with kernel -2 is
+# upstream's "bilinear x2 interpolation" entry.
+ProtoLayer = tuple[Optional[int], int, int]
+
+
+@dataclass(frozen=True)
+class ProtoSpec:
+    layers: tuple[ProtoLayer, ...] = (
+        (256, 3, 1), (256, 3, 1), (256, 3, 1), (None, -2, 0), (256, 3, 1), (32, 1, 0),
+    )
+    source: int = 0                        # mask_proto_src: FPN level P3
+    prototype_activation: str = "relu"
+    coeff_activation: str = "tanh"
+    mask_activation: str = "sigmoid"
+    bias: bool = False                     # mask_proto_bias
+
+    @property
+    def mask_dim(self) -> int:
+        return int(self.layers[-1][0])
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """The shared prediction module (only ``prediction_layers.0`` holds weights)."""
+
+    extra_head_net: tuple[ProtoLayer, ...] = ((256, 3, 1),)
+    kernel_size: int = 3
+    padding: int = 1
+    shared: bool = True
+
+
+@dataclass(frozen=True)
+class DetectSpec:
+    """Fast NMS settings of upstream's eval.py (its defaults; cfg.use_fast_nms is never read)."""
+
+    top_k: int = 200
+    conf_thresh: float = 0.05
+    nms_thresh: float = 0.5
+    max_det: int = 100
+    variances: tuple[float, float] = (0.1, 0.2)
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """FeatFlowNet ("mini") + SPA settings of the video configs."""
+
+    model: str = "mini"
+    warp_mode: str = "flow"               # 'flow' or 'none' (no flow net in the checkpoint)
+    use_spa: bool = True
+    warp_layers: tuple[str, ...] = ("P4", "P5")
+    encode_channels: int = 64
+    reduce_channels: tuple[int, ...] = (64,)
+    num_groups: int = 1
+    use_scale_factor: bool = True
+    use_scale_bias: bool = True
+    flow_divisor: float = 8.0             # upstream's grid += flow / 8
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    backbone: BackboneSpec
+    num_classes: int                      # including background
+    class_names: tuple[str, ...]          # foreground classes, index = 0-based class id
+    max_size: int = 550
+    means_bgr: tuple[float, float, float] = MEANS_BGR
+    std_bgr: tuple[float, float, float] = STD_BGR
+    channel_order: str = "RGB"
+    fpn: FPNSpec = field(default_factory=FPNSpec)
+    anchors: AnchorSpec = field(default_factory=AnchorSpec)
+    proto: ProtoSpec = field(default_factory=ProtoSpec)
+    head: HeadSpec = field(default_factory=HeadSpec)
+    detect: DetectSpec = field(default_factory=DetectSpec)
+    flow: Optional[FlowSpec] = None       # None: image-only model (no flow net, no SPA)
+    use_semantic_segmentation_loss: bool = True  # checkpoint holds semantic_seg_conv.*
+
+    @property
+    def is_video(self) -> bool:
+        """True when the model has a flow net, so non-keyframes can be warped."""
+        return self.flow is not None and self.flow.warp_mode == "flow"
+
+    @property
+    def mask_dim(self) -> int:
+        return self.proto.mask_dim
+
+
+RESNET101 = BackboneSpec("resnet", (3, 4, 23, 3), (1, 2, 3))
+RESNET50 = BackboneSpec("resnet", (3, 4, 6, 3), (1, 2, 3))
+MOBILENETV2 = BackboneSpec(
+    "mobilenetv2",
+    ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+     (6, 160, 3, 2), (6, 320, 1, 1)),
+    (3, 4, 6),
+)
+
+_COCO = dict(num_classes=len(COCO_CLASSES) + 1, class_names=COCO_CLASSES)
+_YTVIS = dict(num_classes=len(YOUTUBE_VIS_CLASSES) + 1, class_names=YOUTUBE_VIS_CLASSES)
+
+_yolact_edge = Config("yolact_edge", RESNET101, **_COCO)
+_yolact_edge_vid = Config("yolact_edge_vid", RESNET101, **_YTVIS, flow=FlowSpec())
+_yolact_edge_youtubevis = replace(
+    _yolact_edge_vid, name="yolact_edge_youtubevis",
+    flow=FlowSpec(warp_mode="none", use_spa=False),
+)
+
+CONFIGS: dict[str, Config] = {c.name: c for c in (
+    _yolact_edge,
+    replace(_yolact_edge, name="yolact_edge_resnet50", backbone=RESNET50),
+    replace(_yolact_edge, name="yolact_edge_mobilenetv2", backbone=MOBILENETV2),
+    _yolact_edge_vid,
+    replace(_yolact_edge_vid, name="yolact_edge_vid_resnet50", backbone=RESNET50),
+    replace(_yolact_edge_vid, name="yolact_edge_vid_minimal", flow=FlowSpec(use_spa=False)),
+    _yolact_edge_youtubevis,
+    replace(_yolact_edge_youtubevis, name="yolact_edge_youtubevis_resnet50", backbone=RESNET50),
+)}
+
+
+class UnknownConfigError(KeyError):
+    """Raised for a config name that is not a released yolact_edge model."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
+def get_config(name: str) -> Config:
+    """The config called ``name`` (upstream spelling, with or without ``_config``)."""
+    key = name[: -len("_config")] if name.endswith("_config") else name
+    try:
+        return CONFIGS[key]
+    except KeyError:
+        known = ", ".join(sorted(CONFIGS))
+        raise UnknownConfigError(f"unknown config {name!r}; known configs: {known}") from None
