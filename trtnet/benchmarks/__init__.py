@@ -1,0 +1,1 @@
+"""Benchmarks run by ``python -m trtnet.bench NAME`` (one module per NAME)."""
