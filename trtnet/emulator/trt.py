@@ -1,0 +1,274 @@
+"""The ``tensorrt`` names trtnet uses, for the NumPy emulator.
+
+Model code is written as ``build_x(network, trt, ...)``; passing this module as
+``trt`` runs the same code on the emulator. Every name and enum member here
+exists with the same meaning in the real bindings of TensorRT 11.4 and 10.3
+(checked by tests/test_trt_conformance.py). Members that exist in only one of
+the two versions are left out on purpose.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+__version__ = "emulator"
+
+
+class _TrtEnum(enum.Enum):
+    """Base of the emulated enums: ``trt.DataType.FLOAT`` prints like the real one."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}.{self.name}: {self.value}>"
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+
+class DataType(_TrtEnum):
+    FLOAT = 0
+    HALF = 1
+    INT8 = 2
+    INT32 = 3
+    BOOL = 4
+    UINT8 = 5
+    INT64 = 8
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(nptype(self)).itemsize
+
+
+# Module-level aliases, as in ``tensorrt`` (trt.float32 is trt.DataType.FLOAT).
+float32 = DataType.FLOAT
+float16 = DataType.HALF
+int8 = DataType.INT8
+int32 = DataType.INT32
+int64 = DataType.INT64
+uint8 = DataType.UINT8
+bool = DataType.BOOL  # noqa: A001  (the real module shadows the builtin too)
+
+_NP_OF = {
+    DataType.FLOAT: np.float32,
+    DataType.HALF: np.float16,
+    DataType.INT8: np.int8,
+    DataType.INT32: np.int32,
+    DataType.INT64: np.int64,
+    DataType.UINT8: np.uint8,
+    DataType.BOOL: np.bool_,
+}
+_TRT_OF = {np.dtype(v): k for k, v in _NP_OF.items()}
+
+
+def nptype(trt_type: DataType) -> type:
+    """NumPy scalar type of a DataType, like ``tensorrt.nptype``."""
+    try:
+        return _NP_OF[trt_type]
+    except KeyError:
+        raise TypeError(f"no NumPy type for {trt_type!r}") from None
+
+
+def _datatype_of(dtype: np.dtype) -> DataType:
+    try:
+        return _TRT_OF[np.dtype(dtype)]
+    except KeyError:
+        raise TypeError(
+            f"NumPy dtype {np.dtype(dtype)} has no TensorRT DataType "
+            f"(supported: {sorted(str(np.dtype(k)) for k in _TRT_OF)})"
+        ) from None
+
+
+class ActivationType(_TrtEnum):
+    RELU = 0
+    SIGMOID = 1
+    TANH = 2
+    LEAKY_RELU = 3
+    CLIP = 8
+
+
+class ElementWiseOperation(_TrtEnum):
+    SUM = 0
+    PROD = 1
+    MAX = 2
+    MIN = 3
+    SUB = 4
+    DIV = 5
+    POW = 6
+    FLOOR_DIV = 7
+    AND = 8
+    OR = 9
+    XOR = 10
+    EQUAL = 11
+    GREATER = 12
+    LESS = 13
+
+
+class UnaryOperation(_TrtEnum):
+    EXP = 0
+    LOG = 1
+    SQRT = 2
+    RECIP = 3
+    ABS = 4
+    NEG = 5
+    CEIL = 17
+    FLOOR = 18
+    NOT = 20
+    ROUND = 22
+
+
+class ReduceOperation(_TrtEnum):
+    SUM = 0
+    PROD = 1
+    MAX = 2
+    MIN = 3
+    AVG = 4
+
+
+class PoolingType(_TrtEnum):
+    MAX = 0
+    AVERAGE = 1
+
+
+class MatrixOperation(_TrtEnum):
+    NONE = 0
+    TRANSPOSE = 1
+    VECTOR = 2
+
+
+class InterpolationMode(_TrtEnum):
+    NEAREST = 0
+    LINEAR = 1
+    CUBIC = 2
+
+
+class ResizeCoordinateTransformation(_TrtEnum):
+    ALIGN_CORNERS = 0
+    ASYMMETRIC = 1
+    HALF_PIXEL = 2
+
+
+class ResizeSelector(_TrtEnum):
+    FORMULA = 0
+    UPPER = 1
+
+
+class ResizeRoundMode(_TrtEnum):
+    HALF_UP = 0
+    HALF_DOWN = 1
+    FLOOR = 2
+    CEIL = 3
+
+
+class GatherMode(_TrtEnum):
+    DEFAULT = 0
+    ELEMENT = 1
+    ND = 2
+
+
+class PluginFieldType(_TrtEnum):
+    FLOAT16 = 0
+    FLOAT32 = 1
+    FLOAT64 = 2
+    INT8 = 3
+    INT16 = 4
+    INT32 = 5
+    CHAR = 6
+    DIMS = 7
+    UNKNOWN = 8
+    INT64 = 10
+
+
+class TensorRTPhase(_TrtEnum):
+    BUILD = 0
+    RUNTIME = 1
+
+
+class LayerType(_TrtEnum):
+    CONVOLUTION = 0
+    CAST = 1
+    ACTIVATION = 2
+    POOLING = 3
+    SOFTMAX = 6
+    CONCATENATION = 8
+    ELEMENTWISE = 9
+    UNARY = 11
+    SHUFFLE = 13
+    REDUCE = 14
+    GATHER = 16
+    MATRIX_MULTIPLY = 17
+    CONSTANT = 19
+    IDENTITY = 20
+    SLICE = 22
+    SHAPE = 23
+    RESIZE = 25
+    QUANTIZE = 33
+    DEQUANTIZE = 34
+    PLUGIN_V3 = 46
+
+
+class Dims(tuple):
+    """Tensor dimensions; a tuple (the real ``trt.Dims`` converts from tuples too)."""
+
+    def __new__(cls, shape=()):
+        return super().__new__(cls, (int(d) for d in shape))
+
+    def __repr__(self) -> str:
+        return f"({', '.join(str(d) for d in self)})"
+
+
+class Permutation(tuple):
+    """Axis permutation for IShuffleLayer (a tuple; real trt.Permutation converts from tuples)."""
+
+    def __new__(cls, order=()):
+        return super().__new__(cls, (int(d) for d in order))
+
+
+class Weights:
+    """Host weights, ``trt.Weights(np_array)`` or ``trt.Weights(trt.float32)`` (empty)."""
+
+    def __init__(self, a=None):
+        if a is None or isinstance(a, DataType):
+            self._array = np.zeros((0,), dtype=nptype(a or DataType.FLOAT))
+        else:
+            arr = np.ascontiguousarray(a)
+            _datatype_of(arr.dtype)
+            self._array = arr
+        self.dtype = _datatype_of(self._array.dtype)
+
+    @property
+    def size(self) -> int:
+        return int(self._array.size)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._array.nbytes)
+
+    def numpy(self) -> np.ndarray:
+        return self._array.reshape(-1)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return f"Weights(dtype={self.dtype}, size={self.size})"
+
+
+class PluginField:
+    """One named plugin parameter: ``trt.PluginField(name, np_array, trt.PluginFieldType.X)``."""
+
+    def __init__(self, name: str = "", data=None, type: PluginFieldType = PluginFieldType.UNKNOWN):  # noqa: A002
+        self.name = name
+        self.data = np.asarray(data) if data is not None else np.zeros((0,), np.uint8)
+        self.type = type
+        self.size = int(self.data.size)
+
+
+class PluginFieldCollection(list):
+    """A list of PluginField, like the real binding."""
+
+
+from .plugins import get_plugin_registry  # noqa: E402  (registry needs the names above)
