@@ -1,0 +1,77 @@
+"""trtnet's TensorRT plugins: the spec (:mod:`.specs`), the NumPy reference
+(:mod:`.reference`) and :func:`load`, which registers the compiled creators with
+TensorRT's plugin registry by loading ``libtrtnet_plugins.so``.
+
+Nothing here imports tensorrt or needs the compiled library at import time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+from .specs import FAST_NMS, INVERSE_WARP, NAMESPACE, SPECS, TIE_RULE, VERSION, get_spec
+
+__all__ = [
+    "FAST_NMS", "INVERSE_WARP", "NAMESPACE", "SPECS", "TIE_RULE", "VERSION",
+    "get_spec", "library_path", "load",
+]
+
+LIBRARY_NAME = "libtrtnet_plugins.so"
+ENV_VAR = "TRTNET_PLUGIN_LIBRARY"
+
+_loaded: dict[str, ctypes.CDLL] = {}
+
+
+def _candidates() -> list[Path]:
+    """Where the library may be, most specific first."""
+    found: list[Path] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        found.append(Path(env))
+    try:  # written by the build (setup.py / CMake) with the installed location
+        from .. import _ext  # type: ignore[attr-defined]
+
+        for attr in ("PLUGIN_LIBRARY", "PLUGINS_LIBRARY", "plugin_library", "PLUGIN_LIB"):
+            value = getattr(_ext, attr, None)
+            if value:
+                found.append(Path(value))
+    except ImportError:
+        pass
+    package = Path(__file__).resolve().parent.parent
+    found += [package / LIBRARY_NAME, package / "lib" / LIBRARY_NAME,
+              package.parent / "build" / LIBRARY_NAME]
+    return found
+
+
+def library_path() -> Path:
+    """Path of ``libtrtnet_plugins.so``; a clear error listing where it looked."""
+    candidates = _candidates()
+    for path in candidates:
+        if path.is_file():
+            return path
+    looked = "\n  ".join(str(p) for p in candidates)
+    raise FileNotFoundError(
+        f"{LIBRARY_NAME} not found. Build it (pip install . / cmake --build build) or set "
+        f"{ENV_VAR} to its path. Looked in:\n  {looked}"
+    )
+
+
+def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
+    """Load the plugin library once (RTLD_GLOBAL) so its creators register with TensorRT.
+
+    Needs the real TensorRT runtime (libnvinfer) to be loadable; the emulator never
+    needs this, it runs the plugins through their CPU twins.
+    """
+    lib_path = Path(path) if path is not None else library_path()
+    key = str(lib_path.resolve())
+    if key not in _loaded:
+        try:
+            _loaded[key] = ctypes.CDLL(key, mode=ctypes.RTLD_GLOBAL)
+        except OSError as exc:
+            raise OSError(
+                f"could not load {lib_path}: {exc} (it needs libnvinfer from TensorRT "
+                "10.3+ and the CUDA runtime on the library path)"
+            ) from exc
+    return _loaded[key]

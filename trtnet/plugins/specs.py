@@ -1,0 +1,187 @@
+"""The one definition of trtnet's two TensorRT plugins: FastNMS and InverseWarp.
+
+Everything that touches a plugin reads it from here: the network code that adds
+the plugin layer (field names, defaults, types), the emulator's CPU twins, the
+C++ creators (names/version/namespace; checked by tests), the NumPy reference in
+:mod:`trtnet.plugins.reference` and the tests. The semantics follow upstream
+YolactEdge exactly (see ``../shared/reference/UPSTREAM_NOTES.md`` items 8 and 14).
+
+FastNMS (upstream ``Detect.fast_nms``, per image of the batch)
+---------------------------------------------------------------
+1. Candidates: priors whose best score over the non-background columns is
+   ``> conf_thresh`` (strict). Only candidates are looked at, in ascending prior
+   order.
+2. Per foreground class: ALL candidates (also those whose score for this class is
+   below the threshold) are sorted by that class's score, descending, and the
+   first ``top_k`` are kept.
+3. Per class, IoU between the kept boxes (no +1: ``inter / (area_a + area_b -
+   inter)``, float32, an IoU with a non-positive union counts as 0); box ``j`` is
+   dropped when some box ranked before it in the same class has IoU ``>
+   nms_thresh`` -- suppressed boxes still suppress (upper triangle, column max).
+4. Survivors of all classes are sorted by score, descending; the first
+   ``max_det`` are written. No second score threshold.
+
+Deterministic tie rule (:data:`TIE_RULE`): wherever scores are equal, the
+smaller prior index ranks first within a class (step 2), and in the global sort
+(step 4) the smaller foreground class ranks first, then the smaller prior index.
+That is what a stable sort of candidates in prior order gives, class-major.
+
+InverseWarp (upstream ``warp_utils.deform_op`` then ``* scale + bias``)
+-----------------------------------------------------------------------
+``grid_x = x * (2 / (W - 1)) - 1 + flow[:, 0] / flow_divisor`` (same for y with
+H and ``flow[:, 1]``), then a bilinear sample with ``align_corners=True``
+(``ix = (grid_x + 1) / 2 * (W - 1)``) and zero padding per corner, i.e.
+``grid_sample(feature, grid, 'bilinear', 'zeros', align_corners=True)``; the
+result is multiplied by ``scale`` and ``bias`` is added when they are given.
+A flow of ``f`` therefore moves ``f * (W - 1) / 16`` pixels for divisor 8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+NAMESPACE = "trtnet"
+VERSION = "1"
+
+TIE_RULE = (
+    "equal scores: within a class the smaller prior index ranks first; across "
+    "classes the smaller foreground class ranks first, then the smaller prior index"
+)
+
+_NUMPY_DTYPES = {"int32": np.int32, "float32": np.float32}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One plugin field (a creator attribute): name, scalar type, default."""
+
+    name: str
+    dtype: str  # 'int32' | 'float32'
+    default: int | float
+    doc: str
+
+    def coerce(self, value: Any) -> np.ndarray:
+        """The field value as the 1-element array TensorRT's PluginField wants."""
+        if isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"plugin field {self.name!r}: expected {self.dtype}, got a bool")
+        if self.dtype == "int32":
+            if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+                raise TypeError(f"plugin field {self.name!r}: expected an integer, got {value!r}")
+            ivalue = int(value)
+            if not -(2**31) <= ivalue < 2**31:
+                raise ValueError(f"plugin field {self.name!r}: {ivalue} does not fit int32")
+            return np.array([ivalue], dtype=np.int32)
+        return np.array([float(value)], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One plugin input or output: name, dtype, symbolic shape."""
+
+    name: str
+    dtype: str  # 'float32' | 'int32'; float inputs may also be float16 (same dtype for all)
+    shape: tuple[str, ...]
+    doc: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A plugin as its creator registers it, plus the meaning of its tensors."""
+
+    name: str
+    fields: tuple[FieldSpec, ...]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    version: str = VERSION
+    namespace: str = NAMESPACE
+    doc: str = ""
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"plugin {self.name} has no field {name!r}; fields: {self.field_names}")
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def defaults(self) -> dict[str, int | float]:
+        return {f.name: f.default for f in self.fields}
+
+    def resolve(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+        """Full field values (defaults filled in) as typed 1-element arrays.
+
+        Unknown names are an error, so a typo never silently falls back to a default.
+        """
+        given = dict(values or {}, **kwargs)
+        unknown = sorted(set(given) - set(self.field_names))
+        if unknown:
+            raise KeyError(
+                f"plugin {self.name}: unknown field(s) {unknown}; fields: {list(self.field_names)}"
+            )
+        return {f.name: f.coerce(given.get(f.name, f.default)) for f in self.fields}
+
+    def field_collection(self, trt: Any, values: Mapping[str, Any] | None = None, **kwargs: Any):
+        """``trt.PluginFieldCollection`` for this plugin (works for tensorrt and the emulator)."""
+        types = {"int32": trt.PluginFieldType.INT32, "float32": trt.PluginFieldType.FLOAT32}
+        resolved = self.resolve(values, **kwargs)
+        return trt.PluginFieldCollection(
+            [trt.PluginField(f.name, resolved[f.name], types[f.dtype]) for f in self.fields]
+        )
+
+
+FAST_NMS = PluginSpec(
+    name="FastNMS",
+    fields=(
+        FieldSpec("top_k", "int32", 200, "candidates kept per class before NMS"),
+        FieldSpec("conf_thresh", "float32", 0.05, "a prior enters when its best foreground score is > this"),
+        FieldSpec("nms_thresh", "float32", 0.5, "a box is suppressed when an earlier one has IoU > this"),
+        FieldSpec("max_det", "int32", 100, "output capacity (detections per image)"),
+        FieldSpec("background_class", "int32", 0, "score column skipped as background; -1 = none"),
+    ),
+    inputs=(
+        TensorSpec("boxes", "float32", ("N", "A", "4"), "decoded boxes x1, y1, x2, y2, relative"),
+        TensorSpec("scores", "float32", ("N", "A", "C"), "softmax scores incl. the background column"),
+        TensorSpec("coeffs", "float32", ("N", "A", "K"), "mask coefficients (tanh), carried along"),
+    ),
+    outputs=(
+        TensorSpec("count", "int32", ("N",), "number of valid detections per image"),
+        TensorSpec("boxes", "float32", ("N", "max_det", "4"), "x1, y1, x2, y2 relative; 0 past count"),
+        TensorSpec("scores", "float32", ("N", "max_det"), "descending; 0 past count"),
+        TensorSpec("classes", "int32", ("N", "max_det"), "0-based foreground class; -1 past count"),
+        TensorSpec("coeffs", "float32", ("N", "max_det", "K"), "mask coefficients; 0 past count"),
+    ),
+    doc="Fast NMS of YolactEdge (per-class top_k, upper-triangle IoU suppression, global top max_det).",
+)
+
+INVERSE_WARP = PluginSpec(
+    name="InverseWarp",
+    fields=(
+        FieldSpec("flow_divisor", "float32", 8.0, "grid += flow / flow_divisor (upstream: 8)"),
+    ),
+    inputs=(
+        TensorSpec("feature", "float32", ("N", "C", "H", "W"), "keyframe feature to warp"),
+        TensorSpec("flow", "float32", ("N", "2", "H", "W"), "channel 0 = x, 1 = y, normalised units"),
+        TensorSpec("scale", "float32", ("N", "C", "H", "W"), "multiplied onto the sample", optional=True),
+        TensorSpec("bias", "float32", ("N", "C", "H", "W"), "added after scaling", optional=True),
+    ),
+    outputs=(
+        TensorSpec("warped", "float32", ("N", "C", "H", "W"), "bilinear sample (0 outside) * scale + bias"),
+    ),
+    doc="Feature warp of YolactEdge: grid_sample(align_corners=True, zeros) by flow/8, then scale and bias.",
+)
+
+SPECS: dict[str, PluginSpec] = {s.name: s for s in (FAST_NMS, INVERSE_WARP)}
+
+
+def get_spec(name: str) -> PluginSpec:
+    """The spec of plugin ``name`` with a clear error for unknown names."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise KeyError(f"unknown trtnet plugin {name!r}; known: {sorted(SPECS)}") from None
