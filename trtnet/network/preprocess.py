@@ -1,0 +1,40 @@
+"""Preprocessing inside the network, as upstream's evaluation does it (FastBaseTransform).
+
+uint8 BGR frame [1,H,W,3] (any H, W) -> float -> NCHW -> bilinear resize to SxS
+(align_corners=False, no antialias) BEFORE normalising -> (x - mean) / std with the BGR
+means -> BGR to RGB last. Output: ``preprocessed`` float32 [1,3,S,S], RGB.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from trtnet import names
+from trtnet.config import Config
+from trtnet.network.layers import Graph, GraphError, elementwise, resize_bilinear, shuffle
+
+COMPONENT = "preprocess"
+
+
+def add_frame_input(g: Graph, name: str = names.INPUT) -> Any:
+    """The network input: uint8 frames NHWC BGR, batch 1, dynamic height and width."""
+    return g.network.add_input(name, g.trt.DataType.UINT8, (1, -1, -1, 3))
+
+
+def build_preprocess(g: Graph, frame: Any, config: Config) -> Any:
+    """``frame`` (uint8 [1,H,W,3] BGR) -> normalised float32 [1,3,S,S] RGB."""
+    if config.channel_order != "RGB":
+        raise GraphError(f"channel order {config.channel_order!r} is not supported (upstream: RGB only)")
+    size = int(config.max_size)
+    x = g.cast(frame, g.trt.DataType.FLOAT, name="preprocess.to_float")
+    x = shuffle(g, x, "preprocess.to_nchw", first_transpose=(0, 3, 1, 2))
+    x = resize_bilinear(g, x, (size, size), "preprocess.resize", component=COMPONENT)
+    mean = g.constant(np.asarray(config.means_bgr, np.float32).reshape(1, 3, 1, 1), "preprocess.mean_bgr")
+    std = g.constant(np.asarray(config.std_bgr, np.float32).reshape(1, 3, 1, 1), "preprocess.std_bgr")
+    x = elementwise(g, x, mean, "SUB", "preprocess.sub_mean")
+    x = elementwise(g, x, std, "DIV", "preprocess.div_std")
+    bgr_to_rgb = g.constant(np.array([2, 1, 0], np.int32), "preprocess.rgb_order")
+    layer = g.network.add_gather(x, bgr_to_rgb, 1)
+    return g.named(layer, "preprocess.bgr_to_rgb", names.PREPROCESSED)

@@ -1,0 +1,68 @@
+"""Anchor boxes (priors), computed once in NumPy and baked into the network as a constant.
+
+Upstream ``PredictionModule.make_priors``: order level (P3..P7), row y, column x, then
+scale and aspect ratio; centre ((x+0.5)/W, (y+0.5)/H); with preapply_sqrt=False the ratio
+enters as sqrt(ar); pixel scales give w = scale*ar/max_size, h = scale/ar/max_size; square
+anchors set h = w. Computed in float64 like upstream's Python floats, stored as float32.
+"""
+
+from __future__ import annotations
+
+from math import sqrt
+from typing import Any
+
+import numpy as np
+
+from trtnet import names
+from trtnet.config import Config
+
+
+def conv_out(size: int, kernel: int = 3, stride: int = 2, padding: int = 1) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def feature_sizes(config: Config) -> list[tuple[int, int]]:
+    """(H, W) of P3..P7 for the config's square input: 550 -> 69, 35, 18, 9, 5.
+
+    Every stride-2 step of both backbones (7x7/p3, 3x3/p1 convs, 3x3/p1 max pool) and of the
+    FPN downsample convs maps n to (n - 1) // 2 + 1.
+    """
+    n = int(config.max_size)
+    for _ in range(3):  # stride 8: C3
+        n = conv_out(n)
+    sizes = []
+    for _ in range(len(config.anchors.scales)):
+        sizes.append((n, n))
+        n = conv_out(n)
+    return sizes
+
+
+def make_priors(config: Config) -> np.ndarray:
+    """Priors [A, 4] (cx, cy, w, h), relative to the input size, float32."""
+    spec = config.anchors
+    size = float(config.max_size)
+    rows = []
+    for (h, w), scales, ratios in zip(feature_sizes(config), spec.scales, spec.aspect_ratios):
+        for j in range(h):
+            for i in range(w):
+                cx, cy = (i + 0.5) / w, (j + 0.5) / h
+                for scale in scales:
+                    for ar in ratios:
+                        r = ar if spec.preapply_sqrt else sqrt(ar)
+                        if spec.use_pixel_scales:
+                            bw, bh = scale * r / size, scale / r / size
+                        else:
+                            bw, bh = scale * r / w, scale / r / h
+                        if spec.use_square_anchors:
+                            bh = bw
+                        rows.append((cx, cy, bw, bh))
+    return np.asarray(rows, dtype=np.float64).astype(np.float32)
+
+
+def num_priors(config: Config) -> int:
+    return sum(h * w for h, w in feature_sizes(config)) * config.anchors.per_cell
+
+
+def build_priors(g: Any, config: Config) -> Any:
+    """The priors as a constant tensor [A, 4] named ``priors``."""
+    return g.constant(make_priors(config), names.PRIORS)
