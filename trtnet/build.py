@@ -1,0 +1,156 @@
+"""``python -m trtnet.build``: build a TensorRT engine of a YolactEdge model.
+
+    python -m trtnet.build --config yolact_edge_resnet50 --weights model.safetensors \\
+        --output yolact_edge_resnet50.engine [--precision fp16] \\
+        [--min-frame 64x64 --opt-frame 480x640 --max-frame 1080x1920]
+
+The network is strongly typed (the precision plan chooses every type); the frame input
+has dynamic height and width covered by one optimization profile. The engine file is
+written atomically (temporary file + rename). Needs the real TensorRT (10.3+) and the
+compiled trtnet plugin library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from trtnet import names
+from trtnet.config import UnknownConfigError, get_config
+from trtnet.precision import PrecisionError, PrecisionPlan, as_plan
+
+DEFAULT_MIN_FRAME = (32, 32)
+DEFAULT_OPT_FRAME = (480, 640)
+DEFAULT_MAX_FRAME = (2160, 3840)
+
+
+class BuildError(RuntimeError):
+    """The engine could not be built; the message says why."""
+
+
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """'HxW' (e.g. 480x640) -> (480, 640)."""
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"frame size must look like HEIGHTxWIDTH (480x640), got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"frame size must be positive, got {text!r}")
+    return h, w
+
+
+def import_tensorrt() -> Any:
+    try:
+        import tensorrt as trt  # noqa: PLC0415  (optional dependency)
+    except ImportError as exc:
+        raise BuildError(
+            "building an engine needs TensorRT's Python package (pip install tensorrt, "
+            f"10.3 or newer): {exc}. To check a model without a GPU use trtnet.emulator "
+            "(trtnet.network.emulate_keyframe)."
+        ) from exc
+    return trt
+
+
+def build_engine(
+    trt: Any, weights: Any, config: Any, *, plan: Optional[PrecisionPlan] = None,
+    min_frame: tuple[int, int] = DEFAULT_MIN_FRAME, opt_frame: tuple[int, int] = DEFAULT_OPT_FRAME,
+    max_frame: tuple[int, int] = DEFAULT_MAX_FRAME, workspace_mib: Optional[int] = None,
+    logger: Any = None,
+) -> bytes:
+    """Serialized keyframe engine of ``config`` with ``weights`` (a WeightStore or file)."""
+    from trtnet.network.yolact_edge import build_keyframe
+    from trtnet.weights import WeightStore
+
+    if not (min_frame[0] <= opt_frame[0] <= max_frame[0] and min_frame[1] <= opt_frame[1] <= max_frame[1]):
+        raise BuildError(f"frame sizes must satisfy min <= opt <= max, got {min_frame}, {opt_frame}, {max_frame}")
+    store = WeightStore.load(weights)  # held until the engine is serialized (trt.Weights do not copy)
+    logger = logger or trt.Logger(trt.Logger.WARNING)
+    try:
+        builder = trt.Builder(logger)
+    except Exception as exc:  # noqa: BLE001  (the bindings raise TypeError/RuntimeError)
+        raise BuildError(f"TensorRT could not create a builder (is a CUDA GPU available?): {exc}") from exc
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    tensors = build_keyframe(network, trt, store, config, plan=plan)
+
+    profile = builder.create_optimization_profile()
+    profile.set_shape(names.INPUT, (1, *min_frame, 3), (1, *opt_frame, 3), (1, *max_frame, 3))
+    builder_config = builder.create_builder_config()
+    if builder_config.add_optimization_profile(profile) < 0:
+        raise BuildError(f"invalid optimization profile {min_frame} / {opt_frame} / {max_frame}")
+    if workspace_mib is not None:
+        builder_config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mib) << 20)
+    serialized = builder.build_serialized_network(network, builder_config)
+    del tensors
+    if serialized is None:
+        raise BuildError("TensorRT failed to build the engine; see the TensorRT log above")
+    return bytes(memoryview(serialized))
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory + os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trtnet.build",
+        description="Build a TensorRT engine (keyframe/image network) of a YolactEdge model.",
+    )
+    p.add_argument("--config", required=True, help="config name, e.g. yolact_edge_resnet50")
+    p.add_argument("--weights", required=True, type=Path, help=".safetensors (or .pth) checkpoint")
+    p.add_argument("--output", "-o", required=True, type=Path, help="engine file to write")
+    p.add_argument("--precision", default="fp32",
+                   help="precision plan: fp32 | fp16 | e.g. 'fp16,head=fp32' (default fp32)")
+    p.add_argument("--min-frame", type=parse_frame_size, default=DEFAULT_MIN_FRAME, metavar="HxW")
+    p.add_argument("--opt-frame", type=parse_frame_size, default=DEFAULT_OPT_FRAME, metavar="HxW")
+    p.add_argument("--max-frame", type=parse_frame_size, default=DEFAULT_MAX_FRAME, metavar="HxW")
+    p.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace limit")
+    p.add_argument("--plugin-library", type=Path, default=None,
+                   help="libtrtnet_plugins.so (default: found by trtnet.plugins.library_path())")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        config = get_config(args.config)
+        plan = as_plan(args.precision)
+        if not args.weights.is_file():
+            raise BuildError(f"weights file not found: {args.weights}")
+        trt = import_tensorrt()
+        from trtnet import plugins
+
+        plugins.load(args.plugin_library)
+        start = time.perf_counter()
+        data = build_engine(
+            trt, args.weights, config, plan=plan, min_frame=args.min_frame,
+            opt_frame=args.opt_frame, max_frame=args.max_frame, workspace_mib=args.workspace,
+        )
+        write_atomically(args.output, data)
+    except (BuildError, UnknownConfigError, PrecisionError, FileNotFoundError, OSError) as exc:
+        print(f"trtnet.build: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} ({len(data) / 2**20:.1f} MiB, {config.name}, {plan}, "
+          f"{time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
