@@ -197,7 +197,7 @@ class Difference:
 
 
 def _fmt(shape: Optional[Shape]) -> str:
-    return "?" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
+    return "?" if shape is None else str(tuple(shape))
 
 
 def compare(expected: Mapping[str, Shape], shapes: Mapping[str, Sequence[int]]

@@ -1,0 +1,377 @@
+"""Torch checkpoint files read without torch: the zip format and the legacy formats.
+
+* zip (torch >= 1.6): ``<root>/data.pkl`` + one entry per storage ``<root>/data/<key>``
+  and a ``byteorder`` record ('little' when absent).
+* legacy (pre-1.6, ``_use_new_zipfile_serialization=False``): magic number, protocol
+  and sys-info pickles, the object pickle, the list of storage keys, then every storage
+  as an int64 element count + its raw little-endian bytes.
+* legacy tar (torch < 0.4): a tar holding ``storages``, ``tensors`` and ``pickle``.
+
+Opening a checkpoint unpickles only the object structure (:mod:`.unpickler`); tensor data
+is read per tensor by :meth:`Checkpoint.read`, straight from its storage's bytes in the
+file, so the peak memory is about the largest storage, not the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tarfile
+import zipfile
+import zlib
+from collections import Counter
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import CheckpointError
+from .unpickler import StorageRef, StorageType, TensorRef, load_restricted
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_PROTOCOL = 1001
+
+
+class Checkpoint:
+    """An open checkpoint: ``obj`` is the unpickled object, tensors are :class:`TensorRef`."""
+
+    format: str = "?"
+
+    def __init__(self, path: str):
+        self.path = str(path)
+        self.obj: Any = None
+        self.big_endian = False
+        self._file = open(self.path, "rb")
+        self._size = os.fstat(self._file.fileno()).st_size
+        self._uses: Counter = Counter()
+        self._cache: dict[str, np.ndarray] = {}
+        try:
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    # -- subclass interface ---------------------------------------------------------
+    def _open(self) -> None:
+        """Parse the file's structure and set ``obj``; no tensor data is read."""
+        raise NotImplementedError
+
+    def _read_storage(self, key: str) -> np.ndarray:
+        """All bytes of the root storage ``key`` as a uint8 array (checked, CRC if any)."""
+        raise NotImplementedError
+
+    # -- public ---------------------------------------------------------------------
+    def plan(self, tensors: "dict[str, TensorRef]") -> None:
+        """Say which tensors will be read, so storages shared by several stay cached
+        until their last user and are dropped right after."""
+        self._uses = Counter(t.storage.key for t in tensors.values())
+
+    def read(self, name: str, t: TensorRef) -> np.ndarray:
+        """The values of tensor ``name``: C-contiguous, little endian (bfloat16 as uint16)."""
+        key = t.storage.key
+        buf = self._cache.get(key)
+        if buf is None:
+            buf = self._read_storage(key)
+            if self._uses[key] > 1:
+                self._cache[key] = buf
+        shared = self._uses[key] > 1
+        self._uses[key] -= 1
+        if self._uses[key] <= 0:
+            self._cache.pop(key, None)
+
+        st = t.storage
+        view_end = st.byte_offset + st.view_nbytes
+        if view_end > buf.size:
+            raise CheckpointError(
+                f"{self.path}: tensor {name!r}: storage {key!r} holds {buf.size} bytes, "
+                f"its record says {view_end} (corrupted file?)")
+        start, end = t.byte_span()
+        if end > st.view_nbytes:
+            raise CheckpointError(
+                f"{self.path}: tensor {name!r} (shape {t.shape}, strides {t.strides}, offset "
+                f"{t.offset}) reaches byte {end} of a {st.view_nbytes}-byte storage")
+        item = t.dtype.itemsize
+        raw = buf[st.byte_offset + start: st.byte_offset + end]
+        stored = t.dtype.storage.newbyteorder(">") if self.big_endian else t.dtype.storage
+        flat = raw.view(stored) if raw.size else np.empty(0, stored)
+        if t.numel == 0:
+            arr = np.empty(t.shape, t.dtype.storage)
+        else:
+            arr = np.lib.stride_tricks.as_strided(
+                flat, shape=t.shape, strides=tuple(s * item for s in t.strides), writeable=False)
+        if self.big_endian and item > 1:
+            return arr.astype(t.dtype.storage, order="C")
+        if shared or not arr.flags.c_contiguous:
+            return np.array(arr, order="C")      # own copy: never alias another tensor
+        return arr
+
+    def close(self) -> None:
+        self._cache.clear()
+        self._file.close()
+
+    def __enter__(self) -> "Checkpoint":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read_exact(self, pos: int, n: int, what: str) -> np.ndarray:
+        buf = np.empty(n, np.uint8)
+        self._file.seek(pos)
+        got = self._file.readinto(memoryview(buf)) if n else 0
+        if got != n:
+            raise CheckpointError(
+                f"{self.path}: file is truncated: {what} needs bytes {pos}..{pos + n}, "
+                f"the file has {self._size}")
+        return buf
+
+
+def _storage_record(pid: Any, where: str, legacy: bool) -> tuple:
+    n = 6 if legacy else 5
+    if not (isinstance(pid, tuple) and len(pid) == n and pid[0] == "storage"):
+        kind = pid[0] if isinstance(pid, tuple) and pid else pid
+        if kind == "module":
+            raise CheckpointError(f"{where}: the file holds a pickled nn.Module "
+                                  "(torch.save(model)), not a state dict")
+        raise CheckpointError(f"{where}: unexpected persistent record {pid!r}")
+    stype, key, numel = pid[1], str(pid[2]), pid[4]
+    if not isinstance(stype, StorageType) or not isinstance(numel, int) or numel < 0:
+        raise CheckpointError(f"{where}: malformed storage record {pid!r}")
+    return pid
+
+
+class ZipCheckpoint(Checkpoint):
+    format = "zip"
+
+    def _open(self) -> None:
+        try:
+            self._zip = zipfile.ZipFile(self._file)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+            raise CheckpointError(f"{self.path}: not a readable zip archive (truncated or "
+                                  f"corrupted?): {exc}") from None
+        names = self._zip.namelist()
+        pkls = sorted((n for n in names if n == "data.pkl" or n.endswith("/data.pkl")),
+                      key=lambda n: n.count("/"))
+        if not pkls:
+            raise CheckpointError(f"{self.path}: zip archive without data.pkl: not a "
+                                  "PyTorch checkpoint")
+        self._prefix = pkls[0][: -len("data.pkl")]
+        self._names = set(names)
+        order = self._member(self._prefix + "byteorder").decode("ascii", "replace").strip() \
+            if self._prefix + "byteorder" in self._names else "little"
+        if order not in ("little", "big"):
+            raise CheckpointError(f"{self.path}: unknown byteorder record {order!r}")
+        self.big_endian = order == "big"
+        self._storages: dict[str, StorageRef] = {}
+        where = f"{self.path} ({pkls[0]})"
+        self.obj = load_restricted(self._member(pkls[0]), self._persistent_load, where)
+
+    def _member(self, name: str) -> bytes:
+        try:
+            return self._zip.read(name)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+            raise CheckpointError(f"{self.path}: cannot read {name} (corrupted or truncated "
+                                  f"file): {exc}") from None
+
+    def _persistent_load(self, pid: Any) -> StorageRef:
+        _, stype, key, _loc, numel = _storage_record(pid, self.path, legacy=False)
+        key = str(key)
+        name = f"{self._prefix}data/{key}"
+        if name not in self._names:
+            raise CheckpointError(f"{self.path}: storage {key!r} has no entry {name} in the "
+                                  "archive (corrupted file?)")
+        ref = self._storages.get(key)
+        if ref is None:
+            ref = self._storages[key] = StorageRef(key, stype.dtype, numel)
+        return ref
+
+    def _read_storage(self, key: str) -> np.ndarray:
+        name = f"{self._prefix}data/{key}"
+        info = self._zip.getinfo(name)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return np.frombuffer(bytearray(self._member(name)), np.uint8)
+        header = self._read_exact(info.header_offset, 30, f"local header of {name}").tobytes()
+        if header[:4] != b"PK\x03\x04":
+            raise CheckpointError(f"{self.path}: bad local header for {name} (corrupted file)")
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        start = info.header_offset + 30 + name_len + extra_len
+        buf = self._read_exact(start, info.file_size, f"storage {name}")
+        if zlib.crc32(buf) != info.CRC:
+            raise CheckpointError(f"{self.path}: storage {name} fails its CRC check "
+                                  "(corrupted file)")
+        return buf
+
+
+class LegacyCheckpoint(Checkpoint):
+    format = "legacy"
+
+    def _open(self) -> None:
+        f = self._file
+        where = f"{self.path} (legacy format)"
+        magic = load_restricted(f, self._no_persistent, where)
+        if magic != LEGACY_MAGIC:
+            raise CheckpointError(f"{self.path}: not a PyTorch checkpoint (neither a zip "
+                                  "archive nor the legacy format)")
+        protocol = load_restricted(f, self._no_persistent, where)
+        if protocol != LEGACY_PROTOCOL:
+            raise CheckpointError(f"{self.path}: unsupported legacy protocol {protocol!r}")
+        load_restricted(f, self._no_persistent, where)  # sys_info (storage data is always LE)
+        self._roots: dict[str, StorageRef] = {}
+        self.obj = load_restricted(f, self._persistent_load, where)
+        keys = load_restricted(f, self._no_persistent, where)
+        if not isinstance(keys, list):
+            raise CheckpointError(f"{where}: malformed storage key list")
+        self._offsets: dict[str, int] = {}
+        pos = f.tell()
+        for key in keys:
+            root = self._roots.get(str(key))
+            if root is None:
+                raise CheckpointError(f"{where}: storage {key!r} is not used by any tensor")
+            count = int(self._read_exact(pos, 8, f"storage {key}").view("<i8")[0])
+            if count != root.numel:
+                raise CheckpointError(f"{where}: storage {key!r} holds {count} elements, its "
+                                      f"record says {root.numel} (corrupted file)")
+            self._offsets[str(key)] = pos + 8
+            pos += 8 + count * root.dtype.itemsize
+            if pos > self._size:
+                raise CheckpointError(f"{self.path}: file is truncated: storage {key!r} ends "
+                                      f"at byte {pos}, the file has {self._size}")
+        missing = set(self._roots) - set(self._offsets)
+        if missing:
+            raise CheckpointError(f"{where}: no data for storages {sorted(missing)}")
+
+    @staticmethod
+    def _no_persistent(pid: Any) -> Any:
+        raise CheckpointError(f"unexpected persistent record {pid!r}")
+
+    def _persistent_load(self, pid: Any) -> StorageRef:
+        _, stype, key, _loc, numel, view = _storage_record(pid, self.path, legacy=True)
+        key = str(key)
+        root = self._roots.get(key)
+        if root is None:
+            root = self._roots[key] = StorageRef(key, stype.dtype, numel)
+        if view is None:
+            return root
+        try:
+            _view_key, offset, size = view
+            offset, size = int(offset), int(size)
+        except (TypeError, ValueError):
+            raise CheckpointError(f"{self.path}: malformed storage view {view!r}") from None
+        item = root.dtype.itemsize
+        if offset < 0 or size < 0 or offset + size > root.numel:
+            raise CheckpointError(f"{self.path}: storage view {view!r} outside its storage")
+        return StorageRef(key, root.dtype, size, byte_offset=offset * item, nbytes=size * item)
+
+    def _read_storage(self, key: str) -> np.ndarray:
+        root = self._roots[key]
+        return self._read_exact(self._offsets[key], root.numel * root.dtype.itemsize,
+                                f"storage {key}")
+
+
+class TarCheckpoint(Checkpoint):
+    """The tar format of torch < 0.4: storages, then tensor records, then the object."""
+
+    format = "legacy-tar"
+
+    def _open(self) -> None:
+        try:
+            tar = tarfile.open(fileobj=self._file, mode="r:")
+            members = {m.name: m for m in tar.getmembers()}
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise CheckpointError(f"{self.path}: unreadable tar archive: {exc}") from None
+        for need in ("storages", "tensors", "pickle"):
+            if need not in members:
+                raise CheckpointError(f"{self.path}: tar archive without '{need}': not a "
+                                      "PyTorch checkpoint")
+        where = f"{self.path} (legacy tar format)"
+        f = self._file
+        self._roots: dict[str, StorageRef] = {}
+        self._offsets: dict[str, int] = {}
+        objects: dict[str, Any] = {}
+
+        f.seek(members["storages"].offset_data)
+        for _ in range(self._count(load_restricted(f, self._no_pid, where), where)):
+            rec = load_restricted(f, self._no_pid, where)
+            if not (isinstance(rec, tuple) and len(rec) == 3 and isinstance(rec[2], StorageType)):
+                raise CheckpointError(f"{where}: malformed storage record {rec!r}")
+            key, dtype = str(rec[0]), rec[2].dtype
+            pos = f.tell()
+            count = int(self._read_exact(pos, 8, f"storage {key}").view("<i8")[0])
+            if count < 0 or pos + 8 + count * dtype.itemsize > self._size:
+                raise CheckpointError(f"{self.path}: file is truncated or corrupted at "
+                                      f"storage {key!r}")
+            self._roots[key] = objects[key] = StorageRef(key, dtype, count)
+            self._offsets[key] = pos + 8
+            f.seek(pos + 8 + count * dtype.itemsize)
+        views = load_restricted(f, self._no_pid, where)
+        for view in views if isinstance(views, list) else ():
+            target, root_key, offset, numel = view
+            root = self._roots[str(root_key)]
+            item = root.dtype.itemsize
+            objects[str(target)] = StorageRef(root.key, root.dtype, numel,
+                                              byte_offset=offset * item, nbytes=numel * item)
+
+        f.seek(members["tensors"].offset_data)
+        for _ in range(self._count(load_restricted(f, self._no_pid, where), where)):
+            rec = load_restricted(f, self._no_pid, where)
+            if not (isinstance(rec, tuple) and len(rec) == 3):
+                raise CheckpointError(f"{where}: malformed tensor record {rec!r}")
+            key, storage = str(rec[0]), objects.get(str(rec[1]))
+            if storage is None:
+                raise CheckpointError(f"{where}: tensor {key!r} uses an unknown storage")
+            ndim = int(self._read_exact(f.tell(), 8, "tensor record").view("<i4")[0])
+            body = self._read_exact(f.tell() + 8, 8 * (2 * ndim + 1), "tensor record")
+            f.seek(f.tell() + 8 + body.size)
+            vals = [int(v) for v in body.view("<i8")]
+            from .unpickler import _tensor
+            objects[key] = _tensor(storage, vals[-1], tuple(vals[:ndim]),
+                                   tuple(vals[ndim:2 * ndim]))
+
+        def persistent_load(pid: Any) -> Any:
+            if isinstance(pid, tuple):
+                return pid[0]
+            try:
+                return objects[str(pid)]
+            except KeyError:
+                raise CheckpointError(f"{where}: unknown object {pid!r}") from None
+
+        f.seek(members["pickle"].offset_data)
+        self.obj = load_restricted(f, persistent_load, where)
+
+    @staticmethod
+    def _count(n: Any, where: str) -> int:
+        if not isinstance(n, int) or n < 0:
+            raise CheckpointError(f"{where}: malformed record count {n!r}")
+        return n
+
+    @staticmethod
+    def _no_pid(pid: Any) -> Any:
+        raise CheckpointError(f"unexpected persistent record {pid!r}")
+
+    def _read_storage(self, key: str) -> np.ndarray:
+        root = self._roots[key]
+        return self._read_exact(self._offsets[key], root.numel * root.dtype.itemsize,
+                                f"storage {key}")
+
+
+def open_checkpoint(path: "str | os.PathLike") -> Checkpoint:
+    """Open a torch checkpoint of any supported format (detected from its first bytes)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not head:
+        raise CheckpointError(f"{path}: empty file")
+    if head[:2] == b"PK":
+        cls = ZipCheckpoint
+    elif head[257:262] == b"ustar":
+        cls = TarCheckpoint
+    elif head[:1] == b"\x80":
+        cls = LegacyCheckpoint
+    else:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor "
+                              "the legacy pickle format)")
+    return cls(path)

@@ -1,0 +1,64 @@
+"""Writing the safetensors format, one tensor at a time, atomically.
+
+The format is an 8-byte little-endian header length, a JSON header (name -> dtype, shape,
+data_offsets; ``__metadata__`` -> str:str), then the raw little-endian data. Writing it
+ourselves lets tensors stream from the checkpoint to the file without holding them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+
+def build_header(entries: Sequence[tuple[str, str, tuple[int, ...], int]],
+                 metadata: Mapping[str, str]) -> bytes:
+    """Header bytes for ``(name, dtype tag, shape, nbytes)`` entries written in that order."""
+    header: dict = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}}
+    offset = 0
+    for name, tag, shape, nbytes in entries:
+        header[name] = {"dtype": tag, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # keep the data 8-byte aligned
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def write_atomic(path: str, header: bytes, chunks: Iterable[np.ndarray],
+                 expected_size: int, durable: bool = True) -> None:
+    """Write ``header`` then every array of ``chunks`` to a temp file beside ``path``, then
+    rename it over ``path``. On any error the temp file is removed and ``path`` untouched.
+    ``durable`` fsyncs the data before the rename (a crash then never leaves a torn file)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(header)
+            for arr in chunks:
+                f.write(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+            written = f.tell()
+            if written != len(header) + expected_size:
+                raise RuntimeError(f"internal error: wrote {written} bytes, header promised "
+                                   f"{len(header) + expected_size}")
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,225 @@
+"""A restricted unpickler for torch checkpoints: only what a tensor state dict needs.
+
+``pickle`` runs whatever callable a file names, so a checkpoint is a program. This
+unpickler resolves every global through an allowlist of *stand-ins* defined here (nothing
+from torch or any other module is imported); any other global raises
+:class:`UnsafeCheckpointError` naming it, at the moment the pickle looks it up, i.e. before
+it could be called. Tensors come out as :class:`TensorRef` records (storage key, offset,
+shape, strides): no tensor data is read while unpickling.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .dtypes import (DTYPES, STORAGE_TYPES, TORCH_DTYPE_NAMES, UNSUPPORTED_STORAGE_TYPES,
+                     UNSUPPORTED_TORCH_DTYPES, SUPPORTED_NAMES, DType)
+from .errors import CheckpointError, ConverterError, UnsafeCheckpointError, UnsupportedDtypeError
+
+
+@dataclass(frozen=True)
+class StorageType:
+    """Stand-in for a ``torch.<X>Storage`` class: only carries the element dtype."""
+
+    torch_name: str
+    dtype: DType
+
+
+@dataclass(frozen=True)
+class TorchDType:
+    """Stand-in for a ``torch.<dtype>`` object (argument of ``_rebuild_tensor_v3``)."""
+
+    dtype: DType
+
+
+@dataclass
+class StorageRef:
+    """One storage record: where its bytes live (``key``) and how many elements it holds.
+
+    ``byte_offset`` / ``nbytes`` select a view of the root storage (legacy format views).
+    """
+
+    key: str
+    dtype: DType
+    numel: int
+    byte_offset: int = 0
+    nbytes: Optional[int] = None
+
+    @property
+    def view_nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize if self.nbytes is None else self.nbytes
+
+
+@dataclass
+class TensorRef:
+    """A tensor as the checkpoint describes it, without its data."""
+
+    storage: StorageRef
+    dtype: DType
+    offset: int                 # in elements of ``dtype`` from the storage (view) start
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]    # in elements
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+    def byte_span(self) -> tuple[int, int]:
+        """[start, end) bytes of the storage view this tensor touches (empty if numel 0)."""
+        start = self.offset * self.dtype.itemsize
+        if self.numel == 0:
+            return start, start
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.strides))
+        return start, (last + 1) * self.dtype.itemsize
+
+    def is_contiguous(self) -> bool:
+        expected = 1
+        for n, s in zip(reversed(self.shape), reversed(self.strides)):
+            if n != 1 and s != expected:
+                return False
+            expected *= n
+        return True
+
+
+class _Marker:
+    """Stand-in for a torch class that is only ever compared against (torch.Tensor...)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+TENSOR_CLASS = _Marker("torch.Tensor")
+PARAMETER_CLASS = _Marker("torch.nn.parameter.Parameter")
+
+
+def _ints(value: Any, what: str) -> tuple[int, ...]:
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+        raise CheckpointError(f"malformed tensor record: {what} is {value!r}")
+    return tuple(value)
+
+
+def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: Optional[DType] = None
+            ) -> TensorRef:
+    if not isinstance(storage, StorageRef):
+        raise CheckpointError(f"malformed tensor record: storage is {type(storage).__name__}")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise CheckpointError(f"malformed tensor record: storage offset is {offset!r}")
+    shape, strides = _ints(size, "size"), _ints(stride, "stride")
+    if len(shape) != len(strides):
+        raise CheckpointError(f"malformed tensor record: size {shape} vs stride {strides}")
+    return TensorRef(storage, dtype or storage.dtype, offset, shape, strides)
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None):
+    return _tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride):
+    return _tensor(storage, storage_offset, size, stride)
+
+
+def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                       dtype, metadata=None):
+    if not isinstance(dtype, TorchDType):
+        raise CheckpointError(f"malformed tensor record: dtype is {dtype!r}")
+    return _tensor(storage, storage_offset, size, stride, dtype.dtype)
+
+
+def _rebuild_parameter(data, requires_grad, backward_hooks):
+    return data
+
+
+def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
+    return data
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    if func not in _REBUILD_FUNCTIONS or new_type not in (TENSOR_CLASS, PARAMETER_CLASS):
+        raise CheckpointError(f"unsupported tensor subclass record: {new_type!r}")
+    return func(*args)
+
+
+_REBUILD_FUNCTIONS = (_rebuild_tensor_v2, _rebuild_tensor, _rebuild_tensor_v3)
+
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch", "Tensor"): TENSOR_CLASS,
+    ("torch.nn.parameter", "Parameter"): PARAMETER_CLASS,
+    ("torch", "Size"): tuple,
+}
+
+
+def resolve_global(module: str, name: str) -> Any:
+    """The stand-in for ``module.name``; raises for anything outside the allowlist."""
+    found = ALLOWED_GLOBALS.get((module, name))
+    if found is not None:
+        return found
+    if module == "torch":
+        if name in STORAGE_TYPES:
+            return StorageType(f"torch.{name}", DTYPES[STORAGE_TYPES[name]])
+        if name in TORCH_DTYPE_NAMES:
+            return TorchDType(DTYPES[TORCH_DTYPE_NAMES[name]])
+        if name in UNSUPPORTED_STORAGE_TYPES or name in UNSUPPORTED_TORCH_DTYPES:
+            dtype = UNSUPPORTED_STORAGE_TYPES.get(name, name)
+            raise UnsupportedDtypeError(
+                f"the checkpoint holds {dtype} tensors (torch.{name}), which the converter does "
+                f"not support (supported: {SUPPORTED_NAMES})")
+    raise UnsafeCheckpointError(f"{module}.{name}")
+
+
+# Errors a corrupted pickle stream can raise from inside the C unpickler or our stand-ins.
+_CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, struct.error, OverflowError, RecursionError, UnicodeDecodeError)
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, persistent_load: Callable[[Any], Any]):
+        super().__init__(file, encoding="utf-8")
+        self._persistent = persistent_load
+
+    def find_class(self, module: str, name: str) -> Any:
+        return resolve_global(module, name)
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._persistent(pid)
+
+
+def load_restricted(source: "bytes | io.BufferedIOBase", persistent_load: Callable[[Any], Any],
+                    where: str) -> Any:
+    """Unpickle ``source`` (bytes or a file positioned at a pickle) with the allowlist.
+
+    ``where`` names the file (and part) in error messages.
+    """
+    file = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    try:
+        return _Unpickler(file, persistent_load).load()
+    except UnsafeCheckpointError as exc:
+        raise UnsafeCheckpointError(exc.global_name, where) from None
+    except ConverterError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    except _CORRUPT as exc:
+        raise CheckpointError(
+            f"{where}: corrupted or truncated pickle ({type(exc).__name__}: {exc})") from None
