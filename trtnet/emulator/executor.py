@@ -1,6 +1,138 @@
-"""Executor of an emulated network (landing soon)."""
+"""Run an emulated network on NumPy inputs.
+
+Only the layers needed for the requested tensors run, in dependency order; an
+intermediate is freed as soon as its last consumer has run (unless fetched), so
+a full 550x550 pass keeps only the live feature maps in memory.
+"""
+
 from __future__ import annotations
 
+from typing import Iterable, Mapping
 
-def run(network, inputs, fetch=None):
-    raise NotImplementedError("emulator.run: landing soon")
+import numpy as np
+
+from . import trt
+from .network import Network
+from .tensor import ITensor
+
+
+def _tensors_by_name(network: Network) -> dict[str, list[ITensor]]:
+    found: dict[str, list[ITensor]] = {}
+    for t in network._inputs:
+        found.setdefault(t._name, []).append(t)
+    for layer in network._layers:
+        for t in layer._outputs:
+            found.setdefault(t._name, []).append(t)
+    return found
+
+
+def _resolve(network: Network, names: Iterable[str]) -> list[ITensor]:
+    by_name = _tensors_by_name(network)
+    out = []
+    for name in names:
+        hits = by_name.get(name)
+        if not hits:
+            close = sorted(n for n in by_name if name.split("/")[-1] in n)[:8]
+            raise KeyError(f"no tensor named {name!r} in the network" + (f"; similar: {close}" if close else ""))
+        if len(hits) > 1:
+            raise KeyError(f"{len(hits)} tensors are named {name!r}; give them unique names to fetch them")
+        out.append(hits[0])
+    return out
+
+
+def _check_input(t: ITensor, arr) -> np.ndarray:
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"input {t._name!r}: expected a numpy array, got {type(arr).__name__}")
+    want = np.dtype(trt.nptype(t._input_dtype))
+    if arr.dtype != want:
+        raise TypeError(f"input {t._name!r} is {t._input_dtype.name} ({want}); got a {arr.dtype} array")
+    dims = t._input_shape
+    if arr.ndim != len(dims) or any(d >= 0 and d != a for d, a in zip(dims, arr.shape)):
+        raise ValueError(f"input {t._name!r} must have shape {tuple(dims)} (-1 = any), got {arr.shape}")
+    return arr
+
+
+def _check_output(layer, i: int, arr: np.ndarray) -> None:
+    t = layer._outputs[i]
+    dims, dtype = t._shape(), t._dtype()
+    if arr.dtype != np.dtype(trt.nptype(dtype)):
+        raise AssertionError(f"emulator bug: {layer._name} output {i} is {arr.dtype}, declared {dtype.name}")
+    if arr.ndim != len(dims) or any(d >= 0 and d != a for d, a in zip(dims, arr.shape)):
+        raise AssertionError(f"emulator bug: {layer._name} output {i} has shape {arr.shape}, declared {tuple(dims)}")
+
+
+def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Execute ``network``: the marked outputs, or exactly the tensors named in ``fetch``.
+
+    Inputs are checked against the declared dtype (exact NumPy dtype) and shape
+    (``-1`` dims take any size). Only the layers the requested tensors depend on run.
+    """
+    wanted = network._outputs if fetch is None else _resolve(network, fetch)
+    if not wanted:
+        raise ValueError("nothing to compute: the network has no marked outputs and fetch is empty")
+    known = {t._name for t in network._inputs}
+    unknown = sorted(set(inputs) - known)
+    if unknown:
+        raise KeyError(f"unknown input(s) {unknown}; network inputs: {sorted(known)}")
+
+    # Layers needed, in dependency order (iterative DFS).
+    order, state = [], {}
+    for t in wanted:
+        stack = [(t._producer, False)] if t._producer is not None else []
+        while stack:
+            layer, done = stack.pop()
+            if done:
+                state[id(layer)] = 2
+                order.append(layer)
+                continue
+            if state.get(id(layer)):
+                if state[id(layer)] == 1:
+                    raise ValueError(f"the network has a cycle through {layer._name}")
+                continue
+            state[id(layer)] = 1
+            stack.append((layer, True))
+            for x in layer._inputs:
+                if x is not None and x._producer is not None and state.get(id(x._producer)) != 2:
+                    if state.get(id(x._producer)) == 1:
+                        raise ValueError(f"the network has a cycle through {x._producer._name}")
+                    stack.append((x._producer, False))
+
+    env: dict[int, np.ndarray] = {}
+    needed_inputs = {id(x) for layer in order for x in layer._inputs if x is not None and x._producer is None}
+    needed_inputs |= {id(t) for t in wanted if t._producer is None}
+    for t in network._inputs:
+        if id(t) in needed_inputs:
+            if t._name not in inputs:
+                raise KeyError(f"missing input {t._name!r} ({t._input_dtype.name}, shape {tuple(t._input_shape)})")
+            env[id(t)] = _check_input(t, inputs[t._name])
+
+    keep = {id(t) for t in wanted}
+    uses: dict[int, int] = {}
+    for layer in order:
+        for x in layer._inputs:
+            if x is not None:
+                uses[id(x)] = uses.get(id(x), 0) + 1
+
+    for layer in order:
+        layer._validate()
+        xs = [env[id(x)] if x is not None else None for x in layer._inputs]
+        try:
+            outs = layer._execute(xs)
+        except Exception as exc:  # name the layer, keep the exception type
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"while running layer {layer._name!r} ({type(layer).__name__})")
+            raise
+        del xs
+        for i, arr in enumerate(outs):
+            _check_output(layer, i, arr)
+            t = layer._outputs[i]
+            if uses.get(id(t)) or id(t) in keep:
+                env[id(t)] = arr
+        for x in layer._inputs:
+            if x is None:
+                continue
+            uses[id(x)] -= 1
+            if uses[id(x)] == 0 and id(x) not in keep:
+                env.pop(id(x), None)
+
+    return {t._name: env[id(t)] for t in wanted}

@@ -1,0 +1,66 @@
+"""Emulated ``ITensor``: name, shape (``-1`` = dynamic), dtype; recorded accesses."""
+
+from __future__ import annotations
+
+from . import trt
+
+
+class ITensor:
+    """A tensor of the network: name, shape (``-1`` = dynamic), dtype."""
+
+    def __init__(self, network, producer, index: int, name: str):
+        self._network = network
+        self._producer = producer
+        self._index = index
+        self._name = name
+        self._input_dtype: trt.DataType | None = None
+        self._input_shape: trt.Dims | None = None
+
+    def _record(self, name: str, access: str, value=None) -> None:
+        self._network.usage.attribute("ITensor", name, access, value)
+
+    @property
+    def name(self) -> str:
+        self._record("name", "get")
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._record("name", "set")
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"tensor name must be a non-empty str, got {value!r}")
+        self._name = value
+
+    @property
+    def shape(self) -> trt.Dims:
+        self._record("shape", "get")
+        return self._shape()
+
+    @property
+    def dtype(self) -> trt.DataType:
+        self._record("dtype", "get")
+        return self._dtype()
+
+    @property
+    def is_network_input(self) -> bool:
+        self._record("is_network_input", "get")
+        return self._producer is None
+
+    @property
+    def is_network_output(self) -> bool:
+        self._record("is_network_output", "get")
+        return any(t is self for t in self._network._outputs)
+
+    # Internal, unrecorded accessors.
+    def _shape(self) -> trt.Dims:
+        if self._producer is None:
+            return self._input_shape
+        return self._producer._output_shapes()[self._index]
+
+    def _dtype(self) -> trt.DataType:
+        if self._producer is None:
+            return self._input_dtype
+        return self._producer._output_dtypes()[self._index]
+
+    def __repr__(self) -> str:
+        return f"ITensor(name={self._name!r}, shape={tuple(self._shape())}, dtype={self._dtype()})"
