@@ -966,11 +966,14 @@ class ICastLayer(ILayer):
         return [x.astype(trt.nptype(to))]
 
 
-def _scale_check(layer, data_type, scale_t, axis, data_shape):
+def _scale_type_check(layer, data_type, scale_t):
     st = scale_t._dtype()
     if st not in (DT.FLOAT, data_type):
         raise EmulatorTypeError(layer._err(
             f"scale {scale_t._name!r} is {st.name}: it must be FLOAT or the data type {data_type.name}"))
+
+
+def _scale_shape_check(layer, scale_t, axis, data_shape):
     s = scale_t._shape()
     if len(s) > 1:
         raise ValueError(layer._err(f"scale must be a scalar or 1-D (per-channel), got shape {tuple(s)}"))
@@ -997,8 +1000,12 @@ class IQuantizeLayer(ILayer):
         self._require(self._in(0)._dtype(), FLOATS)
         if self._get("to_type") != DT.INT8:
             raise EmulatorTypeError(self._err(f"output_type {self._get('to_type')} not emulated (INT8 is)"))
-        _scale_check(self, self._in(0)._dtype(), self._in(1), self._get("axis"), self._in(0)._shape())
+        _scale_type_check(self, self._in(0)._dtype(), self._in(1))
         return [DT.INT8]
+
+    def _output_shapes(self):
+        _scale_shape_check(self, self._in(1), self._get("axis"), self._in(0)._shape())
+        return [self._in(0)._shape()]
 
     def _execute(self, xs):
         return [K.quantize(xs[0], xs[1], self._get("axis"))]
@@ -1019,8 +1026,12 @@ class IDequantizeLayer(ILayer):
     def _output_dtypes(self):
         self._require(self._in(0)._dtype(), (DT.INT8,))
         self._require(self._get("to_type"), FLOATS, "output_type")
-        _scale_check(self, self._get("to_type"), self._in(1), self._get("axis"), self._in(0)._shape())
+        _scale_type_check(self, self._get("to_type"), self._in(1))
         return [self._get("to_type")]
+
+    def _output_shapes(self):
+        _scale_shape_check(self, self._in(1), self._get("axis"), self._in(0)._shape())
+        return [self._in(0)._shape()]
 
     def _execute(self, xs):
         return [self._to(K.dequantize(xs[0], xs[1], self._get("axis")), self._get("to_type"))]

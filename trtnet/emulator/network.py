@@ -244,7 +244,8 @@ class Network:
         for i, t in enumerate(layer._outputs):
             t._name = f"{layer._name}_output" + (f"_{i}" if len(layer._outputs) > 1 else "")
         self._layers.append(layer)
-        layer._validate()  # type and shape errors surface where the layer is added
+        layer._output_dtypes()  # type errors surface where the layer is added (shapes may depend
+        # on attributes set later, e.g. num_groups, so they are checked when queried or run)
         return layer
 
     def _check_tensor(self, t, method: str, param: str) -> None:

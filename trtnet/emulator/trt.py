@@ -205,8 +205,8 @@ class LayerType(_TrtEnum):
     SLICE = 22
     SHAPE = 23
     RESIZE = 25
-    QUANTIZE = 33
-    DEQUANTIZE = 34
+    QUANTIZE = 32
+    DEQUANTIZE = 33
     PLUGIN_V3 = 46
 
 
