@@ -116,8 +116,12 @@ class Checkpoint:
 
     def _read_exact(self, pos: int, n: int, what: str) -> np.ndarray:
         buf = np.empty(n, np.uint8)
-        self._file.seek(pos)
-        got = self._file.readinto(memoryview(buf)) if n else 0
+        try:
+            self._file.seek(pos)
+            got = self._file.readinto(memoryview(buf)) if n else 0
+        except OSError as exc:
+            raise CheckpointError(f"{self.path}: cannot read {what}: {exc.strerror or exc}"
+                                  ) from None
         if got != n:
             raise CheckpointError(
                 f"{self.path}: file is truncated: {what} needs bytes {pos}..{pos + n}, "
@@ -318,9 +322,12 @@ class TarCheckpoint(Checkpoint):
             key, storage = str(rec[0]), objects.get(str(rec[1]))
             if storage is None:
                 raise CheckpointError(f"{where}: tensor {key!r} uses an unknown storage")
-            ndim = int(self._read_exact(f.tell(), 8, "tensor record").view("<i4")[0])
-            body = self._read_exact(f.tell() + 8, 8 * (2 * ndim + 1), "tensor record")
-            f.seek(f.tell() + 8 + body.size)
+            pos = f.tell()
+            ndim = int(self._read_exact(pos, 8, "tensor record").view("<i4")[0])
+            if not 0 <= ndim <= 64:
+                raise CheckpointError(f"{where}: malformed tensor record for {key!r}")
+            body = self._read_exact(pos + 8, 8 * (2 * ndim + 1), "tensor record")
+            f.seek(pos + 8 + body.size)
             vals = [int(v) for v in body.view("<i8")]
             from .unpickler import _tensor
             objects[key] = _tensor(storage, vals[-1], tuple(vals[:ndim]),

@@ -15,6 +15,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .errors import ConverterError
+
 
 def build_header(entries: Sequence[tuple[str, str, tuple[int, ...], int]],
                  metadata: Mapping[str, str]) -> bytes:
@@ -35,27 +37,43 @@ def write_atomic(path: str, header: bytes, chunks: Iterable[np.ndarray],
     rename it over ``path``. On any error the temp file is removed and ``path`` untouched.
     ``durable`` fsyncs the data before the rename (a crash then never leaves a torn file)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
+    except OSError as exc:
+        raise ConverterError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(header)
+            _write(f, header, path)
             for arr in chunks:
-                f.write(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+                _write(f, np.ascontiguousarray(arr).reshape(-1).view(np.uint8), path)
             written = f.tell()
             if written != len(header) + expected_size:
                 raise RuntimeError(f"internal error: wrote {written} bytes, header promised "
                                    f"{len(header) + expected_size}")
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
+            try:
+                f.flush()
+                if durable:
+                    os.fsync(f.fileno())
+                os.chmod(tmp, 0o644 & ~_umask())
+            except OSError as exc:
+                raise ConverterError(f"cannot write {path}: {exc.strerror or exc}") from None
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ConverterError(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+
+
+def _write(f, data, path: str) -> None:
+    try:
+        f.write(data)
+    except OSError as exc:
+        raise ConverterError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _umask() -> int:

@@ -156,6 +156,9 @@ def _rebuild_from_type_v2(func, new_type, args, state):
     return func(*args)
 
 
+LEGACY_TENSOR_TYPES = frozenset(
+    n.replace("Storage", "Tensor") for n in STORAGE_TYPES if n != "UntypedStorage")
+
 _REBUILD_FUNCTIONS = (_rebuild_tensor_v2, _rebuild_tensor, _rebuild_tensor_v3)
 
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
@@ -180,6 +183,8 @@ def resolve_global(module: str, name: str) -> Any:
     if module == "torch":
         if name in STORAGE_TYPES:
             return StorageType(f"torch.{name}", DTYPES[STORAGE_TYPES[name]])
+        if name in LEGACY_TENSOR_TYPES:     # tensor records of the legacy tar format
+            return _Marker(f"torch.{name}")
         if name in TORCH_DTYPE_NAMES:
             return TorchDType(DTYPES[TORCH_DTYPE_NAMES[name]])
         if name in UNSUPPORTED_STORAGE_TYPES or name in UNSUPPORTED_TORCH_DTYPES:

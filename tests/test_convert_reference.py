@@ -1,0 +1,136 @@
+"""The converter on the real torch.save checkpoints of the reference data.
+
+Every tensor must reproduce the sha256 in ``weights_index.json`` (computed by PyTorch
+itself from the values it loads): exact, no tolerance. The index records 0-d tensors
+(``num_batches_tracked``) with shape [1]; torch stores them as shape ().
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+from weights_convert import __version__, convert, load_state_dict
+
+CASES = {
+    "vid_resnet50/weights.pth": "yolact_edge_vid_resnet50",
+    "mobilenetv2/weights.pth": "yolact_edge_mobilenetv2",
+    "checkpoint_formats/zip_fp32.pth": None,      # partial state dicts: no config
+    "checkpoint_formats/legacy_fp32.pth": None,
+    "checkpoint_formats/wrapped_fp32.pth": None,
+}
+
+
+def _index(path: Path) -> dict:
+    return json.loads((path.parent / "weights_index.json").read_text())
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+                          ).hexdigest()
+
+
+def _index_shape(a: np.ndarray) -> list:
+    return list(a.shape) if a.ndim else [1]
+
+
+def _assert_matches_index(tensors: dict, index: dict) -> None:
+    assert sorted(tensors) == sorted(index)
+    for key, want in index.items():
+        a = tensors[key]
+        assert str(a.dtype) == want["dtype"], key
+        assert _index_shape(a) == want["shape"], key
+        assert _sha(a) == want["sha256"], key
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_load_state_dict_reproduces_every_checksum(reference_dir, name):
+    path = reference_dir / name
+    _assert_matches_index(load_state_dict(path), _index(path))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_converted_safetensors_reproduce_every_checksum(reference_dir, tmp_path, name):
+    path = reference_dir / name
+    out = tmp_path / "out.safetensors"
+    convert(path, out, durable=False)
+    _assert_matches_index(load_file(str(out)), _index(path))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_config_is_recognised_from_keys_and_shapes(reference_dir, tmp_path, name):
+    result = convert(reference_dir / name, tmp_path / "out.safetensors", durable=False)
+    assert result.config == CASES[name]
+    if CASES[name] is None:   # partial dicts still convert, with a warning naming the closest
+        assert result.closest_config == "yolact_edge_resnet50"
+        assert any("closest is yolact_edge_resnet50" in w for w in result.warnings)
+    else:
+        assert result.warnings == []
+
+
+def test_metadata_names_config_source_hash_and_converter(reference_dir, tmp_path):
+    src = reference_dir / "mobilenetv2/weights.pth"
+    out = tmp_path / "m.safetensors"
+    convert(src, out, durable=False)
+    with safe_open(str(out), "np") as f:
+        meta = f.metadata()
+    assert meta["config"] == "yolact_edge_mobilenetv2"
+    assert meta["source_sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert meta["converter_version"] == f"weights_convert {__version__}"
+
+
+def test_wrapped_state_dict_is_found_under_its_key(reference_dir, tmp_path):
+    result = convert(reference_dir / "checkpoint_formats/wrapped_fp32.pth",
+                     tmp_path / "w.safetensors", durable=False)
+    assert any("'state_dict'" in n for n in result.notes)
+
+
+def test_fp32_to_fp16_rounds_every_float_tensor(reference_dir, tmp_path):
+    src = reference_dir / "checkpoint_formats/zip_fp32.pth"
+    index = _index(src)
+    out = tmp_path / "h.safetensors"
+    convert(src, out, dtype="fp16", durable=False)
+    half = load_file(str(out))
+    full = load_state_dict(src)   # exact float32 values (checksums checked above)
+    for key, want in index.items():
+        if want["dtype"] == "int64":
+            assert half[key].dtype == np.int64 and _sha(half[key]) == want["sha256"]
+        else:  # round-to-nearest-even, as torch's .half()
+            assert half[key].dtype == np.float16
+            np.testing.assert_array_equal(half[key], full[key].astype(np.float16))
+
+
+def test_fp16_checkpoint_widened_to_fp32_is_exact(reference_dir, tmp_path):
+    src = reference_dir / "mobilenetv2/weights.pth"
+    out = tmp_path / "f.safetensors"
+    convert(src, out, dtype="fp32", durable=False)
+    wide = load_file(str(out))
+    index = _index(src)
+    for key, want in index.items():
+        a = wide[key]
+        if want["dtype"] == "float16":
+            assert a.dtype == np.float32
+            a = a.astype(np.float16)    # float16 -> float32 -> float16 is the identity
+        assert _sha(a) == want["sha256"], key
+
+
+def test_given_config_that_matches_converts(reference_dir, tmp_path):
+    result = convert(reference_dir / "vid_resnet50/weights.pth", tmp_path / "v.safetensors",
+                     config="yolact_edge_vid_resnet50_config", durable=False)
+    assert result.config == "yolact_edge_vid_resnet50"
+
+
+def test_video_checkpoint_for_image_config_keeps_flow_keys_with_warning(reference_dir, tmp_path):
+    out = tmp_path / "v.safetensors"
+    result = convert(reference_dir / "vid_resnet50/weights.pth", out,
+                     config="yolact_edge_youtubevis_resnet50", durable=False)
+    assert result.config == "yolact_edge_youtubevis_resnet50"
+    assert len(result.warnings) == 1
+    assert "37 keys are not part of config yolact_edge_youtubevis_resnet50" in result.warnings[0]
+    assert "flow_net.pred3.scale.bias" in load_file(str(out))
