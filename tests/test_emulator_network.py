@@ -129,9 +129,21 @@ def test_fetch_returns_named_intermediates_and_runs_only_what_they_need():
     relu.get_output(0).name = "relu"
     bad = net.add_resize(relu.get_output(0))  # never configured: running it would fail
     net.mark_output(bad.get_output(0))
-    out = emulator.run(net, {"x": np.ones((1, 3, 6, 6), np.float32)}, fetch=["conv", "relu"])
+    out = emulator.run(net, {"x": np.ones((1, 3, 6, 6), np.float32)}, fetch=["conv", "relu"], outputs=False)
     assert set(out) == {"conv", "relu"}
     assert out["conv"][0, 0, 2, 2] == 27.0  # 3x3x3 ones
+
+
+def test_fetch_adds_to_the_marked_outputs():
+    net = emulator.Network()
+    x = net.add_input("x", trt.float32, (2,))
+    a = net.add_unary(x, trt.UnaryOperation.NEG)
+    a.get_output(0).name = "neg"
+    b = net.add_unary(a.get_output(0), trt.UnaryOperation.ABS)
+    b.get_output(0).name = "abs"
+    net.mark_output(b.get_output(0))
+    out = emulator.run(net, {"x": np.array([1.0, -2.0], np.float32)}, fetch=["neg"])
+    assert out["neg"].tolist() == [-1.0, 2.0] and out["abs"].tolist() == [1.0, 2.0]
 
 
 def test_fetching_an_unknown_name_is_an_error():

@@ -1,4 +1,4 @@
-"""Run an emulated network on NumPy inputs.
+"""Run an emulated network on NumPy inputs: marked outputs plus fetched tensors.
 
 Only the layers needed for the requested tensors run, in dependency order; an
 intermediate is freed as soon as its last consumer has run (unless fetched), so
@@ -61,15 +61,21 @@ def _check_output(layer, i: int, arr: np.ndarray) -> None:
         raise AssertionError(f"emulator bug: {layer._name} output {i} has shape {arr.shape}, declared {tuple(dims)}")
 
 
-def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Execute ``network``: the marked outputs, or exactly the tensors named in ``fetch``.
+def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | None = None, *,
+        outputs: bool = True) -> dict[str, np.ndarray]:
+    """Execute ``network``; returns the marked outputs plus every tensor named in ``fetch``.
 
+    With ``outputs=False`` only the fetched tensors are computed and returned
+    (only the layers they depend on run: cheap for early feature maps).
     Inputs are checked against the declared dtype (exact NumPy dtype) and shape
-    (``-1`` dims take any size). Only the layers the requested tensors depend on run.
+    (``-1`` dims take any size).
     """
-    wanted = network._outputs if fetch is None else _resolve(network, fetch)
+    wanted = list(network._outputs) if outputs else []
+    for t in _resolve(network, fetch or []):
+        if not any(t is w for w in wanted):
+            wanted.append(t)
     if not wanted:
-        raise ValueError("nothing to compute: the network has no marked outputs and fetch is empty")
+        raise ValueError("nothing to compute: no marked outputs and nothing fetched")
     known = {t._name for t in network._inputs}
     unknown = sorted(set(inputs) - known)
     if unknown:
