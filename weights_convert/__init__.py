@@ -12,7 +12,7 @@ __version__ = "1.0"
 from .errors import (CheckpointError, ConfigMismatchError, ConverterError,  # noqa: E402
                      UnsafeCheckpointError, UnsupportedDtypeError)
 from .checkpoint import open_checkpoint  # noqa: E402
-from .convert import ConversionResult, convert, load_state_dict  # noqa: E402
+from .converter import ConversionResult, convert, load_state_dict  # noqa: E402
 
 __all__ = [
     "CheckpointError", "ConfigMismatchError", "ConversionResult", "ConverterError",

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from . import __version__
-from .convert import convert
+from .converter import convert
 from .errors import ConverterError
 
 

@@ -139,7 +139,12 @@ def convert(src: "str | os.PathLike", dst: "str | os.PathLike", config: Optional
         raise ConverterError(f"output {dst} is the input file")
     if not os.path.isfile(src):
         raise CheckpointError(f"{src}: no such file")
-    digest = sha256_file(src)
+    digest = sha256_file(src)   # first pass over the file: also warms the page cache
+    return _convert(src, dst, config, dtype, durable, digest)
+
+
+def _convert(src: str, dst: str, config: Optional[str], dtype: Optional[str], durable: bool,
+             digest: str) -> ConversionResult:
     with open_checkpoint(src) as ckpt:
         tensors, notes = find_state_dict(ckpt.obj, src)
         result = ConversionResult(src, dst, ckpt.format, digest, None, None, notes=notes)
