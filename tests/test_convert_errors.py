@@ -168,3 +168,23 @@ def test_cli_unwritable_output_directory(reference_dir, tmp_path, capsys):
                str(tmp_path / "missing_dir" / "o.safetensors")])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_broadcast_view_memory_bomb_is_refused(tmp_path):
+    # one stored element viewed with stride 0 as 2**40 elements (4 TiB as float32)
+    tensors, storages = h.simple({"w": np.zeros(1, np.float32)})
+    tensors["w"] = h.Tensor("0", (2 ** 40,), strides=(0,))
+    h.write_zip(tmp_path / "bomb.pth", tensors, storages)
+    with pytest.raises(CheckpointError, match="would take 4398046511104 bytes .* refusing"):
+        load_state_dict(tmp_path / "bomb.pth")
+
+
+def test_storage_size_differing_from_its_record_is_reported(tmp_path):
+    tensors, storages = h.simple({"w": np.zeros(4, np.float32)})
+    pkl = h.dumps(h.ODict([("w", h.Reduce(h.Global("torch._utils", "_rebuild_tensor_v2"), (
+        h.PersId(("storage", h.Global("torch", "FloatStorage"), "0", "cpu", 8)),
+        0, (4,), (1,), False, h.ODict())))]))
+    h.write_zip(tmp_path / "c.pth", tensors, storages, data_pkl=pkl)
+    with pytest.raises(CheckpointError, match="storage archive/data/0 holds 16 bytes, its "
+                                              "record says 8 x 4 bytes"):
+        load_state_dict(tmp_path / "c.pth")

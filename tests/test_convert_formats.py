@@ -138,3 +138,12 @@ def test_dtype_fp16_casts_floats_only(tmp_path):
     assert {k for k, v in got.items() if v.dtype == np.float16} == {"w32", "w16", "w64", "empty"}
     np.testing.assert_array_equal(got["w32"], BASE.astype(np.float16))
     np.testing.assert_array_equal(got["i64"], STATE["i64"])
+
+
+def test_yolact_fpn_keys_are_renamed_like_upstream(tmp_path):
+    tensors, storages = h.simple({"fpn.lat_layers.0.weight": BASE, "fpn.pred_layers.0.bias": BASE[0],
+                                  "fpn.downsample_layers.1.bias": BASE[1]})
+    h.write_zip(tmp_path / "y.pth", tensors, storages)
+    assert sorted(load_state_dict(tmp_path / "y.pth")) == [
+        "fpn_phase_1.lat_layers.0.weight", "fpn_phase_2.downsample_layers.1.bias",
+        "fpn_phase_2.pred_layers.0.bias"]

@@ -20,15 +20,18 @@ import tarfile
 import zipfile
 import zlib
 from collections import Counter
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from .errors import CheckpointError
-from .unpickler import StorageRef, StorageType, TensorRef, load_restricted
+from .unpickler import StorageRef, StorageType, TensorRef, _tensor, load_restricted
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
+# Largest (tensor bytes) / (file bytes) ratio accepted: real state dicts are ~1 (x2 for a
+# float16 -> float32 widening); stride-0 records claiming more are refused.
+EXPANSION_LIMIT = 16
 
 
 class Checkpoint:
@@ -62,7 +65,16 @@ class Checkpoint:
     # -- public ---------------------------------------------------------------------
     def plan(self, tensors: "dict[str, TensorRef]") -> None:
         """Say which tensors will be read, so storages shared by several stay cached
-        until their last user and are dropped right after."""
+        until their last user and are dropped right after.
+
+        Refuses tensor records whose values would be far larger than the file (stride-0
+        views can describe terabytes with one element): a memory bomb, not weights.
+        """
+        total = sum(t.nbytes for t in tensors.values())
+        if total > max(EXPANSION_LIMIT * self._size, 1 << 26):
+            raise CheckpointError(
+                f"{self.path}: its tensors would take {total} bytes from a {self._size}-byte "
+                "file (broadcast views?); refusing to expand them")
         self._uses = Counter(t.storage.key for t in tensors.values())
 
     def read(self, name: str, t: TensorRef) -> np.ndarray:
@@ -137,7 +149,7 @@ def _storage_record(pid: Any, where: str, legacy: bool) -> tuple:
             raise CheckpointError(f"{where}: the file holds a pickled nn.Module "
                                   "(torch.save(model)), not a state dict")
         raise CheckpointError(f"{where}: unexpected persistent record {pid!r}")
-    stype, key, numel = pid[1], str(pid[2]), pid[4]
+    stype, numel = pid[1], pid[4]
     if not isinstance(stype, StorageType) or not isinstance(numel, int) or numel < 0:
         raise CheckpointError(f"{where}: malformed storage record {pid!r}")
     return pid
@@ -170,6 +182,10 @@ class ZipCheckpoint(Checkpoint):
         self.obj = load_restricted(self._member(pkls[0]), self._persistent_load, where)
 
     def _member(self, name: str) -> bytes:
+        declared = self._zip.getinfo(name).file_size
+        if declared > max(EXPANSION_LIMIT * self._size, 1 << 26):
+            raise CheckpointError(f"{self.path}: {name} claims {declared} bytes uncompressed "
+                                  f"in a {self._size}-byte file (corrupted or hostile)")
         try:
             return self._zip.read(name)
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
@@ -191,6 +207,11 @@ class ZipCheckpoint(Checkpoint):
     def _read_storage(self, key: str) -> np.ndarray:
         name = f"{self._prefix}data/{key}"
         info = self._zip.getinfo(name)
+        root = self._storages[key]
+        if info.file_size != root.numel * root.dtype.itemsize:
+            raise CheckpointError(
+                f"{self.path}: storage {name} holds {info.file_size} bytes, its record says "
+                f"{root.numel} x {root.dtype.itemsize} bytes (corrupted file)")
         if info.compress_type != zipfile.ZIP_STORED:
             return np.frombuffer(bytearray(self._member(name)), np.uint8)
         header = self._read_exact(info.header_offset, 30, f"local header of {name}").tobytes()
@@ -329,7 +350,6 @@ class TarCheckpoint(Checkpoint):
             body = self._read_exact(pos + 8, 8 * (2 * ndim + 1), "tensor record")
             f.seek(pos + 8 + body.size)
             vals = [int(v) for v in body.view("<i8")]
-            from .unpickler import _tensor
             objects[key] = _tensor(storage, vals[-1], tuple(vals[:ndim]),
                                    tuple(vals[ndim:2 * ndim]))
 

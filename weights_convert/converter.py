@@ -22,7 +22,6 @@ from .dtypes import DTYPES, DType, bfloat16_to_float32
 from .errors import CheckpointError, ConfigMismatchError, ConverterError
 from .safetensors_io import build_header, write_atomic
 from .statedict import find_state_dict
-from .unpickler import TensorRef
 
 DTYPE_CHOICES = {"fp32": "float32", "fp16": "float16"}
 

@@ -4,6 +4,10 @@ Accepted: a key -> tensor dict (``model.state_dict()``), or a dict wrapping one 
 usual key (``state_dict``, ``model``, ...; up to two levels deep, as training scripts
 save ``{'model': {...}, 'optimizer': ..., 'iteration': ...}``). A ``module.`` prefix on
 every key (``nn.DataParallel``) is removed. Other entries are ignored and reported.
+
+YOLACT (not Edge) checkpoints name the FPN ``fpn.*``; as upstream's ``load_weights`` does,
+``fpn.lat_layers.*`` becomes ``fpn_phase_1.lat_layers.*`` and every other ``fpn.*`` key
+``fpn_phase_2.*``, so a YOLACT checkpoint loads into a yolact_edge network.
 """
 
 from __future__ import annotations
@@ -64,4 +68,17 @@ def find_state_dict(obj: Any, where: str) -> tuple[dict[str, TensorRef], list[st
     if all(k.startswith("module.") for k in found):
         found = {k[len("module."):]: v for k, v in found.items()}
         notes.append("removed the 'module.' prefix (nn.DataParallel) from every key")
+    if any(k.startswith("fpn.") for k in found) and not any(
+            k.startswith(("fpn_phase_1.", "fpn_phase_2.")) for k in found):
+        found = {_yolact_fpn_key(k): v for k, v in found.items()}
+        notes.append("renamed YOLACT keys fpn.* to fpn_phase_1.lat_layers.* / fpn_phase_2.* "
+                     "(as upstream's load_weights)")
     return found, notes
+
+
+def _yolact_fpn_key(key: str) -> str:
+    if key.startswith("fpn.lat_layers."):
+        return "fpn_phase_1." + key[len("fpn."):]
+    if key.startswith("fpn."):
+        return "fpn_phase_2." + key[len("fpn."):]
+    return key
