@@ -17,8 +17,10 @@ def main(argv: "list[str] | None" = None) -> int:
                     "torch. Refuses pickles that reference anything but tensor data.")
     parser.add_argument("input", help="checkpoint written by torch.save (.pth)")
     parser.add_argument("output", help="safetensors file to write (atomically)")
-    parser.add_argument("--config", help="yolact_edge config the checkpoint must match "
-                        "(default: recognise it from the keys and shapes)")
+    from trtnet.config import CONFIGS
+    parser.add_argument("--config", metavar="NAME",
+                        help="yolact_edge config the checkpoint must match (default: recognise "
+                             "it from the keys and shapes); one of: " + ", ".join(CONFIGS))
     parser.add_argument("--dtype", choices=("fp32", "fp16"),
                         help="cast floating tensors (default: keep float32/float16, "
                              "bfloat16 and float64 become float32)")
