@@ -139,3 +139,26 @@ def test_video_checkpoint_for_image_config_keeps_flow_keys_with_warning(referenc
     assert len(result.warnings) == 1
     assert "37 keys are not part of config yolact_edge_youtubevis_resnet50" in result.warnings[0]
     assert "flow_net.pred3.scale.bias" in load_file(str(out))
+
+
+def test_every_reference_checkpoint_is_covered(reference_dir):
+    found = {str(p.relative_to(reference_dir)) for p in reference_dir.glob("*/*.pth")}
+    assert found == set(CASES)
+
+
+def test_load_state_dict_reads_converted_safetensors_back(reference_dir, converted):
+    name = "checkpoint_formats/legacy_fp32.pth"
+    _assert_matches_index(load_state_dict(converted[name][1]), _index(reference_dir / name))
+
+
+def test_cli_converts_partial_checkpoint_with_warning(reference_dir, tmp_path, capsys):
+    from weights_convert.__main__ import main
+
+    out = tmp_path / "p.safetensors"
+    rc = main([str(reference_dir / "checkpoint_formats/legacy_fp32.pth"), str(out)])
+    captured = capsys.readouterr()
+    assert rc == 0 and out.is_file()
+    assert captured.err.startswith("warning: the checkpoint matches no yolact_edge config; "
+                                   "closest is yolact_edge_resnet50, which differs in 324 keys: "
+                                   "backbone.layers.0.1.conv1.weight: missing")
+    assert "36 tensors" in captured.out and "config none (closest: yolact_edge_resnet50)" in captured.out
