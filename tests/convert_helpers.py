@@ -40,6 +40,14 @@ class PersId:
     value: Any
 
 
+@dataclass(frozen=True)
+class Build:
+    """``obj`` updated with ``state`` (BUILD opcode: ``__setstate__`` or ``__dict__``)."""
+
+    obj: Any
+    state: Any
+
+
 @dataclass
 class ODict:
     """``collections.OrderedDict`` with these items."""
@@ -102,6 +110,10 @@ def _emit(obj: Any, out: io.BytesIO) -> None:
         _emit(obj.func, out)
         _emit(tuple(obj.args), out)
         out.write(b"R")
+    elif isinstance(obj, Build):
+        _emit(obj.obj, out)
+        _emit(obj.state, out)
+        out.write(b"b")
     elif isinstance(obj, PersId):
         _emit(obj.value, out)
         out.write(b"Q")

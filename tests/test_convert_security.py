@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import convert_helpers as h
-from weights_convert import UnsafeCheckpointError, convert, load_state_dict
+from weights_convert import CheckpointError, UnsafeCheckpointError, convert, load_state_dict
 from weights_convert.__main__ import main
 
 SAFE = {"conv.weight": np.ones((2, 3), np.float32)}
@@ -119,3 +119,22 @@ def test_cli_process_exits_nonzero_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr and "os.system" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.parametrize("target", ["tensor", "rebuild function", "storage"])
+def test_pickle_cannot_rewrite_validated_records(tmp_path, target):
+    # BUILD could set negative strides on a checked tensor record (an out-of-bounds read),
+    # or rewrite a stand-in function's defaults for later loads: both are refused
+    tensors, storages = h.simple(SAFE)
+    v2 = h.Global("torch._utils", "_rebuild_tensor_v2")
+    pid = h.PersId(("storage", h.Global("torch", "FloatStorage"), "0", "cpu", 6))
+    tensor = h.Reduce(v2, (pid, 0, (2, 3), (3, 1), False, h.ODict()))
+    obj = {
+        "tensor": h.Build(tensor, {"strides": (-1000, 1)}),
+        "rebuild function": h.Build(v2, (None, {"__defaults__": (1, 2, 3)})),
+        "storage": h.Build(pid, {"numel": 10 ** 9}),
+    }[target]
+    h.write_zip(tmp_path / "b.pth", tensors, storages,
+                data_pkl=h.dumps(h.ODict([("conv.weight", obj)])))
+    with pytest.raises(CheckpointError, match="malformed pickle: it tries to modify"):
+        load_state_dict(tmp_path / "b.pth")

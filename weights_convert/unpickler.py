@@ -22,8 +22,18 @@ from .dtypes import (DTYPES, STORAGE_TYPES, TORCH_DTYPE_NAMES, UNSUPPORTED_STORA
 from .errors import CheckpointError, ConverterError, UnsafeCheckpointError, UnsupportedDtypeError
 
 
+class _NoBuild:
+    """Refuses pickle's BUILD opcode: the records below are validated when made and must
+    not be rewritten afterwards (e.g. negative strides set after the checks)."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state: Any) -> None:
+        raise CheckpointError(f"malformed pickle: it tries to modify a {type(self).__name__}")
+
+
 @dataclass(frozen=True)
-class StorageType:
+class StorageType(_NoBuild):
     """Stand-in for a ``torch.<X>Storage`` class: only carries the element dtype."""
 
     torch_name: str
@@ -31,14 +41,14 @@ class StorageType:
 
 
 @dataclass(frozen=True)
-class TorchDType:
+class TorchDType(_NoBuild):
     """Stand-in for a ``torch.<dtype>`` object (argument of ``_rebuild_tensor_v3``)."""
 
     dtype: DType
 
 
 @dataclass
-class StorageRef:
+class StorageRef(_NoBuild):
     """One storage record: where its bytes live (``key``) and how many elements it holds.
 
     ``byte_offset`` / ``nbytes`` select a view of the root storage (legacy format views).
@@ -56,7 +66,7 @@ class StorageRef:
 
 
 @dataclass
-class TensorRef:
+class TensorRef(_NoBuild):
     """A tensor as the checkpoint describes it, without its data."""
 
     storage: StorageRef
@@ -93,8 +103,10 @@ class TensorRef:
         return True
 
 
-class _Marker:
+class _Marker(_NoBuild):
     """Stand-in for a torch class that is only ever compared against (torch.Tensor...)."""
+
+    __slots__ = ("name",)
 
     def __init__(self, name: str):
         self.name = name
@@ -150,6 +162,22 @@ def _rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
     return data
 
 
+class _StandIn(_NoBuild):
+    """A callable the pickle may look up and call, immune to BUILD (unlike a function,
+    whose ``__defaults__`` a pickle could otherwise rewrite)."""
+
+    __slots__ = ("_fn", "name")
+
+    def __init__(self, fn: Callable[..., Any], name: str):
+        self._fn, self.name = fn, name
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
 def _rebuild_from_type_v2(func, new_type, args, state):
     if func not in _REBUILD_FUNCTIONS or new_type not in (TENSOR_CLASS, PARAMETER_CLASS):
         raise CheckpointError(f"unsupported tensor subclass record: {new_type!r}")
@@ -159,16 +187,23 @@ def _rebuild_from_type_v2(func, new_type, args, state):
 LEGACY_TENSOR_TYPES = frozenset(
     n.replace("Storage", "Tensor") for n in STORAGE_TYPES if n != "UntypedStorage")
 
-_REBUILD_FUNCTIONS = (_rebuild_tensor_v2, _rebuild_tensor, _rebuild_tensor_v3)
+def _stand_in(module: str, fn: Callable[..., Any]) -> _StandIn:
+    return _StandIn(fn, f"{module}.{fn.__name__}")
+
+
+_REBUILD_FUNCTIONS = (
+    _stand_in("torch._utils", _rebuild_tensor_v2),
+    _stand_in("torch._utils", _rebuild_tensor),
+    _stand_in("torch._utils", _rebuild_tensor_v3),
+)
 
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
-    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    **{tuple(f.name.rsplit(".", 1)): f for f in _REBUILD_FUNCTIONS},
+    ("torch._utils", "_rebuild_parameter"): _stand_in("torch._utils", _rebuild_parameter),
+    ("torch._utils", "_rebuild_parameter_with_state"):
+        _stand_in("torch._utils", _rebuild_parameter_with_state),
+    ("torch._tensor", "_rebuild_from_type_v2"): _stand_in("torch._tensor", _rebuild_from_type_v2),
     ("torch", "Tensor"): TENSOR_CLASS,
     ("torch.nn.parameter", "Parameter"): PARAMETER_CLASS,
     ("torch", "Size"): tuple,
