@@ -186,13 +186,17 @@ class ZipCheckpoint(Checkpoint):
         self.obj = load_restricted(self._member(pkls[0]), self._persistent_load, where)
 
     def _member(self, name: str) -> bytes:
-        declared = self._zip.getinfo(name).file_size
+        info = self._zip.getinfo(name)
+        if info.flag_bits & 0x1:
+            raise CheckpointError(f"{self.path}: {name} is encrypted (not a torch.save file)")
+        declared = info.file_size
         if declared > max(EXPANSION_LIMIT * self._size, 1 << 26):
             raise CheckpointError(f"{self.path}: {name} claims {declared} bytes uncompressed "
                                   f"in a {self._size}-byte file (corrupted or hostile)")
         try:
             return self._zip.read(name)
-        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
+                NotImplementedError, RuntimeError) as exc:
             raise CheckpointError(f"{self.path}: cannot read {name} (corrupted or truncated "
                                   f"file): {exc}") from None
 
@@ -216,7 +220,7 @@ class ZipCheckpoint(Checkpoint):
             raise CheckpointError(
                 f"{self.path}: storage {name} holds {info.file_size} bytes, its record says "
                 f"{root.numel} x {root.dtype.itemsize} bytes (corrupted file)")
-        if info.compress_type != zipfile.ZIP_STORED:
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
             return np.frombuffer(bytearray(self._member(name)), np.uint8)
         header = self._read_exact(info.header_offset, 30, f"local header of {name}").tobytes()
         if header[:4] != b"PK\x03\x04":

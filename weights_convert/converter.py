@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -149,6 +150,8 @@ def _convert(src: str, dst: str, config: Optional[str], dtype: Optional[str], du
         result = ConversionResult(src, dst, ckpt.format, digest, None, None, notes=notes)
         _check_config({k: t.shape for k, t in tensors.items()}, config, result, src)
         plan = [(k, t, output_dtype(t.dtype, dtype)) for k, t in tensors.items()]
+        changed = Counter((t.dtype.name, out.name) for _, t, out in plan if t.dtype != out)
+        result.notes += [f"{n} {a} tensors written as {b}" for (a, b), n in changed.items()]
         entries = [(k, out.safetensors, t.shape, t.numel * out.itemsize) for k, t, out in plan]
         metadata = {
             "format": "pt",
