@@ -184,9 +184,6 @@ def _rebuild_from_type_v2(func, new_type, args, state):
     return func(*args)
 
 
-LEGACY_TENSOR_TYPES = frozenset(
-    n.replace("Storage", "Tensor") for n in STORAGE_TYPES if n != "UntypedStorage")
-
 def _stand_in(module: str, fn: Callable[..., Any]) -> _StandIn:
     return _StandIn(fn, f"{module}.{fn.__name__}")
 
@@ -210,6 +207,11 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+# torch.FloatTensor & co: the tensor-type field of the legacy tar format's tensor records
+LEGACY_TENSOR_TYPES = frozenset(
+    n.replace("Storage", "Tensor") for n in STORAGE_TYPES if n != "UntypedStorage")
+
+
 def resolve_global(module: str, name: str) -> Any:
     """The stand-in for ``module.name``; raises for anything outside the allowlist."""
     found = ALLOWED_GLOBALS.get((module, name))
@@ -218,7 +220,7 @@ def resolve_global(module: str, name: str) -> Any:
     if module == "torch":
         if name in STORAGE_TYPES:
             return StorageType(f"torch.{name}", DTYPES[STORAGE_TYPES[name]])
-        if name in LEGACY_TENSOR_TYPES:     # tensor records of the legacy tar format
+        if name in LEGACY_TENSOR_TYPES:
             return _Marker(f"torch.{name}")
         if name in TORCH_DTYPE_NAMES:
             return TorchDType(DTYPES[TORCH_DTYPE_NAMES[name]])
