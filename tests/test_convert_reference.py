@@ -162,3 +162,13 @@ def test_cli_converts_partial_checkpoint_with_warning(reference_dir, tmp_path, c
                                    "closest is yolact_edge_resnet50, which differs in 324 keys: "
                                    "backbone.layers.0.1.conv1.weight: missing")
     assert "36 tensors" in captured.out and "config none (closest: yolact_edge_resnet50)" in captured.out
+
+
+@pytest.mark.parametrize("name", ["vid_resnet50/weights.pth", "checkpoint_formats/legacy_fp32.pth"])
+def test_checkpoint_shapes_without_reading_data(reference_dir, converted, name):
+    from weights_convert import checkpoint_shapes
+
+    want = {k: tuple(v["shape"]) for k, v in _index(reference_dir / name).items()}
+    for path in (reference_dir / name, converted[name][1]):
+        got = checkpoint_shapes(path)
+        assert {k: s or (1,) for k, s in got.items()} == want

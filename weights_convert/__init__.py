@@ -12,10 +12,12 @@ __version__ = "1.0"
 from .errors import (CheckpointError, ConfigMismatchError, ConverterError,  # noqa: E402
                      UnsafeCheckpointError, UnsupportedDtypeError)
 from .checkpoint import open_checkpoint  # noqa: E402
-from .converter import ConversionResult, convert, load_state_dict  # noqa: E402
+from .converter import (ConversionResult, checkpoint_shapes, convert,  # noqa: E402
+                        load_state_dict)
 
 __all__ = [
     "CheckpointError", "ConfigMismatchError", "ConversionResult", "ConverterError",
-    "UnsafeCheckpointError", "UnsupportedDtypeError", "convert", "load_state_dict",
+    "UnsafeCheckpointError", "UnsupportedDtypeError", "checkpoint_shapes", "convert",
+    "load_state_dict",
     "open_checkpoint", "__version__",
 ]

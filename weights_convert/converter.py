@@ -209,3 +209,21 @@ def load_state_dict(path: "str | os.PathLike", dtype: Optional[str] = None
         ckpt.plan(tensors)
         return {k: cast(k, ckpt.read(k, t), t.dtype, output_dtype(t.dtype, dtype))
                 for k, t in tensors.items()}
+
+
+def checkpoint_shapes(path: "str | os.PathLike") -> dict[str, tuple[int, ...]]:
+    """Key -> shape of a ``.pth`` or ``.safetensors`` file without reading any tensor data
+    (e.g. to recognise its config with :func:`trtnet.weight_spec.match_config`)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such file")
+    if _is_safetensors(path):
+        from safetensors import SafetensorError, safe_open
+        try:
+            with safe_open(path, "np") as f:
+                return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: unreadable safetensors file: {exc}") from None
+    with open_checkpoint(path) as ckpt:
+        tensors, _notes = find_state_dict(ckpt.obj, path)
+        return {k: t.shape for k, t in tensors.items()}
