@@ -188,3 +188,12 @@ def test_storage_size_differing_from_its_record_is_reported(tmp_path):
     with pytest.raises(CheckpointError, match="storage archive/data/0 holds 16 bytes, its "
                                               "record says 8 x 4 bytes"):
         load_state_dict(tmp_path / "c.pth")
+
+
+def test_quantized_tensor_is_unsupported_not_unsafe(tmp_path):
+    tensors, storages = h.simple({"w": np.zeros(4, np.float32)})
+    pkl = h.dumps(h.ODict([("w", h.Reduce(h.Global("torch._utils", "_rebuild_qtensor"), ()))]))
+    h.write_zip(tmp_path / "q.pth", tensors, storages, data_pkl=pkl)
+    with pytest.raises(UnsupportedDtypeError, match="holds quantized tensors "
+                                                    r"\(torch._utils._rebuild_qtensor\)"):
+        load_state_dict(tmp_path / "q.pth")

@@ -24,7 +24,8 @@ class UnsafeCheckpointError(CheckpointError):
         super().__init__(
             f"{where}refusing to load: the pickle references {global_name}, which a tensor "
             "state dict never needs (only tensor rebuild functions, storage types and "
-            "OrderedDict are allowed); the file may be malicious"
+            "OrderedDict are allowed); the file may be malicious. If you trust it, re-save "
+            "only its state dict with torch (torch.save(model.state_dict(), path))"
         )
 
 

@@ -207,6 +207,20 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+# torch's own rebuild functions for tensor kinds a yolact_edge state dict never holds: a
+# clear "unsupported" error instead of "unsafe" (they are refused all the same, never run)
+UNSUPPORTED_TENSOR_KINDS = {
+    "_rebuild_qtensor": "quantized",
+    "_rebuild_sparse_tensor": "sparse",
+    "_rebuild_sparse_csr_tensor": "sparse CSR",
+    "_rebuild_nested_tensor": "nested",
+    "_rebuild_meta_tensor_no_storage": "meta (data-less)",
+    "_rebuild_wrapper_subclass": "tensor-subclass",
+    "_rebuild_device_tensor_from_numpy": "device (numpy-backed)",
+    "_rebuild_xla_tensor": "XLA",
+    "_rebuild_mlc_tensor": "MLC",
+}
+
 # torch.FloatTensor & co: the tensor-type field of the legacy tar format's tensor records
 LEGACY_TENSOR_TYPES = frozenset(
     n.replace("Storage", "Tensor") for n in STORAGE_TYPES if n != "UntypedStorage")
@@ -229,6 +243,10 @@ def resolve_global(module: str, name: str) -> Any:
             raise UnsupportedDtypeError(
                 f"the checkpoint holds {dtype} tensors (torch.{name}), which the converter does "
                 f"not support (supported: {SUPPORTED_NAMES})")
+    if module == "torch._utils" and name in UNSUPPORTED_TENSOR_KINDS:
+        raise UnsupportedDtypeError(
+            f"the checkpoint holds {UNSUPPORTED_TENSOR_KINDS[name]} tensors ({module}.{name}), "
+            "which the converter does not support (dense tensors only)")
     raise UnsafeCheckpointError(f"{module}.{name}")
 
 
