@@ -76,9 +76,10 @@ def test_safetensors_output_equals_the_checkpoint(tmp_path, fmt):
     assert out["empty"].shape == (0, 3)
 
 
-def test_views_never_alias_each_other(tmp_path):
+def test_arrays_are_writable_and_never_alias_each_other(tmp_path):
     h.write_zip(tmp_path / "c.pth", *_with_views())
     got = load_state_dict(tmp_path / "c.pth")
+    assert all(a.flags.writeable and a.flags.c_contiguous for a in got.values())
     got["w32"][:] = 0
     np.testing.assert_array_equal(got["view_offset"], BASE[2:])
 

@@ -111,12 +111,14 @@ class Checkpoint:
         flat = raw.view(stored) if raw.size else np.empty(0, stored)
         if t.numel == 0:
             arr = np.empty(t.shape, t.dtype.storage)
-        else:
+        elif t.is_contiguous():
+            arr = flat[: t.numel].reshape(t.shape)
+        else:  # read-only: it may overlap itself (stride 0); copied below
             arr = np.lib.stride_tricks.as_strided(
                 flat, shape=t.shape, strides=tuple(s * item for s in t.strides), writeable=False)
         if self.big_endian and item > 1:
             return arr.astype(t.dtype.storage, order="C")
-        if shared or not arr.flags.c_contiguous:
+        if shared or not arr.flags.c_contiguous or not arr.flags.writeable:
             return np.array(arr, order="C")      # own copy: never alias another tensor
         return arr
 
