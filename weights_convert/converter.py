@@ -52,9 +52,10 @@ def cast(name: str, arr: np.ndarray, src: DType, dst: DType) -> np.ndarray:
         bad = np.isinf(out) & np.isfinite(arr)
         if bad.any():
             worst = float(np.abs(arr[bad]).max())
+            hint = ": convert with --dtype fp32 instead" if dst.name == "float16" else ""
             raise ConverterError(
-                f"tensor {name!r} holds values up to {worst:g}, outside the {dst.name} range: "
-                f"convert with --dtype fp32 instead")
+                f"tensor {name!r} holds values up to {worst:g}, outside the {dst.name} "
+                f"range{hint}")
     return out
 
 
@@ -139,7 +140,10 @@ def convert(src: "str | os.PathLike", dst: "str | os.PathLike", config: Optional
         raise ConverterError(f"output {dst} is the input file")
     if not os.path.isfile(src):
         raise CheckpointError(f"{src}: no such file")
-    digest = sha256_file(src)   # first pass over the file: also warms the page cache
+    try:
+        digest = sha256_file(src)   # first pass over the file: also warms the page cache
+    except OSError as exc:
+        raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from None
     return _convert(src, dst, config, dtype, durable, digest)
 
 
