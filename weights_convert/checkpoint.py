@@ -14,13 +14,15 @@ file, so the peak memory is about the largest storage, not the checkpoint.
 
 from __future__ import annotations
 
+import hashlib
+import mmap
 import os
 import struct
 import tarfile
 import zipfile
 import zlib
 from collections import Counter
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -45,6 +47,11 @@ class Checkpoint:
         self.big_endian = False
         self._file = open(self.path, "rb")
         self._size = os.fstat(self._file.fileno()).st_size
+        try:  # storages are read as views of a read-only mapping: no copy into our memory
+            self._map: Optional[mmap.mmap] = mmap.mmap(
+                self._file.fileno(), 0, access=mmap.ACCESS_READ) if self._size else None
+        except (OSError, ValueError):
+            self._map = None
         self._uses: Counter = Counter()
         self._cache: dict[str, np.ndarray] = {}
         try:
@@ -81,8 +88,23 @@ class Checkpoint:
                 "file (broadcast views?); refusing to expand them")
         self._uses = Counter(t.storage.key for t in tensors.values())
 
-    def read(self, name: str, t: TensorRef) -> np.ndarray:
-        """The values of tensor ``name``: C-contiguous, little endian (bfloat16 as uint16)."""
+    def sha256(self) -> str:
+        """sha256 of the whole file."""
+        h = hashlib.sha256()
+        if self._map is not None:
+            h.update(self._map)
+            return h.hexdigest()
+        self._file.seek(0)
+        for chunk in iter(lambda: self._file.read(1 << 22), b""):
+            h.update(chunk)
+        return h.hexdigest()
+
+    def read(self, name: str, t: TensorRef, copy: bool = True) -> np.ndarray:
+        """The values of tensor ``name``: C-contiguous, little endian (bfloat16 as uint16).
+
+        ``copy=False`` may return a read-only view of the file's mapping, valid while the
+        checkpoint is open (to stream it out); the default returns an array of its own.
+        """
         key = t.storage.key
         buf = self._cache.get(key)
         if buf is None:
@@ -118,12 +140,17 @@ class Checkpoint:
                 flat, shape=t.shape, strides=tuple(s * item for s in t.strides), writeable=False)
         if self.big_endian and item > 1:
             return arr.astype(t.dtype.storage, order="C")
-        if shared or not arr.flags.c_contiguous or not arr.flags.writeable:
+        if not arr.flags.c_contiguous or (copy and (shared or not arr.flags.writeable)):
             return np.array(arr, order="C")      # own copy: never alias another tensor
         return arr
 
     def close(self) -> None:
         self._cache.clear()
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a view handed out with copy=False is still alive
+                pass
         self._file.close()
 
     def __enter__(self) -> "Checkpoint":
@@ -131,6 +158,17 @@ class Checkpoint:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _view(self, pos: int, n: int, what: str) -> np.ndarray:
+        """Bytes [pos, pos + n) of the file: a read-only view of the mapping if there is
+        one, else a fresh array."""
+        if self._map is None:
+            return self._read_exact(pos, n, what)
+        if pos + n > self._size:
+            raise CheckpointError(
+                f"{self.path}: file is truncated: {what} needs bytes {pos}..{pos + n}, "
+                f"the file has {self._size}")
+        return np.frombuffer(self._map, np.uint8, n, pos)
 
     def _read_exact(self, pos: int, n: int, what: str) -> np.ndarray:
         buf = np.empty(n, np.uint8)
@@ -229,7 +267,7 @@ class ZipCheckpoint(Checkpoint):
             raise CheckpointError(f"{self.path}: bad local header for {name} (corrupted file)")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         start = info.header_offset + 30 + name_len + extra_len
-        buf = self._read_exact(start, info.file_size, f"storage {name}")
+        buf = self._view(start, info.file_size, f"storage {name}")
         if zlib.crc32(buf) != info.CRC:
             raise CheckpointError(f"{self.path}: storage {name} fails its CRC check "
                                   "(corrupted file)")
@@ -298,8 +336,8 @@ class LegacyCheckpoint(Checkpoint):
 
     def _read_storage(self, key: str) -> np.ndarray:
         root = self._roots[key]
-        return self._read_exact(self._offsets[key], root.numel * root.dtype.itemsize,
-                                f"storage {key}")
+        return self._view(self._offsets[key], root.numel * root.dtype.itemsize,
+                          f"storage {key}")
 
 
 class TarCheckpoint(Checkpoint):
@@ -386,8 +424,8 @@ class TarCheckpoint(Checkpoint):
 
     def _read_storage(self, key: str) -> np.ndarray:
         root = self._roots[key]
-        return self._read_exact(self._offsets[key], root.numel * root.dtype.itemsize,
-                                f"storage {key}")
+        return self._view(self._offsets[key], root.numel * root.dtype.itemsize,
+                          f"storage {key}")
 
 
 def open_checkpoint(path: "str | os.PathLike") -> Checkpoint:

@@ -9,7 +9,6 @@ error naming the tensor, never a silent inf.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,19 +56,6 @@ def cast(name: str, arr: np.ndarray, src: DType, dst: DType) -> np.ndarray:
                 f"tensor {name!r} holds values up to {worst:g}, outside the {dst.name} "
                 f"range{hint}")
     return out
-
-
-def sha256_file(path: str, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        buf = bytearray(chunk)
-        view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                break
-            h.update(view[:n])
-    return h.hexdigest()
 
 
 @dataclass
@@ -140,16 +126,11 @@ def convert(src: "str | os.PathLike", dst: "str | os.PathLike", config: Optional
         raise ConverterError(f"output {dst} is the input file")
     if not os.path.isfile(src):
         raise CheckpointError(f"{src}: no such file")
-    try:
-        digest = sha256_file(src)   # first pass over the file: also warms the page cache
-    except OSError as exc:
-        raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from None
-    return _convert(src, dst, config, dtype, durable, digest)
-
-
-def _convert(src: str, dst: str, config: Optional[str], dtype: Optional[str], durable: bool,
-             digest: str) -> ConversionResult:
     with open_checkpoint(src) as ckpt:
+        try:
+            digest = ckpt.sha256()
+        except OSError as exc:
+            raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from None
         tensors, notes = find_state_dict(ckpt.obj, src)
         result = ConversionResult(src, dst, ckpt.format, digest, None, None, notes=notes)
         _check_config({k: t.shape for k, t in tensors.items()}, config, result, src)
@@ -172,7 +153,7 @@ def _convert(src: str, dst: str, config: Optional[str], dtype: Optional[str], du
 
         def arrays():
             for key, t, out in plan:
-                yield cast(key, ckpt.read(key, t), t.dtype, out)
+                yield cast(key, ckpt.read(key, t, copy=False), t.dtype, out)
 
         write_atomic(dst, header, arrays(), size, durable=durable)
     result.tensors, result.bytes_written = len(plan), len(header) + size
