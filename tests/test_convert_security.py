@@ -138,3 +138,23 @@ def test_pickle_cannot_rewrite_validated_records(tmp_path, target):
                 data_pkl=h.dumps(h.ODict([("conv.weight", obj)])))
     with pytest.raises(CheckpointError, match="malformed pickle: it tries to modify"):
         load_state_dict(tmp_path / "b.pth")
+
+
+def test_torch_is_never_imported(reference_dir, tmp_path):
+    # a 'torch' package that leaves a trace when imported shadows any real one
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        f"open({str(tmp_path / 'torch_imported')!r}, 'w').close()\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
+            "from weights_convert import convert; "
+            "convert(sys.argv[2], sys.argv[3]); convert(sys.argv[4], sys.argv[3]); "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site"),
+         str(reference_dir / "checkpoint_formats/zip_fp32.pth"), str(tmp_path / "o.safetensors"),
+         str(reference_dir / "checkpoint_formats/legacy_fp32.pth")],
+        capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert not (tmp_path / "torch_imported").exists()
