@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Compile every CUDA source (plugins/**/*.cu) once for every GPU trtnet targets: SASS for
+# each architecture plus PTX of the newest (JIT for future GPUs). Architectures follow the
+# toolkit like CMakeLists.txt: CUDA 13 -> 75 80 86 87 89 90 100 110 120 (Turing .. Blackwell,
+# Thor 110); CUDA 12 (JetPack 6) -> 72 75 80 86 87 89 90. Warnings are errors; every
+# architecture must appear in ptxas' report, with no register spills. Override: NVCC, TRTNET_CUDA_ARCHS="87 90".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NVCC="${NVCC:-nvcc}"
+if ! command -v "$NVCC" >/dev/null 2>&1; then
+  echo "compile_cuda: nvcc not found (set NVCC=/path/to/nvcc)" >&2
+  exit 1
+fi
+version=$("$NVCC" --version | sed -n 's/.*release \([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1.\2/p')
+major=${version%%.*}
+if [ -n "${TRTNET_CUDA_ARCHS:-}" ]; then
+  archs=(${TRTNET_CUDA_ARCHS})
+elif [ "$major" -ge 13 ]; then
+  archs=(75 80 86 87 89 90 100 110 120)
+else
+  archs=(72 75 80 86 87 89 90)
+fi
+newest=${archs[${#archs[@]}-1]}
+gencode=()
+for a in "${archs[@]}"; do gencode+=(-gencode "arch=compute_${a},code=sm_${a}"); done
+gencode+=(-gencode "arch=compute_${newest},code=compute_${newest}")
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+start=$(date +%s)
+status=0
+mapfile -t sources < <(find plugins -name '*.cu' | sort)
+for src in "${sources[@]}"; do
+  obj="$out/$(basename "${src%.cu}").o"
+  t0=$(date +%s)
+  log="$out/$(basename "${src%.cu}").ptxas"
+  if ! "$NVCC" -std=c++17 -O3 -fmad=false -Xcompiler -fPIC,-Wall,-Wextra -Werror all-warnings \
+      --threads 2 -Xptxas -v -I plugins "${gencode[@]}" -c "$src" -o "$obj" 2>"$log"; then
+    grep -v '^ptxas info\|bytes stack frame' "$log" >&2 || true
+    echo "compile_cuda: FAILED $src" >&2
+    status=1
+    continue
+  fi
+  # ptxas reports every entry it assembles "for 'sm_XX'": each architecture must appear
+  # (SASS); spills are reported too and must be zero.
+  sass=$(sed -n "s/.*Compiling entry function .* for '\(sm_[0-9a-z]*\)'.*/\1/p" "$log" | sort -u | tr '\n' ' ')
+  for a in "${archs[@]}"; do
+    case " $sass " in *" sm_${a} "*) ;; *) echo "compile_cuda: $src lacks SASS for sm_${a}" >&2; status=1 ;; esac
+  done
+  spills=$(grep -c '[1-9][0-9]* bytes spill' "$log" || true)
+  [ "$spills" -eq 0 ] || { echo "compile_cuda: $src spills registers in $spills kernel builds" >&2; status=1; }
+  echo "compile_cuda: $src ok in $(( $(date +%s) - t0 )) s (SASS: ${sass}+ PTX compute_${newest}; no spills)"
+done
+echo "compile_cuda: CUDA ${version}, ${#sources[@]} sources, architectures ${archs[*]} (+PTX ${newest}), $(( $(date +%s) - start )) s"
+exit $status
