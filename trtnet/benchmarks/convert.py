@@ -17,9 +17,15 @@ from pathlib import Path
 
 
 def _default_input() -> str:
+    """The vid_resnet50 reference weights: $TRTNET_REFERENCE_DIR, else ../shared/reference
+    beside the source tree, else beside the current directory."""
     env = os.environ.get("TRTNET_REFERENCE_DIR")
-    base = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "reference"
-    return str(base / "vid_resnet50" / "weights.pth")
+    bases = [Path(env)] if env else [
+        Path(__file__).resolve().parents[2].parent / "shared" / "reference",
+        Path.cwd().parent / "shared" / "reference",
+    ]
+    paths = [b / "vid_resnet50" / "weights.pth" for b in bases]
+    return str(next((p for p in paths if p.is_file()), paths[0]))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
