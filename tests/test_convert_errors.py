@@ -197,3 +197,15 @@ def test_quantized_tensor_is_unsupported_not_unsafe(tmp_path):
     with pytest.raises(UnsupportedDtypeError, match="holds quantized tensors "
                                                     r"\(torch._utils._rebuild_qtensor\)"):
         load_state_dict(tmp_path / "q.pth")
+
+
+def test_torchscript_archive_is_named(tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "ts.pt", "w") as z:
+        z.writestr("model/data.pkl", h.dumps({}))
+        z.writestr("model/constants.pkl", h.dumps(()))
+        z.writestr("model/code/__torch__/yolact.py", "")
+    with pytest.raises(CheckpointError, match="a TorchScript archive .torch.jit.save., not a "
+                                              "torch.save state dict"):
+        load_state_dict(tmp_path / "ts.pt")

@@ -216,6 +216,9 @@ class ZipCheckpoint(Checkpoint):
                                   "PyTorch checkpoint")
         self._prefix = pkls[0][: -len("data.pkl")]
         self._names = set(names)
+        if self._prefix + "constants.pkl" in self._names:
+            raise CheckpointError(f"{self.path}: a TorchScript archive (torch.jit.save), not a "
+                                  "torch.save state dict")
         order = self._member(self._prefix + "byteorder").decode("ascii", "replace").strip() \
             if self._prefix + "byteorder" in self._names else "little"
         if order not in ("little", "big"):
