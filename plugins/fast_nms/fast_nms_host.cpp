@@ -1,7 +1,8 @@
-// FastNMS CPU twin: the kernels' math (fast_nms.cuh) with std::stable_sort for the
-// orderings, so ties follow specs.TIE_RULE by construction.
+// FastNMS CPU twin: the kernels' math (fast_nms.cuh); orderings by the same keys as the
+// kernels (score key, then position), so ties follow specs.TIE_RULE by construction.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "fast_nms.cuh"
@@ -40,24 +41,28 @@ void run_one(const Params& p, const T* boxes, const T* scores, const T* coeffs, 
         if (is_candidate(p, scores + (long long)i * p.c)) cand.push_back(i);
 
     std::vector<Kept> kept;
-    std::vector<int> order(cand.size());
+    // Per class: one 64-bit sort key per candidate = (score key, then smaller candidate
+    // position first), so a partial sort of the top_k gives exactly the stable order.
+    std::vector<uint64_t> order(cand.size());
     std::vector<Box> ranked;
     const int num_fg = num_foreground(p);
-    for (int f = 0; f < num_fg && !cand.empty(); ++f) {
+    const int m = std::min<int>(p.top_k, int(cand.size()));
+    for (int f = 0; f < num_fg && m > 0; ++f) {
         const int col = fg_column(p, f);
-        auto score_of = [&](int prior) { return to_float(scores[(long long)prior * p.c + col]); };
-        for (size_t e = 0; e < cand.size(); ++e) order[e] = cand[e];
-        // Keys instead of float compares: the same total order as the kernel (-0 == +0).
-        std::stable_sort(order.begin(), order.end(), [&](int x, int y) {
-            return score_key(score_of(x)) > score_key(score_of(y));
-        });
-        const int m = std::min<int>(p.top_k, int(order.size()));
+        for (size_t e = 0; e < cand.size(); ++e) {
+            const float s = to_float(scores[(long long)cand[e] * p.c + col]);
+            order[e] = (uint64_t(score_key(s)) << 32) | uint64_t(0xffffffffu - uint32_t(e));
+        }
+        std::partial_sort(order.begin(), order.begin() + m, order.end(), std::greater<uint64_t>());
         ranked.resize(m);
-        for (int j = 0; j < m; ++j) ranked[j] = load_box(boxes + (long long)order[j] * 4);
+        for (int j = 0; j < m; ++j) ranked[j] = load_box(boxes + (long long)cand[0xffffffffu - uint32_t(order[j])] * 4);
         for (int j = 0; j < m; ++j) {
             bool keep = true;
             for (int i = 0; i < j && keep; ++i) keep = survives(ranked[i], ranked[j], p.nms_thresh);
-            if (keep) kept.push_back(Kept{score_of(order[j]), f, order[j]});
+            if (keep) {
+                const int prior = cand[0xffffffffu - uint32_t(order[j])];
+                kept.push_back(Kept{to_float(scores[(long long)prior * p.c + col]), f, prior});
+            }
         }
     }
     // kept is class-major, rank order inside a class: a stable sort gives the tie rule.
