@@ -57,11 +57,11 @@ class Checkpoint:
         try:
             self._open()
         except (ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error) as exc:
-            self._file.close()  # a record with the wrong structure, past the checks above
+            self.close()  # a record with the wrong structure, past the checks above
             raise CheckpointError(f"{self.path}: malformed {self.format} checkpoint "
                                   f"({type(exc).__name__}: {exc})") from None
         except BaseException:
-            self._file.close()
+            self.close()
             raise
 
     # -- subclass interface ---------------------------------------------------------
