@@ -1,0 +1,172 @@
+"""Segment one image and draw the result.
+
+``python -m trtnet.infer --weights W IMAGE --out result.png [--backend emulator] [--config NAME]``
+
+Runs the keyframe network (NumPy emulator on CPU, or TensorRT), assembles the masks
+like upstream's postprocess, and draws masks, boxes, class names and scores with
+OpenCV. The config is recognised from the checkpoint's keys and shapes unless given.
+The output file is written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from trtnet import names
+from trtnet.masks import Instances, postprocess
+
+DEFAULT_SCORE_THRESHOLD = 0.3  # upstream eval.py draws above --score_threshold; 0 shows all 100
+DEFAULT_MAX_DRAWN = 15         # upstream eval.py --top_k default for display
+
+
+class InferError(RuntimeError):
+    """Inference cannot run (bad image, unknown config, missing backend)."""
+
+
+def class_color(class_id: int) -> tuple[int, int, int]:
+    """A stable, distinct BGR colour per class (golden-ratio hue steps)."""
+    hue = int((class_id * 0.618033988749895 % 1.0) * 180)
+    hsv = np.array([[[hue, 200, 255]]], np.uint8)
+    import cv2
+
+    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+    return int(b), int(g), int(r)
+
+
+def draw(image_bgr: np.ndarray, inst: Instances, class_names: Sequence[str], *,
+         alpha: float = 0.45, max_drawn: int | None = DEFAULT_MAX_DRAWN) -> np.ndarray:
+    """Masks blended over the image, then boxes and "name score" labels; lowest score drawn first."""
+    import cv2
+
+    out = image_bgr.copy()
+    masks = np.asarray(inst.masks, bool)
+    n = len(inst.scores) if max_drawn is None else min(len(inst.scores), max_drawn)
+    order = list(range(n))[::-1]  # best on top
+    for i in order:
+        color = np.array(class_color(int(inst.classes[i])), np.float32)
+        m = masks[i]
+        out[m] = (out[m].astype(np.float32) * (1 - alpha) + color * alpha).round().astype(np.uint8)
+    for i in order:
+        cls = int(inst.classes[i])
+        color = class_color(cls)
+        x1, y1, x2, y2 = (int(v) for v in inst.boxes[i])
+        cv2.rectangle(out, (x1, y1), (x2, y2), color, 1)
+        name = class_names[cls] if 0 <= cls < len(class_names) else f"class {cls}"
+        text = f"{name}: {float(inst.scores[i]):.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 0.5, 1)
+        top = max(y1 - th - base - 2, 0)
+        cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
+        cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_DUPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return out
+
+
+def write_image_atomically(path: str | Path, image: np.ndarray) -> None:
+    """Encode by the file extension and write via a temp file + os.replace."""
+    import cv2
+
+    path = Path(path)
+    ok, data = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise InferError(f"cannot encode an image as {path.suffix!r} for {path}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent or "."))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    import cv2
+
+    if not Path(path).is_file():
+        raise InferError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InferError(f"cannot read {path} as an image")
+    return image
+
+
+def resolve_config(weights, config_name: str | None):
+    """The config given by name, or the one the checkpoint's keys/shapes match."""
+    from trtnet.config import get_config
+
+    if config_name:
+        return get_config(config_name)
+    from trtnet.weight_spec import match_config
+
+    tensors = getattr(weights, "_tensors", None) or {k: weights[k] for k in weights.keys()}  # no public shape map
+    shapes = {k: tuple(np.shape(v)) for k, v in tensors.items()}
+    name, diffs = match_config(shapes)
+    blocking = [d for d in diffs if d.blocking]
+    if blocking:
+        raise InferError(f"the checkpoint matches no known config (closest {name}: "
+                         f"{len(blocking)} missing or misshapen keys, e.g. {blocking[0]}); pass --config")
+    return get_config(name)
+
+
+def run_emulator(weights, config, image: np.ndarray) -> dict[str, np.ndarray]:
+    from trtnet.network.yolact_edge import emulate_keyframe
+
+    return emulate_keyframe(weights, config, image)
+
+
+def segment(weights_path: str | Path, image: np.ndarray, *, backend: str = "emulator",
+            config_name: str | None = None, score_threshold: float = DEFAULT_SCORE_THRESHOLD):
+    """(Instances, config) for one BGR image."""
+    from trtnet.weights import load_weights
+
+    weights = load_weights(weights_path)
+    config = resolve_config(weights, config_name)
+    if backend == "emulator":
+        out = run_emulator(weights, config, image)
+    elif backend == "tensorrt":
+        raise InferError("--backend tensorrt needs TensorRT and an NVIDIA GPU (use trtnet.runtime.Segmenter "
+                         "with a built engine there); use --backend emulator on CPU")
+    else:
+        raise InferError(f"unknown backend {backend!r}")
+    inst = postprocess(out[names.DET_COUNT], out[names.DET_BOXES], out[names.DET_SCORES],
+                       out[names.DET_CLASSES], out[names.DET_COEFFS], out[names.PROTO],
+                       image.shape[:2], score_threshold=score_threshold)
+    return inst, config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trtnet.infer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("image", help="input image (any format OpenCV reads)")
+    parser.add_argument("--weights", required=True, help="checkpoint (.pth or .safetensors)")
+    parser.add_argument("--out", required=True, help="output image (.png, .jpg)")
+    parser.add_argument("--backend", default="emulator", choices=("emulator", "tensorrt"))
+    parser.add_argument("--config", help="config name (default: recognised from the checkpoint)")
+    parser.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                        help=f"draw detections above this score (default {DEFAULT_SCORE_THRESHOLD})")
+    parser.add_argument("--max-drawn", type=int, default=DEFAULT_MAX_DRAWN, help="draw at most this many")
+    args = parser.parse_args(argv)
+    try:
+        image = read_image(args.image)
+        inst, config = segment(args.weights, image, backend=args.backend, config_name=args.config,
+                               score_threshold=args.score_threshold)
+        write_image_atomically(args.out, draw(image, inst, config.class_names, max_drawn=args.max_drawn))
+    except (InferError, FileNotFoundError, KeyError, ValueError) as exc:
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    shown = min(len(inst.scores), args.max_drawn)
+    print(f"{config.name}: {len(inst.scores)} detections above {args.score_threshold:g}, drew {shown} -> {args.out}")
+    for i in range(shown):
+        cls = int(inst.classes[i])
+        print(f"  {config.class_names[cls]:<16} {float(inst.scores[i]):.3f}  box {[int(v) for v in inst.boxes[i]]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
