@@ -6,26 +6,29 @@ no libnvinfer: the expression builder is a stub, the CUDA launchers are stubs).
 Headers are looked up in $TRTNET_TENSORRT_INCLUDE_DIRS (os.pathsep-separated include
 directories) or ../trt_headers/*/include beside the repo (extracted from NVIDIA/TensorRT's
 include/ with git archive; never committed). The CUDA headers come from $CUDA_HOME or
-/usr/local/cuda.
+/usr/local/cuda. :func:`plugin_objects` compiles the plugin code once per header set
+(also used by test_plugins_registry.py).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = [
-    "plugins/tests/plugin_lifecycle_test.cpp",
+PLUGIN_SOURCES = [
     "plugins/trtnet_plugins.cpp",
     "plugins/inverse_warp/inverse_warp_plugin.cpp",
     "plugins/fast_nms/fast_nms_plugin.cpp",
     "plugins/inverse_warp/inverse_warp_host.cpp",
     "plugins/fast_nms/fast_nms_host.cpp",
+    "plugins/tests/launcher_stubs.cpp",
 ]
 
 
@@ -42,9 +45,6 @@ def _cuda_include() -> Path | None:
     return None
 
 
-HEADERS = _header_dirs()
-
-
 def _version(include: Path) -> str:
     text = (include / "NvInferVersion.h").read_text()
     for key in ("TRT_MAJOR_ENTERPRISE", "NV_TENSORRT_MAJOR"):
@@ -55,17 +55,42 @@ def _version(include: Path) -> str:
     return "?"
 
 
-@pytest.mark.skipif(not HEADERS, reason="no TensorRT headers (set TRTNET_TENSORRT_INCLUDE_DIRS)")
-@pytest.mark.parametrize("include", HEADERS, ids=[f"trt{_version(h)}" for h in HEADERS])
-def test_plugin_lifecycle_against_headers(include, tmp_path):
+HEADERS = _header_dirs()
+HEADER_IDS = [f"trt{_version(h)}" for h in HEADERS]
+
+
+def compiler() -> tuple[str, list[str]]:
+    """C++ compiler and the flags every test build against TensorRT's headers uses."""
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("clang++")
-    cuda = _cuda_include()
-    if cxx is None or cuda is None:
-        pytest.fail("the lifecycle test needs a C++ compiler and the CUDA headers (cuda_runtime_api.h)", pytrace=False)
+    if cxx is None or _cuda_include() is None:
+        pytest.fail("plugin tests need a C++ compiler and the CUDA headers (cuda_runtime_api.h)", pytrace=False)
+    return cxx, ["-std=c++17", "-O0", "-fPIC", "-Wall", "-Wextra", "-Werror", "-Wno-deprecated-declarations",
+                 "-isystem", str(_cuda_include()), "-I", str(REPO / "plugins")]
+
+
+@functools.lru_cache(maxsize=None)
+def plugin_objects(include: Path) -> tuple[Path, ...]:
+    """Object files of the plugin library (launchers stubbed) for one header set, built once, in parallel."""
+    cxx, flags = compiler()
+    out = Path(tempfile.mkdtemp(prefix=f"trtnet_plugins_{_version(include)}_"))
+    jobs = []
+    for src in PLUGIN_SOURCES:
+        obj = out / (Path(src).stem + ".o")
+        cmd = [cxx, *flags, "-fvisibility=hidden", "-isystem", str(include), "-c", str(REPO / src), "-o", str(obj)]
+        jobs.append((src, obj, subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)))
+    for src, _, proc in jobs:
+        _, err = proc.communicate()
+        assert proc.returncode == 0, f"{src} against {include}:\n{err[-4000:]}"
+    return tuple(obj for _, obj, _ in jobs)
+
+
+@pytest.mark.skipif(not HEADERS, reason="no TensorRT headers (set TRTNET_TENSORRT_INCLUDE_DIRS)")
+@pytest.mark.parametrize("include", HEADERS, ids=HEADER_IDS)
+def test_plugin_lifecycle_against_headers(include, tmp_path):
+    cxx, flags = compiler()
     exe = tmp_path / "lifecycle"
-    cmd = [cxx, "-std=c++17", "-O0", "-Wall", "-Wextra", "-Werror", "-Wno-deprecated-declarations",
-           "-isystem", str(include), "-isystem", str(cuda), "-I", str(REPO / "plugins"),
-           *[str(REPO / s) for s in SOURCES], "-ldl", "-o", str(exe)]
+    cmd = [cxx, *flags, "-isystem", str(include), str(REPO / "plugins/tests/plugin_lifecycle_test.cpp"),
+           *map(str, plugin_objects(include)), "-ldl", "-o", str(exe)]
     build = subprocess.run(cmd, capture_output=True, text=True)
     assert build.returncode == 0, f"lifecycle build against {include} failed:\n{build.stderr[-4000:]}"
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)

@@ -1,12 +1,13 @@
 // Lifecycle test of trtnet's IPluginV3 plugins against TensorRT's headers only (no
 // libnvinfer): creators from getCreators(), create / clone / output types and shapes /
 // format combinations / workspace / serialize through fields / re-create, and the errors
-// for bad fields. The CUDA launchers are replaced by stubs (enqueue is not exercised:
-// no GPU here). The IExprBuilder is a stub implementing TensorRT's apiv interfaces.
+// for bad fields. The CUDA launchers come from launcher_stubs.cpp (enqueue is not
+// exercised: no GPU here). The IExprBuilder is a stub over TensorRT's apiv interfaces.
 //
 // Build (see tests/test_plugins_lifecycle.py): g++ -std=c++17 -isystem TRT/include
 // -isystem CUDA/include -I plugins plugins/tests/plugin_lifecycle_test.cpp
-// plugins/trtnet_plugins.cpp plugins/*/*_plugin.cpp plugins/*/*_host.cpp -ldl
+// plugins/tests/launcher_stubs.cpp plugins/trtnet_plugins.cpp plugins/*/*_plugin.cpp
+// plugins/*/*_host.cpp -ldl
 #include <NvInferRuntime.h>
 
 #include <cstdio>
@@ -23,18 +24,6 @@
 using namespace nvinfer1;
 
 extern "C" IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
-
-// ---- launcher stubs (the real ones are CUDA) ----
-namespace trtnet {
-namespace warp {
-int inverse_warp_launch(DType, const Shape&, float, const void*, const void*, const void*, const void*, void*, void*) {
-    return -1;
-}
-}  // namespace warp
-namespace nms {
-int fast_nms_launch(DType, int, int, int, int, const Settings&, const Tensors&, void*, void*) { return -1; }
-}  // namespace nms
-}  // namespace trtnet
 
 // ---- stub expression builder over TensorRT's apiv interfaces ----
 class ConstExpr : public IDimensionExpr {
