@@ -123,3 +123,16 @@ def test_tensorrt_backend_without_tensorrt_is_a_clear_error(reference_dir, capsy
 def test_not_a_case_folder_is_a_clear_error(tmp_path, capsys):
     assert verify.main([str(tmp_path)]) == 2
     assert "not a reference case folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case,passes", [("vid_resnet50", ["key", "fullB"]), ("mobilenetv2", ["img0", "img1"])])
+def test_emulator_network_matches_upstream_on_every_keyframe_pass(reference_dir, case, passes, capsys):
+    code = verify.main([str(reference_dir / case), "--backend", "emulator"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for p in passes:
+        assert f"pass {p} (frame" in out
+    assert out.count("detections: 100 vs reference 100, matched 100") == len(passes)
+    assert "0 failed -> PASS" in out
+    if case == "vid_resnet50":
+        assert "pass nonkey (frame B): NOT RUN" in out

@@ -445,13 +445,19 @@ class EmulatorRunner:
         self.config = get_config(ref.config_name)
         self.weights = load_weights(weights or ref.weights_path)
         self.network = emulator.Network()
-        tensors = yolact_edge.build_keyframe(self.network, emulator.trt, self.weights, self.config)
+        try:
+            tensors = yolact_edge.build_keyframe(self.network, emulator.trt, self.weights, self.config)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed run, with the cause
+            raise VerifyError(f"building the {self.config.name} network failed: {type(exc).__name__}: {exc}") from exc
         self.available = set(tensors) if tensors else _tensor_names(self.network)
 
     def __call__(self, ref: ReferenceCase, pass_name: str) -> dict[str, np.ndarray]:
         fetch = sorted(_wanted(ref, pass_name) & self.available)
         image = np.ascontiguousarray(ref.image(pass_name)[None])
-        return self.emulator.run(self.network, {names.INPUT: image}, fetch=fetch)
+        try:
+            return self.emulator.run(self.network, {names.INPUT: image}, fetch=fetch)
+        except Exception as exc:  # noqa: BLE001
+            raise VerifyError(f"running pass {pass_name} on the emulator failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _tensorrt_runner(ref: ReferenceCase, weights=None):
