@@ -27,13 +27,23 @@ def _compiled():
 
 
 C = _compiled()
-PASSES = ("key", "nonkey", "fullB")
+# (case, pass): 41 classes (YouTube-VIS) for the video case, 81 (COCO) for MobileNetV2.
+PASSES = (("vid_resnet50", "key"), ("vid_resnet50", "nonkey"), ("vid_resnet50", "fullB"),
+          ("mobilenetv2", "img0"), ("mobilenetv2", "img1"))
+PASS_IDS = [f"{case}-{prefix}" for case, prefix in PASSES]
 FIELDS = ("count", "boxes", "scores", "classes", "coeffs")
 
 
 @pytest.fixture(scope="module")
-def vid(reference_dir):
-    return np.load(reference_dir / "vid_resnet50" / "outputs.npz")
+def outputs(reference_dir):
+    cache = {}
+
+    def load(case):
+        if case not in cache:
+            cache[case] = np.load(reference_dir / case / "outputs.npz")
+        return cache[case]
+
+    return load
 
 
 def _detect_inputs(out, prefix):
@@ -57,8 +67,9 @@ def _assert_same(got, want):
         np.testing.assert_array_equal(g, w, err_msg=name)
 
 
-@pytest.mark.parametrize("prefix", PASSES)
-def test_matches_upstream_detect(vid, prefix):
+@pytest.mark.parametrize("case, prefix", PASSES, ids=PASS_IDS)
+def test_matches_upstream_detect(outputs, case, prefix):
+    vid = outputs(case)
     count, boxes, scores, classes, coeffs = C.fast_nms(*_detect_inputs(vid, prefix))
     assert count.tolist() == [100]
     np.testing.assert_array_equal(classes[0], vid[f"{prefix}/fastnms/det_classes"])
@@ -68,9 +79,9 @@ def test_matches_upstream_detect(vid, prefix):
     np.testing.assert_allclose(boxes[0], vid[f"{prefix}/fastnms/det_boxes"], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("prefix", PASSES)
-def test_matches_numpy_reference_on_upstream_inputs(vid, prefix):
-    inputs = _detect_inputs(vid, prefix)
+@pytest.mark.parametrize("case, prefix", PASSES, ids=PASS_IDS)
+def test_matches_numpy_reference_on_upstream_inputs(outputs, case, prefix):
+    inputs = _detect_inputs(outputs(case), prefix)
     _assert_same(C.fast_nms(*inputs), reference.fast_nms(*inputs))
 
 
