@@ -63,8 +63,8 @@ def draw(image_bgr: np.ndarray, inst: Instances, class_names: Sequence[str], *,
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 0.5, 1)
         top = max(y1 - th - base - 2, 0)
         cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
-        cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_DUPLEX, 0.5, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        ink = (0, 0, 0) if 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2] > 150 else (255, 255, 255)
+        cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_DUPLEX, 0.5, ink, 1, cv2.LINE_AA)
     return out
 
 
