@@ -19,7 +19,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from trtnet.plugins.specs import SPECS
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN_SOURCES = [
@@ -100,3 +103,9 @@ def test_plugin_lifecycle_against_headers(include, tmp_path):
     assert "lifecycle: all checks passed" in run.stdout
     # The refused fields were refused with their reason, through the plugin logger.
     assert "unknown field 'topk'" in run.stderr and "top_k must be in [1, 1024]" in run.stderr
+    # The creators declare exactly the fields of trtnet/plugins/specs.py, with its types and defaults.
+    declared = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("spec ")]
+    expected = [[spec.name, f.name, f.dtype, f"{np.asarray(f.coerce(f.default))[0]:.9g}"]
+                for spec in (SPECS["InverseWarp"], SPECS["FastNMS"]) for f in spec.fields]
+    assert sorted(declared) == sorted(expected)
+    assert {name for name, *_ in declared} == set(SPECS)

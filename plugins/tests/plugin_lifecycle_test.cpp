@@ -322,8 +322,39 @@ static void test_inverse_warp() {
     CHECK(creator->createPlugin("warp", &cb, TensorRTPhase::kBUILD) == nullptr);
 }
 
+// One line per field, "spec PLUGIN FIELD TYPE DEFAULT", from getFieldNames() (declared
+// types) and the serialized fields of a plugin created without fields (defaults), for
+// tests/test_plugins_lifecycle.py to compare with trtnet/plugins/specs.py.
+static void print_spec() {
+    int32_t n = 0;
+    IPluginCreatorInterface* const* list = getCreators(n);
+    for (int32_t i = 0; i < n; ++i) {
+        auto* c = static_cast<IPluginCreatorV3One*>(list[i]);
+        std::unique_ptr<IPluginV3> plugin(c->createPlugin("defaults", nullptr, TensorRTPhase::kBUILD));
+        if (!plugin) continue;
+        auto* rt = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        PluginFieldCollection const* declared = c->getFieldNames();
+        PluginFieldCollection const* values = rt->getFieldsToSerialize();
+        for (int32_t f = 0; f < declared->nbFields; ++f) {
+            PluginField const& d = declared->fields[f];
+            char const* type = d.type == PluginFieldType::kINT32 ? "int32" : d.type == PluginFieldType::kFLOAT32 ? "float32" : "?";
+            std::string value = "?";
+            for (int32_t v = 0; v < values->nbFields; ++v) {
+                PluginField const& s = values->fields[v];
+                if (std::strcmp(s.name, d.name) != 0 || s.type != d.type) continue;
+                char buf[64];
+                if (s.type == PluginFieldType::kINT32) std::snprintf(buf, sizeof buf, "%d", *static_cast<int32_t const*>(s.data));
+                else std::snprintf(buf, sizeof buf, "%.9g", double(*static_cast<float const*>(s.data)));
+                value = buf;
+            }
+            std::printf("spec %s %s %s %s\n", c->getPluginName(), d.name, type, value.c_str());
+        }
+    }
+}
+
 int main() {
     std::printf("TensorRT headers %d.%d\n", NV_TENSORRT_MAJOR, NV_TENSORRT_MINOR);
+    print_spec();
     test_registry_entry();
     test_fast_nms();
     test_inverse_warp();
