@@ -13,6 +13,9 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import trt
 
+# Bytes of one im2col band (rows of output x C*kh*kw): bounds the im2col copy; bigger bands keep GEMMs efficient.
+_IM2COL_BAND_BYTES = 32 << 20
+
 
 def _pad_nchw(x: np.ndarray, pre: tuple[int, ...], post: tuple[int, ...], value: float = 0.0) -> np.ndarray:
     if not any(pre) and not any(post):
@@ -40,8 +43,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, pre, post
             f"input has {c} channels, kernel {w.shape} with {groups} groups needs "
             f"{cg * groups} input channels and output maps divisible by the groups"
         )
-    x = _pad_nchw(x, pre, post)
-    hp, wp = x.shape[2:]
+    hp, wp = x.shape[2] + pre[0] + post[0], x.shape[3] + pre[1] + post[1]
     (sh, sw), (dh, dw) = stride, dilation
     ho = (hp - dh * (kh - 1) - 1) // sh + 1
     wo = (wp - dw * (kw - 1) - 1) // sw + 1
@@ -50,6 +52,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, pre, post
     kg = k // groups
 
     if groups == c and cg == 1 and k == c:  # depthwise: vectorised over channels
+        x = _pad_nchw(x, pre, post)
         out = np.zeros((n, c, ho, wo), np.float32)
         tmp = np.empty_like(out)
         for i in range(kh):
@@ -58,6 +61,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, pre, post
                 np.multiply(patch, w[:, 0, i, j][None, :, None, None], out=tmp)
                 out += tmp
     elif kh == 1 and kw == 1:
+        x = _pad_nchw(x, pre, post)
         xs = x[:, :, : (ho - 1) * sh + 1: sh, : (wo - 1) * sw + 1: sw]
         if groups == 1:
             out = np.matmul(w.reshape(k, c), xs.reshape(n, c, ho * wo))
@@ -66,21 +70,59 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride, pre, post
             for g in range(groups):
                 out[:, g * kg:(g + 1) * kg] = np.matmul(
                     w[g * kg:(g + 1) * kg].reshape(kg, cg), xs[:, g * cg:(g + 1) * cg].reshape(n, cg, ho * wo))
+    elif groups == 1 and sh == 1 and sw == 1:
+        return _conv_shifted_gemm(x, w, b, pre, post, dilation, ho, wo)
     else:
+        x = _pad_nchw(x, pre, post)
+        out = np.empty((n, k, ho * wo), np.float32)
         s = x.strides
         cols = as_strided(x, shape=(n, c, kh, kw, ho, wo),
                           strides=(s[0], s[1], s[2] * dh, s[3] * dw, s[2] * sh, s[3] * sw), writeable=False)
-        if groups == 1:
-            out = np.matmul(w.reshape(k, c * kh * kw), cols.reshape(n, c * kh * kw, ho * wo))
-        else:
-            out = np.empty((n, k, ho * wo), np.float32)
-            for g in range(groups):
-                col = cols[:, g * cg:(g + 1) * cg].reshape(n, cg * kh * kw, ho * wo)
-                out[:, g * kg:(g + 1) * kg] = np.matmul(w[g * kg:(g + 1) * kg].reshape(kg, cg * kh * kw), col)
+        # im2col in bands of output rows that stay in cache while their matmul reads them.
+        band = max(1, min(ho, _IM2COL_BAND_BYTES // max(1, cg * kh * kw * wo * 4)))
+        wg = [w[g * kg:(g + 1) * kg].reshape(kg, cg * kh * kw) for g in range(groups)]
+        for b_ in range(n):
+            for r0 in range(0, ho, band):
+                r1 = min(ho, r0 + band)
+                for g in range(groups):
+                    col = cols[b_, g * cg:(g + 1) * cg, :, :, r0:r1].reshape(cg * kh * kw, (r1 - r0) * wo)
+                    out[b_, g * kg:(g + 1) * kg, r0 * wo:r1 * wo] = wg[g] @ col
     out = out.reshape(n, k, ho, wo)
     if b is not None:
         out += b.reshape(1, k, 1, 1)
     return out
+
+
+def _conv_shifted_gemm(x, w, b, pre, post, dilation, ho, wo) -> np.ndarray:
+    """Stride-1 convolution as kh*kw GEMMs on shifted windows of the flattened padded image.
+
+    With the padded image flattened to [C, Hp*Wp], tap (i, j) reads the contiguous
+    column range starting at i*dh*Wp + j*dw, so every GEMM runs on a strided view
+    (no im2col copy); each output row carries Wp - Wo junk columns, cropped at the end.
+    """
+    n, c, h, wd = x.shape
+    k, _, kh, kw = w.shape
+    dh, dw = dilation
+    hp, wp = h + pre[0] + post[0], wd + pre[1] + post[1]
+    extra = (kw - 1) * dw
+    taps = [np.ascontiguousarray(w[:, :, i, j]) for i in range(kh) for j in range(kw)]
+    result = np.empty((n, k, ho, wo), np.float32)
+    buf = np.zeros((c, hp * wp + extra), np.float32)
+    acc = np.empty((k, ho * wp), np.float32)
+    tmp = np.empty_like(acc)
+    for b_ in range(n):
+        buf[:, : hp * wp].reshape(c, hp, wp)[:, pre[0]: pre[0] + h, pre[1]: pre[1] + wd] = x[b_]
+        for t, (i, j) in enumerate((i, j) for i in range(kh) for j in range(kw)):
+            off = i * dh * wp + j * dw
+            np.matmul(taps[t], buf[:, off: off + ho * wp], out=acc if t == 0 else tmp)
+            if t:
+                acc += tmp
+        view = acc.reshape(k, ho, wp)[:, :, :wo]
+        if b is not None:
+            np.add(view, b.reshape(k, 1, 1), out=result[b_])
+        else:
+            result[b_] = view
+    return result
 
 
 def pool2d(x: np.ndarray, kind: trt.PoolingType, window, stride, pre, post, exclude_padding: bool) -> np.ndarray:

@@ -139,6 +139,7 @@ class ILayer:
         while len(self._inputs) <= index:
             self._inputs.append(None)
         self._inputs[index] = tensor
+        self._network._version += 1
         self._on_set_input(index)
         self._validate()
 
@@ -157,6 +158,11 @@ class ILayer:
 
     def _set(self, name: str, value) -> None:
         self._attrs[name] = value
+        self._network._version += 1  # cached shapes/dtypes downstream are stale
+
+    def _pop(self, name: str) -> None:
+        self._attrs.pop(name, None)
+        self._network._version += 1
 
     def _err(self, msg: str) -> str:
         return f"{self._name} ({type(self).__name__}): {msg}"
@@ -584,8 +590,8 @@ class IResizeLayer(ILayer):
         dims = trt.Dims(value)
         if len(dims) != len(self._in(0)._shape()):
             raise ValueError(self._err(f"shape {tuple(dims)} must have the input's rank {len(self._in(0)._shape())}"))
-        self._attrs.pop("scales", None)
-        self._attrs["shape"] = dims
+        self._pop("scales")
+        self._set("shape", dims)
 
     @property
     def scales(self) -> list[float]:
@@ -601,16 +607,16 @@ class IResizeLayer(ILayer):
             raise ValueError(self._err(f"{len(scales)} scales for a rank-{len(self._in(0)._shape())} input"))
         if any(s <= 0 for s in scales):
             raise ValueError(self._err(f"scales must be positive, got {scales}"))
-        self._attrs.pop("shape", None)
-        self._attrs["scales"] = scales
+        self._pop("shape")
+        self._set("scales", scales)
 
     def _max_inputs(self) -> int:
         return 2  # 1: output shape tensor (dynamic resize)
 
     def _on_set_input(self, index):
         if index == 1:
-            self._attrs.pop("shape", None)
-            self._attrs.pop("scales", None)
+            self._pop("shape")
+            self._pop("scales")
 
     def _output_dtypes(self):
         dtype = self._in(0)._dtype()
@@ -668,14 +674,14 @@ class IShuffleLayer(ILayer):
         dims = trt.Dims(value)
         if sum(d == -1 for d in dims) > 1 or any(d < -1 for d in dims):
             raise ValueError(self._err(f"reshape_dims {tuple(dims)}: at most one -1, no other negative value"))
-        self._attrs["reshape_dims"] = dims
+        self._set("reshape_dims", dims)
 
     def _max_inputs(self) -> int:
         return 2  # 1: reshape dims as a shape tensor
 
     def _on_set_input(self, index):
         if index == 1:
-            self._attrs.pop("reshape_dims", None)
+            self._pop("reshape_dims")
 
     def _perm(self, name, rank):
         p = self._get(name)

@@ -45,6 +45,7 @@ class Network:
         self._layers: list[L.ILayer] = []
         self._inputs: list[ITensor] = []
         self._outputs: list[ITensor] = []
+        self._version = 0  # bumped by every attribute change; keys the shape/dtype caches
         self.usage = ApiUsage()
 
     # --- network-level properties -------------------------------------------------

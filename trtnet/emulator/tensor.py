@@ -55,12 +55,22 @@ class ITensor:
     def _shape(self) -> trt.Dims:
         if self._producer is None:
             return self._input_shape
-        return self._producer._output_shapes()[self._index]
+        return self._cached("shapes", self._producer._output_shapes)[self._index]
 
     def _dtype(self) -> trt.DataType:
         if self._producer is None:
             return self._input_dtype
-        return self._producer._output_dtypes()[self._index]
+        return self._cached("dtypes", self._producer._output_dtypes)[self._index]
+
+    def _cached(self, key: str, infer):
+        """Producer's inferred outputs, memoised until any attribute of the network changes
+        (without this, shape queries on residual graphs would take exponential time)."""
+        p, version = self._producer, self._network._version
+        if getattr(p, "_cache_version", None) != version:
+            p._cache, p._cache_version = {}, version
+        if key not in p._cache:
+            p._cache[key] = infer()
+        return p._cache[key]
 
     def __repr__(self) -> str:
         return f"ITensor(name={self._name!r}, shape={tuple(self._shape())}, dtype={self._dtype()})"

@@ -1,0 +1,117 @@
+"""Time of one keyframe pass of the NumPy emulator (build, run, per-layer-kind breakdown).
+
+``python -m trtnet.bench emulator [--config NAME] [--weights FILE] [--size H W] [--repeat N]``
+Weights default to random ones with the shapes of ``trtnet.weight_spec.expected_shapes``
+(BatchNorm statistics kept sane), so no checkpoint is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections import defaultdict
+
+import numpy as np
+
+DEFAULT_CONFIG = "yolact_edge_vid_resnet50"
+
+
+def random_weights(config_name: str, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random float32 weights for every key of ``config_name`` (He-scaled convs, sane BN)."""
+    from trtnet.weight_spec import expected_shapes
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for key, shape in expected_shapes(config_name).items():
+        shape = tuple(int(d) for d in shape)
+        if key.endswith("running_var"):
+            arr = rng.uniform(0.5, 1.5, shape)
+        elif key.endswith("num_batches_tracked"):
+            out[key] = np.array(0, np.int64)
+            continue
+        elif key.endswith(("running_mean", "bias")):
+            arr = rng.normal(0, 0.1, shape)
+        elif len(shape) == 1:  # BN weight
+            arr = rng.uniform(0.5, 1.0, shape)
+        else:
+            fan_in = int(np.prod(shape[1:])) or 1
+            arr = rng.normal(0, np.sqrt(1.0 / fan_in), shape)
+        out[key] = arr.astype(np.float32)
+    return out
+
+
+def build_model_network(config_name: str = DEFAULT_CONFIG, weights=None):
+    """The keyframe network of ``config_name`` on a fresh emulator Network (random weights by default)."""
+    from trtnet import emulator
+    from trtnet.network.yolact_edge import build_keyframe
+
+    net = emulator.Network()
+    tensors = build_keyframe(net, emulator.trt, weights if weights is not None else random_weights(config_name),
+                             config_name)
+    net._trtnet_tensors = tensors  # keep the weight store alive with the network
+    return net
+
+
+def _profile(net, inputs):
+    """Run layer by layer through the executor, timing each layer kind."""
+    from trtnet.emulator import layers as L
+
+    times: dict[str, float] = defaultdict(float)
+    originals = {}
+    for cls in {type(layer) for layer in net._layers}:
+        originals[cls] = cls._execute
+
+        def timed(self, xs, _orig=originals[cls], _name=cls.__name__):
+            t0 = time.perf_counter()
+            try:
+                return _orig(self, xs)
+            finally:
+                times[_name] += time.perf_counter() - t0
+
+        cls._execute = timed
+    try:
+        from trtnet import emulator
+
+        emulator.run(net, inputs)
+    finally:
+        for cls, fn in originals.items():
+            cls._execute = fn
+    assert L  # the layer module is what we patched
+    return times
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"config name (default {DEFAULT_CONFIG})")
+    parser.add_argument("--weights", default=None, help="checkpoint (.pth/.safetensors); default random weights")
+    parser.add_argument("--size", type=int, nargs=2, default=(550, 550), metavar=("H", "W"),
+                        help="input frame size (default 550 550: no resize work)")
+    parser.add_argument("--repeat", type=int, default=2, help="timed passes (default 2)")
+    parser.add_argument("--profile", action="store_true", help="also print time per layer kind")
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtnet import emulator, names
+
+    t0 = time.perf_counter()
+    net = build_model_network(args.config, args.weights)
+    t_build = time.perf_counter() - t0
+    frame = np.random.default_rng(0).integers(0, 256, (1, *args.size, 3), dtype=np.uint8)
+    print(f"emulator: {args.config}, {len(net._layers)} layers, frame {args.size[0]}x{args.size[1]}")
+    print(f"  build       {t_build:7.2f} s")
+    best = float("inf")
+    for i in range(max(1, args.repeat)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = emulator.run(net, {names.INPUT: frame})
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        best = min(best, dt)
+        print(f"  pass {i + 1}      {dt:7.2f} s wall, {cpu:6.2f} s CPU (all threads)")
+    count = out.get(names.DET_COUNT)
+    print(f"  best pass   {best:7.2f} s  (detections: {int(count[0]) if count is not None else '?'})")
+    if hasattr(os, "getloadavg"):
+        print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time grows with other load)")
+    if args.profile:
+        times = _profile(net, {names.INPUT: frame})
+        for name, t in sorted(times.items(), key=lambda kv: -kv[1]):
+            print(f"    {name:24s} {t:7.2f} s")
+    return 0
