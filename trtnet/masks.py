@@ -23,6 +23,9 @@ except Exception:  # noqa: BLE001 - any import failure just means CPU only
     _cupy = None
 
 
+MASK_CHUNK = 16  # detections assembled at a time
+
+
 def get_array_module(*arrays: Any):
     """``cupy`` if any input is a CuPy array, else ``numpy``."""
     if _cupy is not None:
@@ -131,8 +134,14 @@ def assemble_masks(protos, coeffs, boxes, count=None, frame_hw: tuple[int, int] 
     boxes = _squeeze_batch(xp.asarray(boxes), 2, "boxes")
     n = _count_value(count)
     coeffs, boxes = _take_count(coeffs, n), _take_count(boxes, n)
-    masks = resize_bilinear(lowres_masks(protos, coeffs, boxes, crop=crop), frame_hw)
-    return masks if threshold is None else masks > threshold
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    out = xp.empty((coeffs.shape[0], h, w), dtype=xp.float32 if threshold is None else xp.bool_)
+    # Chunks bound the float32 intermediates (100 masks at 1080p would be ~0.8 GB at once).
+    for start in range(0, coeffs.shape[0], MASK_CHUNK):
+        stop = start + MASK_CHUNK
+        masks = resize_bilinear(lowres_masks(protos, coeffs[start:stop], boxes[start:stop], crop=crop), (h, w))
+        out[start:stop] = masks if threshold is None else masks > threshold
+    return out
 
 
 def boxes_to_pixels(boxes, frame_hw: tuple[int, int], count=None):
