@@ -76,9 +76,9 @@ def _dtype_name(array: Any) -> str:
 def inverse_warp_cupy(feature: Any, flow: Any, scale: Any = None, bias: Any = None, *,
                       flow_divisor: float = 8.0, out: Any = None, stream: Any = None) -> Any:
     """Run the InverseWarp CUDA kernel on CuPy arrays (NCHW, contiguous, one float dtype)."""
+    module = require_cuda()
     import cupy
 
-    module = require_cuda()
     dtype = _dtype_name(feature)
     arrays = [cupy.ascontiguousarray(a) if a is not None else None for a in (feature, flow, scale, bias)]
     feature, flow, scale, bias = arrays
@@ -99,9 +99,9 @@ def fast_nms_cupy(boxes: Any, scores: Any, coeffs: Any, *, top_k: int = 200, con
                   nms_thresh: float = 0.5, max_det: int = 100, background_class: int = 0,
                   stream: Any = None) -> tuple:
     """Run the FastNMS CUDA kernels on CuPy arrays; returns (count, boxes, scores, classes, coeffs)."""
+    module = require_cuda()
     import cupy
 
-    module = require_cuda()
     dtype = _dtype_name(boxes)
     boxes, scores, coeffs = (cupy.ascontiguousarray(a) for a in (boxes, scores, coeffs))
     n, a, c = scores.shape
