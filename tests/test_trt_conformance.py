@@ -9,6 +9,7 @@ vs method), enum members and their values, and the constructors model code calls
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import types
 
@@ -227,20 +228,27 @@ def test_usage_check_catches_a_wrong_parameter_name(trt):
     assert len(problems) == 3, problems
 
 
-def _build_model_usage() -> ApiUsage:
+MODEL_CONFIGS = ("yolact_edge_vid_resnet50", "yolact_edge_mobilenetv2")
+
+
+@functools.lru_cache(maxsize=None)
+def _model_usage(config_name: str) -> ApiUsage:
+    """API used while building the keyframe network of ``config_name`` (random weights)."""
     try:
-        from trtnet.network import yolact_edge
+        from trtnet.network import yolact_edge  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"trtnet.network.yolact_edge not importable yet: {exc}")
-    builder = getattr(yolact_edge, "build_keyframe", None)
-    if builder is None:
-        pytest.skip("trtnet.network.yolact_edge.build_keyframe does not exist yet")
     from trtnet.benchmarks.emulator import build_model_network
 
-    net = build_model_network("yolact_edge_vid_resnet50")
-    return net.usage
+    net = build_model_network(config_name)
+    usage = ApiUsage()
+    usage.merge(net.usage)
+    usage.merge(emu_plugins.usage)  # registry/creator calls are process-wide
+    return usage
 
 
-def test_model_uses_only_tensorrt_api(trt):
-    usage = _build_model_usage()
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_model_uses_only_tensorrt_api(trt, config_name):
+    usage = _model_usage(config_name)
+    assert ("INetworkDefinition", "add_convolution_nd") in {c[:2] for c in usage.calls}
     assert usage_problems(usage, trt) == []

@@ -15,8 +15,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import trt
+from .usage import ApiUsage
 
 DT = trt.DataType
+
+# Registry and creator calls are process-wide (not per network): recorded here for the
+# conformance tests under TensorRT's class names.
+usage = ApiUsage()
 _FLOATS = (DT.FLOAT, DT.HALF)
 
 
@@ -136,6 +141,7 @@ class PluginCreator:
         return trt.PluginFieldCollection(trt.PluginField(f.name) for f in self._spec.fields)
 
     def create_plugin(self, name: str, field_collection, phase: trt.TensorRTPhase) -> EmulatedPlugin:
+        usage.call("IPluginCreatorV3One", "create_plugin", (name, field_collection, phase), {})
         if not isinstance(phase, trt.TensorRTPhase):
             raise TypeError(f"create_plugin: phase must be a trt.TensorRTPhase, got {phase!r}")
         given = {}
@@ -164,6 +170,7 @@ class PluginRegistry:
 
     def get_creator(self, type: str, version: str, plugin_namespace: str = "") -> PluginCreator | None:  # noqa: A002
         """The creator, or None when nothing is registered under that key (like TensorRT)."""
+        usage.call("IPluginRegistry", "get_creator", (type, version, plugin_namespace), {})
         return self._creators.get((type, version, plugin_namespace))
 
     @property
