@@ -30,7 +30,8 @@ def _public_names() -> dict[str, object]:
     """Names ``emulator.trt`` exposes (not imported modules or __future__ features)."""
     out = {}
     for name, value in vars(emulator.trt).items():
-        if name.startswith("_") or name == "annotations" or isinstance(value, types.ModuleType):
+        if (name.startswith("_") or name in ("annotations", "names_used")
+                or isinstance(value, types.ModuleType)):
             continue
         out[name] = value
     return out
@@ -245,6 +246,14 @@ def _model_usage(config_name: str) -> ApiUsage:
     usage.merge(net.usage)
     usage.merge(emu_plugins.usage)  # registry/creator calls are process-wide
     return usage
+
+
+def test_trt_names_read_by_model_code_exist_in_tensorrt(trt):
+    for config_name in MODEL_CONFIGS:
+        _model_usage(config_name)
+    used = set(emulator.trt.names_used)
+    assert "DataType" in used  # the recording works
+    assert sorted(n for n in used if not hasattr(trt, n)) == []
 
 
 @pytest.mark.parametrize("config_name", MODEL_CONFIGS)

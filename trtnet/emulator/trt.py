@@ -272,3 +272,24 @@ class PluginFieldCollection(list):
 
 
 from .plugins import get_plugin_registry  # noqa: E402  (registry needs the names above)
+
+
+# --- record which names model code touches (for the conformance tests) ----------------------
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+
+names_used: set[str] = set()
+
+
+class _RecordingModule(_types.ModuleType):
+    """``emulator.trt`` records every public name code outside the emulator reads from it."""
+
+    def __getattribute__(self, name: str):
+        if not name.startswith("_") and name != "names_used":
+            caller = _sys._getframe(1).f_globals.get("__name__", "")
+            if not caller.startswith("trtnet.emulator"):
+                _types.ModuleType.__getattribute__(self, "names_used").add(name)
+        return _types.ModuleType.__getattribute__(self, name)
+
+
+_sys.modules[__name__].__class__ = _RecordingModule
