@@ -373,3 +373,19 @@ def test_half_layers_round_their_results_to_float16():
     x = np.array([1.0, 2.0 ** -11], np.float16)  # 1 + 2^-11 is not representable in fp16
     y = _run_one(lambda net, s, t: net.add_elementwise(s, t, trt.ElementWiseOperation.SUM), x[:1], x[1:])
     assert y.dtype == np.float16 and y.item() == 1.0
+
+
+def test_half_convolution_is_float32_math_rounded_to_float16():
+    x = RNG.standard_normal((1, 4, 6, 6)).astype(np.float16)
+    w = (RNG.standard_normal((3, 4, 3, 3)) * 0.2).astype(np.float16)
+
+    def build(net, t):
+        c = net.add_convolution_nd(t, 3, (3, 3), trt.Weights(w), trt.Weights(np.zeros(3, np.float16)))
+        c.padding_nd = (1, 1)
+        return c
+
+    y = _run_one(build, x)
+    assert y.dtype == np.float16
+    want = _naive_conv(x.astype(np.float32), w.astype(np.float32), None, (1, 1), (1, 1), (1, 1), (1, 1), 1)
+    # Only the final rounding to fp16 differs from float64 math: half an fp16 ulp (2^-11 relative).
+    np.testing.assert_allclose(y.astype(np.float64), want, rtol=2 ** -11, atol=1e-6)

@@ -33,3 +33,11 @@ def test_only_the_builder_needs_the_runtime_library(trt):
 
     with pytest.raises(Exception):
         trt.Builder(trt.Logger())
+
+
+def test_stubs_export_exactly_what_the_bindings_import(trt_modules):
+    # nm on the real extension lists the TensorRT C entry points; the stub libraries
+    # must provide each of them (else the import fails) -- and the fallback list agrees.
+    for version in ("11.4", "10.3"):
+        so = trt_harness.CACHE_DIR / f"site-{version}" / "tensorrt_bindings" / "tensorrt.so"
+        assert sorted(trt_harness.entry_points(so)) == sorted(trt_harness.KNOWN_ENTRY_POINTS)
