@@ -216,3 +216,11 @@ def test_every_op_network_runs_for_two_frame_sizes():
         assert out["t/reduce"].shape == (1, 64) and np.isfinite(out["t/reduce"]).all()
         assert out["t/shape"].tolist() == [1, 64, 2]
         assert out["t/plugin_v3"].shape == (1, 8, 8, 8)
+
+
+def test_per_layer_precision_is_refused_in_a_strongly_typed_network():
+    net = emulator.Network()
+    x = net.add_input("x", trt.float32, (1, 3))
+    layer = net.add_activation(x, trt.ActivationType.RELU)
+    with pytest.raises(AttributeError, match="strongly typed.*add_cast"):
+        layer.set_output_type(0, trt.DataType.HALF)

@@ -108,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  pass {i + 1}      {dt:7.2f} s wall, {cpu:6.2f} s CPU (all threads)")
     count = out.get(names.DET_COUNT)
     print(f"  best pass   {best:7.2f} s  (detections: {int(count[0]) if count is not None else '?'})")
+    try:
+        import resource
+
+        print(f"  peak RSS    {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:7.0f} MiB")
+    except ImportError:
+        pass
     if hasattr(os, "getloadavg"):
         print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall time grows with other load)")
     if args.profile:

@@ -143,6 +143,13 @@ class ILayer:
         self._on_set_input(index)
         self._validate()
 
+    def __getattr__(self, name: str):
+        if name in ("precision", "set_output_type", "reset_precision", "output_type_is_set"):
+            raise AttributeError(
+                f"{type(self).__name__}.{name}: the network is strongly typed (TensorRT 11 has no per-layer "
+                "precision); change types with add_cast or add_quantize/add_dequantize")
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
     # --- internals --------------------------------------------------------------------
     def _max_inputs(self) -> int:
         return len(self._inputs)
