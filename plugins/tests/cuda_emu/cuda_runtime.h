@@ -1,7 +1,7 @@
 // CPU emulation of the small CUDA subset trtnet's kernels use, to run the .cu files'
 // kernel code on a machine without a GPU (tests/test_kernels_cuda_emulated.py).
 //
-// Every block runs as blockDim real threads (std::thread) so __syncthreads, warp ballots
+// Every block runs on blockDim real threads (std::thread) so __syncthreads, warp ballots
 // and shared-memory atomics interleave for real; blocks run one after another, so
 // __shared__ variables can be plain statics. Threads that return early drop out of the
 // barriers, as exited threads do on the GPU. The test rewrites `k<<<g, b, smem, s>>>(...)`
@@ -107,7 +107,9 @@ inline cudaError_t& last_error() {
     return e;
 }
 
-// Runs kernel() for every thread of every block of the grid.
+// Runs kernel() for every thread of every block of the grid: blockDim worker threads are
+// created once per launch and step through the blocks together; worker 0 sets up each
+// block's barriers and shared memory between two pool-wide barriers.
 template <typename Kernel>
 void launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t, Kernel kernel) {
     const unsigned threads = block.x * block.y * block.z;
@@ -116,32 +118,41 @@ void launch(dim3 grid, dim3 block, size_t smem_bytes, cudaStream_t, Kernel kerne
         return;
     }
     const unsigned warps = threads / 32;
-    for (unsigned bz = 0; bz < grid.z; ++bz)
-        for (unsigned by = 0; by < grid.y; ++by)
-            for (unsigned bx = 0; bx < grid.x; ++bx) {
-                Block b;
-                b.block_barrier = std::make_unique<Barrier>(threads);
-                for (unsigned w = 0; w < warps; ++w) b.warp_barriers.push_back(std::make_unique<Barrier>(32));
-                b.ballots = std::make_unique<std::atomic<uint32_t>[]>(warps);
-                for (unsigned w = 0; w < warps; ++w) b.ballots[w] = 0;
-                b.smem.assign(smem_bytes + 16, 0xCD);  // garbage, like uninitialised shared memory
-                current_block() = &b;
-                std::vector<std::thread> pool;
-                pool.reserve(threads);
-                for (unsigned t = 0; t < threads; ++t) {
-                    pool.emplace_back([&, t] {
-                        threadIdx = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
-                        blockIdx = uint3{bx, by, bz};
-                        blockDim = block;
-                        gridDim = grid;
-                        kernel();
-                        b.warp_barriers[t / 32]->arrive_and_drop();
-                        b.block_barrier->arrive_and_drop();
-                    });
-                }
-                for (auto& th : pool) th.join();
-                current_block() = nullptr;
+    const unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    if (blocks == 0) return;
+    Barrier pool_barrier(threads);
+    std::unique_ptr<Block> current;
+    auto prepare = [&] {
+        current = std::make_unique<Block>();
+        current->block_barrier = std::make_unique<Barrier>(threads);
+        for (unsigned w = 0; w < warps; ++w) current->warp_barriers.push_back(std::make_unique<Barrier>(32));
+        current->ballots = std::make_unique<std::atomic<uint32_t>[]>(warps);
+        for (unsigned w = 0; w < warps; ++w) current->ballots[w] = 0;
+        current->smem.assign(smem_bytes + 16, 0xCD);  // garbage, like uninitialised shared memory
+        current_block() = current.get();
+    };
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (unsigned t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+            threadIdx = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+            blockDim = block;
+            gridDim = grid;
+            for (unsigned long long id = 0; id < blocks; ++id) {
+                if (t == 0) prepare();
+                pool_barrier.arrive_and_wait();  // block ready
+                Block* b = current_block();
+                blockIdx = uint3{unsigned(id % grid.x), unsigned((id / grid.x) % grid.y),
+                                 unsigned(id / ((unsigned long long)grid.x * grid.y))};
+                kernel();
+                b->warp_barriers[t / 32]->arrive_and_drop();
+                b->block_barrier->arrive_and_drop();
+                pool_barrier.arrive_and_wait();  // every thread is done with this block
             }
+        });
+    }
+    for (auto& th : pool) th.join();
+    current_block() = nullptr;
 }
 
 }  // namespace emu
