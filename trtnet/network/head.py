@@ -48,7 +48,7 @@ def build_head(g: Graph, levels: Sequence[Any], config: Config) -> tuple[Any, An
             outputs[what].append(_flatten(g, y, k, f"{key}@{level}.flat"))
     loc = concat(g, outputs["loc"], 1, names.LOC)
     conf = concat(g, outputs["conf"], 1, "head/conf_logits")
-    conf = softmax(g, conf, 2, names.CONF)
+    conf = softmax(g, g.into(conf, "detect"), 2, names.CONF)  # scores feed NMS: always fp32
     mask = concat(g, outputs["mask"], 1, "head/mask_raw")
     mask = activation(g, mask, TANH, names.MASK)
     return loc, conf, mask

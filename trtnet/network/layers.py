@@ -66,6 +66,7 @@ class Graph:
         self.plan = as_plan(self.plan)
         require_supported(self.plan)
         self.weights = WeightStore.load(self.weights)
+        self._casts: dict[tuple[int, str], tuple[Any, Any]] = {}  # (source kept alive, cast)
 
     # -- naming -------------------------------------------------------------------
     def named(self, layer: Any, name: str, out_name: Optional[str] = None) -> Any:
@@ -93,8 +94,12 @@ class Graph:
         """``x`` as ``dtype`` (no layer when it already is)."""
         if x.dtype == dtype:
             return x
-        layer = self.network.add_cast(x, dtype)
-        return self.named(layer, name or f"{x.name}.cast_{str(dtype).split('.')[-1].lower()}")
+        key = (id(x), str(dtype))
+        if key not in self._casts:  # one cast per tensor and type, however many consumers
+            layer = self.network.add_cast(x, dtype)
+            label = name or f"{x.name}.cast_{str(dtype).split('.')[-1].lower()}"
+            self._casts[key] = (x, self.named(layer, label))
+        return self._casts[key][1]
 
     def into(self, x: Any, component: str) -> Any:
         """``x`` in the activation type of ``component`` (cast at component borders)."""
