@@ -595,6 +595,9 @@ class IResizeLayer(ILayer):
     def shape(self, value) -> None:
         self._record("shape", "set")
         dims = trt.Dims(value)
+        if any(d < 0 for d in dims):
+            raise ValueError(self._err(f"shape {tuple(dims)} has unknown dims; a dynamic output size "
+                                       "needs a shape tensor as input 1 (set_input)"))
         if len(dims) != len(self._in(0)._shape()):
             raise ValueError(self._err(f"shape {tuple(dims)} must have the input's rank {len(self._in(0)._shape())}"))
         self._pop("scales")
