@@ -778,9 +778,8 @@ class IConcatenationLayer(ILayer):
         shapes = self._in_shapes()
         rank = len(shapes[0])
         axis = self._get("axis")
-        axis = axis + rank if axis < 0 else axis
-        if not 0 <= axis < rank:
-            raise ValueError(self._err(f"axis {self._get('axis')} out of range for rank {rank}"))
+        if not 0 <= axis < rank:  # TensorRT takes no negative axis
+            raise ValueError(self._err(f"axis {axis} out of range [0, {rank}) for rank {rank}"))
         out = list(shapes[0])
         for s in shapes[1:]:
             if len(s) != rank or any(a != b and a >= 0 and b >= 0 for i, (a, b) in enumerate(zip(s, shapes[0])) if i != axis):
@@ -790,8 +789,7 @@ class IConcatenationLayer(ILayer):
         return [trt.Dims(out)]
 
     def _execute(self, xs):
-        axis = self._get("axis")
-        return [np.concatenate(xs, axis=axis + xs[0].ndim if axis < 0 else axis)]
+        return [np.concatenate(xs, axis=self._get("axis"))]
 
 
 class ISliceLayer(ILayer):
