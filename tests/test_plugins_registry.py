@@ -2,7 +2,8 @@
 without ever registering one twice (TensorRT's loadLibrary fails on a duplicate):
 
 * dlopen / ctypes.CDLL(RTLD_GLOBAL) / linking (what trtnet.plugins.load() does): the
-  library's static initializer finds the process's getPluginRegistry and registers;
+  library's static initializer finds the process's getPluginRegistry and registers --
+  also when libnvinfer was loaded RTLD_LOCAL, as the tensorrt Python module loads it;
 * IPluginRegistry::loadLibrary / trtexec --dynamicPlugins: the loader calls getCreators(),
   which first withdraws the initializer's registration.
 
@@ -28,21 +29,25 @@ REPO = Path(__file__).resolve().parent.parent
 def built(request, tmp_path):
     include = request.param
     cxx, flags = compiler()
-    lib, exe = tmp_path / "libtrtnet_plugins.so", tmp_path / "registry_test"
+    lib, exe, local_exe = tmp_path / "libtrtnet_plugins.so", tmp_path / "registry_test", tmp_path / "registry_local"
+    fake = tmp_path / "fake" / "libnvinfer.so.11"
+    fake.parent.mkdir()
+    test = [*flags, "-isystem", str(include), str(REPO / "plugins/tests/registry_test.cpp")]
     for cmd in (
         [cxx, "-shared", *map(str, plugin_objects(include)), "-ldl", "-o", str(lib)],
-        [cxx, *flags, "-isystem", str(include), "-rdynamic", str(REPO / "plugins/tests/registry_test.cpp"),
-         "-ldl", "-o", str(exe)],
+        [cxx, *test, "-rdynamic", "-ldl", "-o", str(exe)],
+        [cxx, *test, "-ldl", "-o", str(local_exe)],  # no -rdynamic: its registry is not global
+        [cxx, *test, "-DTRTNET_FAKE_NVINFER", "-shared", "-Wl,-soname,libnvinfer.so.11", "-o", str(fake)],
     ):
         build = subprocess.run(cmd, capture_output=True, text=True)
         assert build.returncode == 0, build.stderr[-4000:]
-    return lib, exe
+    return lib, exe, local_exe, fake
 
 
 @pytest.mark.skipif(not HEADERS, reason="no TensorRT headers (set TRTNET_TENSORRT_INCLUDE_DIRS)")
 @pytest.mark.parametrize("mode", ["dlopen", "loadLibrary"])
 def test_creators_registered_once(built, mode):
-    lib, exe = built
+    lib, exe, _, _ = built
     run = subprocess.run([str(exe), str(lib), mode], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "registered FastNMS/1 in namespace trtnet: plugin created" in run.stdout
@@ -50,9 +55,17 @@ def test_creators_registered_once(built, mode):
     assert f"registry ({mode}): all checks passed" in run.stdout
 
 
+@pytest.mark.skipif(not HEADERS, reason="no TensorRT headers (set TRTNET_TENSORRT_INCLUDE_DIRS)")
+def test_registered_when_libnvinfer_is_loaded_locally_as_python_does(built):
+    lib, _, local_exe, fake = built
+    run = subprocess.run([str(local_exe), str(lib), "local", str(fake)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "registry (local): all checks passed" in run.stdout
+
+
 @pytest.mark.skipif(not HEADERS or shutil.which("nm") is None, reason="no TensorRT headers or no nm")
 def test_library_exports_only_the_entry_points(built):
-    lib, _ = built
+    lib, _, _, _ = built
     nm = subprocess.run(["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True)
     exported = {line.split()[-1] for line in nm.stdout.splitlines() if " T " in line}
     assert exported == {"getCreators", "getPluginCreators", "setLoggerFinder", "trtnetPluginsAutoRegistered"}

@@ -7,6 +7,10 @@
 //                                   trtexec --dynamicPlugins): dlopen, then getCreators(),
 //                                   register each, failing on a duplicate -- the
 //                                   initializer's registration must not cause one
+//   registry_test LIB local FAKE    like Python: libnvinfer (FAKE = this file built with
+//                                   -DTRTNET_FAKE_NVINFER as libnvinfer.so.11) is loaded
+//                                   RTLD_LOCAL, so only dlopen(RTLD_NOLOAD) finds it
+//                                   (build this executable without -rdynamic for it)
 //
 // LIB is a host-only build of the plugin library (launchers stubbed, no CUDA).
 #include <NvInferRuntime.h>
@@ -113,6 +117,8 @@ static FakeRegistry g_registry;
 
 extern "C" __attribute__((visibility("default"))) IPluginRegistry* getPluginRegistry() noexcept { return &g_registry; }
 
+#ifndef TRTNET_FAKE_NVINFER
+
 static int g_failures = 0;
 #define CHECK(cond)                                                      \
     do {                                                                 \
@@ -122,11 +128,12 @@ static int g_failures = 0;
         }                                                                \
     } while (0)
 
-static void check_registered() {
-    CHECK(g_registry.entries.size() == 2);
-    CHECK(g_registry.duplicates == 0);
+static void check_registered(IPluginRegistry& registry) {
+    int32_t n = 0;
+    registry.getAllCreators(&n);
+    CHECK(n == 2);
     for (char const* name : {"FastNMS", "InverseWarp"}) {
-        auto* c = static_cast<IPluginCreatorV3One*>(g_registry.getCreator(name, "1", "trtnet"));
+        auto* c = static_cast<IPluginCreatorV3One*>(registry.getCreator(name, "1", "trtnet"));
         CHECK(c != nullptr);
         if (c == nullptr) continue;
         std::unique_ptr<IPluginV3> plugin(c->createPlugin(name, nullptr, TensorRTPhase::kBUILD));
@@ -137,8 +144,8 @@ static void check_registered() {
 }
 
 int main(int argc, char** argv) {
-    if (argc != 3) {
-        std::fprintf(stderr, "usage: %s LIB dlopen|loadLibrary\n", argv[0]);
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: %s LIB dlopen|loadLibrary|local [FAKE_NVINFER]\n", argv[0]);
         return 2;
     }
     std::string mode = argv[2];
@@ -150,16 +157,35 @@ int main(int argc, char** argv) {
         }
         auto count = reinterpret_cast<int32_t (*)()>(dlsym(handle, "trtnetPluginsAutoRegistered"));
         CHECK(count != nullptr && count() == 2);
-        check_registered();
+        CHECK(g_registry.duplicates == 0);
+        check_registered(g_registry);
     } else if (mode == "loadLibrary") {
         IPluginRegistry::PluginLibraryHandle handle = g_registry.loadLibrary(argv[1]);
         CHECK(handle != nullptr);
-        check_registered();
+        CHECK(g_registry.duplicates == 0);
+        check_registered(g_registry);
         // A second load of the same library must be refused (already registered), not crash.
         CHECK(g_registry.loadLibrary(argv[1]) == nullptr);
+    } else if (mode == "local" && argc == 4) {
+        void* nvinfer = dlopen(argv[3], RTLD_NOW | RTLD_LOCAL);
+        if (nvinfer == nullptr) {
+            std::printf("dlopen of the fake libnvinfer failed: %s\n", dlerror());
+            return 1;
+        }
+        CHECK(dlsym(RTLD_DEFAULT, "getPluginRegistry") == nullptr);  // really not global
+        auto get = reinterpret_cast<IPluginRegistry* (*)()>(dlsym(nvinfer, "getPluginRegistry"));
+        void* handle = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
+        if (get == nullptr || handle == nullptr) {
+            std::printf("dlopen failed: %s\n", dlerror());
+            return 1;
+        }
+        auto count = reinterpret_cast<int32_t (*)()>(dlsym(handle, "trtnetPluginsAutoRegistered"));
+        CHECK(count != nullptr && count() == 2);
+        check_registered(*get());
     } else {
         return 2;
     }
     std::printf(g_failures == 0 ? "registry (%s): all checks passed\n" : "registry (%s): FAILED\n", mode.c_str());
     return g_failures == 0 ? 0 : 1;
 }
+#endif  // TRTNET_FAKE_NVINFER
