@@ -41,14 +41,14 @@ def random_weights(config_name: str, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-def build_model_network(config_name: str = DEFAULT_CONFIG, weights=None):
+def build_model_network(config_name: str = DEFAULT_CONFIG, weights=None, plan=None):
     """The keyframe network of ``config_name`` on a fresh emulator Network (random weights by default)."""
     from trtnet import emulator
     from trtnet.network.yolact_edge import build_keyframe
 
     net = emulator.Network()
     tensors = build_keyframe(net, emulator.trt, weights if weights is not None else random_weights(config_name),
-                             config_name)
+                             config_name, plan=plan)
     net._trtnet_tensors = tensors  # keep the weight store alive with the network
     return net
 
@@ -86,6 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="checkpoint (.pth/.safetensors); default random weights")
     parser.add_argument("--size", type=int, nargs=2, default=(550, 550), metavar=("H", "W"),
                         help="input frame size (default 550 550: no resize work)")
+    parser.add_argument("--plan", default=None, help="precision plan, e.g. fp16 (default fp32)")
     parser.add_argument("--repeat", type=int, default=2, help="timed passes (default 2)")
     parser.add_argument("--profile", action="store_true", help="also print time per layer kind")
 
@@ -94,10 +95,11 @@ def run(args: argparse.Namespace) -> int:
     from trtnet import emulator, names
 
     t0 = time.perf_counter()
-    net = build_model_network(args.config, args.weights)
+    net = build_model_network(args.config, args.weights, args.plan)
     t_build = time.perf_counter() - t0
     frame = np.random.default_rng(0).integers(0, 256, (1, *args.size, 3), dtype=np.uint8)
-    print(f"emulator: {args.config}, {len(net._layers)} layers, frame {args.size[0]}x{args.size[1]}")
+    print(f"emulator: {args.config} ({args.plan or 'fp32'}), {len(net._layers)} layers, "
+          f"frame {args.size[0]}x{args.size[1]}")
     print(f"  build       {t_build:7.2f} s")
     best = float("inf")
     for i in range(max(1, args.repeat)):
