@@ -233,25 +233,56 @@ def test_usage_check_catches_a_wrong_parameter_name(trt):
 MODEL_CONFIGS = ("yolact_edge_vid_resnet50", "yolact_edge_mobilenetv2")
 
 
-@functools.lru_cache(maxsize=None)
-def _model_usage(config_name: str) -> ApiUsage:
-    """API used while building the keyframe network of ``config_name`` (random weights)."""
+def _model_builders() -> list[str]:
+    """Every ``build_*(network, trt, weights, config)`` of trtnet.network.yolact_edge (keyframe,
+    and the non-keyframe network once it exists) -- new builders are covered automatically."""
     try:
-        from trtnet.network import yolact_edge  # noqa: F401
+        from trtnet.network import yolact_edge
+    except ImportError:
+        return ["build_keyframe"]
+    found = []
+    for name, fn in sorted(vars(yolact_edge).items()):
+        if not (name.startswith("build_") and inspect.isfunction(fn)) or fn.__module__ != yolact_edge.__name__:
+            continue
+        params = list(inspect.signature(fn).parameters.values())
+        required = [p.name for p in params if p.default is inspect.Parameter.empty
+                    and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if required == ["network", "trt", "weights", "config"]:
+            found.append(name)
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def _model_usage(builder: str, config_name: str) -> ApiUsage:
+    """API used while building network ``builder`` of ``config_name`` (random weights)."""
+    try:
+        from trtnet.network import yolact_edge
     except ImportError as exc:
         pytest.skip(f"trtnet.network.yolact_edge not importable yet: {exc}")
-    from trtnet.benchmarks.emulator import build_model_network
+    from trtnet.benchmarks.emulator import random_weights
 
-    net = build_model_network(config_name)
+    net = emulator.Network()
+    getattr(yolact_edge, builder)(net, emulator.trt, random_weights(config_name), config_name)
     usage = ApiUsage()
     usage.merge(net.usage)
     usage.merge(emu_plugins.usage)  # registry/creator calls are process-wide
     return usage
 
 
+MODEL_CASES = [(b, c) for b in _model_builders() for c in MODEL_CONFIGS
+               if b == "build_keyframe" or c == "yolact_edge_vid_resnet50"]  # video nets need a video config
+
+
+@pytest.mark.parametrize("builder,config_name", MODEL_CASES, ids=lambda v: v)
+def test_model_uses_only_tensorrt_api(trt, builder, config_name):
+    usage = _model_usage(builder, config_name)
+    assert ("INetworkDefinition", "add_convolution_nd") in {c[:2] for c in usage.calls}
+    assert usage_problems(usage, trt) == []
+
+
 def test_trt_names_read_by_model_code_exist_in_tensorrt(trt):
-    for config_name in MODEL_CONFIGS:
-        _model_usage(config_name)
+    for case in MODEL_CASES:
+        _model_usage(*case)
     used = set(emulator.trt.names_used)
     assert "DataType" in used  # the recording works
     assert sorted(n for n in used if not hasattr(trt, n)) == []
