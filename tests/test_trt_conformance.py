@@ -286,10 +286,3 @@ def test_trt_names_read_by_model_code_exist_in_tensorrt(trt):
     used = set(emulator.trt.names_used)
     assert "DataType" in used  # the recording works
     assert sorted(n for n in used if not hasattr(trt, n)) == []
-
-
-@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
-def test_model_uses_only_tensorrt_api(trt, config_name):
-    usage = _model_usage(config_name)
-    assert ("INetworkDefinition", "add_convolution_nd") in {c[:2] for c in usage.calls}
-    assert usage_problems(usage, trt) == []
