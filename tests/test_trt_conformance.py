@@ -253,7 +253,7 @@ def _model_builders() -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _model_usage(builder: str, config_name: str) -> ApiUsage:
+def _model_usage(builder: str, config_name: str, plan: str | None = None) -> ApiUsage:
     """API used while building network ``builder`` of ``config_name`` (random weights)."""
     try:
         from trtnet.network import yolact_edge
@@ -262,20 +262,22 @@ def _model_usage(builder: str, config_name: str) -> ApiUsage:
     from trtnet.benchmarks.emulator import random_weights
 
     net = emulator.Network()
-    getattr(yolact_edge, builder)(net, emulator.trt, random_weights(config_name), config_name)
+    kwargs = {"plan": plan} if plan else {}
+    getattr(yolact_edge, builder)(net, emulator.trt, random_weights(config_name), config_name, **kwargs)
     usage = ApiUsage()
     usage.merge(net.usage)
     usage.merge(emu_plugins.usage)  # registry/creator calls are process-wide
     return usage
 
 
-MODEL_CASES = [(b, c) for b in _model_builders() for c in MODEL_CONFIGS
+MODEL_CASES = [(b, c, None) for b in _model_builders() for c in MODEL_CONFIGS
                if b == "build_keyframe" or c == "yolact_edge_vid_resnet50"]  # video nets need a video config
+MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "fp16"))  # casts, HALF weights
 
 
-@pytest.mark.parametrize("builder,config_name", MODEL_CASES, ids=lambda v: v)
-def test_model_uses_only_tensorrt_api(trt, builder, config_name):
-    usage = _model_usage(builder, config_name)
+@pytest.mark.parametrize("builder,config_name,plan", MODEL_CASES, ids=str)
+def test_model_uses_only_tensorrt_api(trt, builder, config_name, plan):
+    usage = _model_usage(builder, config_name, plan)
     assert ("INetworkDefinition", "add_convolution_nd") in {c[:2] for c in usage.calls}
     assert usage_problems(usage, trt) == []
 
