@@ -49,6 +49,7 @@ KNOWN_ENTRY_POINTS = (
 )
 
 _loaded: dict[str, ModuleType] = {}
+_failed: dict[str, "HarnessError"] = {}  # a failed download is not retried for every test
 
 
 class HarnessError(RuntimeError):
@@ -153,6 +154,18 @@ def load_bindings(version: str) -> ModuleType:
     """The real ``tensorrt`` module of ``version`` ("11.4" or "10.3"), imported over stubs."""
     if version in _loaded:
         return _loaded[version]
+    if version in _failed:
+        raise _failed[version]
+    try:
+        module = _load(version)
+    except HarnessError as exc:
+        _failed[version] = exc
+        raise
+    _loaded[version] = module
+    return module
+
+
+def _load(version: str) -> ModuleType:
     if version not in BINDINGS:
         raise HarnessError(f"unknown TensorRT bindings version {version!r}; have {sorted(BINDINGS)}")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -174,7 +187,6 @@ def load_bindings(version: str) -> ModuleType:
         raise HarnessError(f"importing the TensorRT {version} bindings failed: {exc!r}") from exc
     if not str(module.__version__).startswith(version):
         raise HarnessError(f"expected TensorRT {version}, the bindings say {module.__version__}")
-    _loaded[version] = module
     return module
 
 
