@@ -389,3 +389,31 @@ def test_half_convolution_is_float32_math_rounded_to_float16():
     want = _naive_conv(x.astype(np.float32), w.astype(np.float32), None, (1, 1), (1, 1), (1, 1), (1, 1), 1)
     # Only the final rounding to fp16 differs from float64 math: half an fp16 ulp (2^-11 relative).
     np.testing.assert_allclose(y.astype(np.float64), want, rtol=2 ** -11, atol=1e-6)
+
+
+def test_explicitly_quantized_convolution_takes_its_kernel_from_a_dequantize_layer():
+    # INT8 pattern of strongly typed TensorRT: Q/DQ on the activation and (per channel) on the
+    # kernel, the kernel fed as input 1 of the convolution (empty Weights in add_convolution_nd).
+    x = RNG.standard_normal((1, 3, 6, 6)).astype(np.float32)
+    w = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    x_scale, w_scale = np.float32(0.03), (np.abs(w).reshape(4, -1).max(axis=1) / 127).astype(np.float32)
+
+    def build(net, t):
+        def qdq(tensor, scale, axis):
+            s = net.add_constant(scale.shape, trt.Weights(np.ascontiguousarray(scale))).get_output(0)
+            q = net.add_quantize(tensor, s, trt.DataType.INT8)
+            dq = net.add_dequantize(q.get_output(0), s, trt.DataType.FLOAT)
+            q.axis = dq.axis = axis
+            return dq.get_output(0)
+
+        kernel = net.add_constant(w.shape, trt.Weights(w)).get_output(0)
+        conv = net.add_convolution_nd(qdq(t, np.array(x_scale), 0), 4, (3, 3), trt.Weights(trt.DataType.FLOAT))
+        conv.set_input(1, qdq(kernel, w_scale, 0))
+        conv.padding_nd = (1, 1)
+        return conv
+
+    y = _run_one(build, x)
+    fake_x = np.clip(np.round(x / x_scale), -128, 127) * x_scale  # np.round is half-to-even too
+    fake_w = np.clip(np.round(w / w_scale[:, None, None, None]), -128, 127) * w_scale[:, None, None, None]
+    want = _naive_conv(fake_x, fake_w, None, (1, 1), (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)

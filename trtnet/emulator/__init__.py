@@ -11,8 +11,27 @@ Usage (the model code is the same as for real TensorRT)::
     c3 = emulator.run(net, {"frame": img}, fetch=["backbone/C3"], outputs=False)  # C3 only
 
 Layers follow TensorRT's documented semantics (NvInfer.h), not PyTorch's; the
-graph is recorded, then executed in NumPy. HALF tensors are computed in float32
-and rounded to float16 per layer, approximating TensorRT's fp16 kernels.
+graph is recorded, then executed in NumPy (only the layers the requested tensors
+need; intermediates are freed after their last use). Choices worth knowing:
+
+* Strongly typed like TensorRT 11 (and 10.x with STRONGLY_TYPED): types flow from
+  inputs and constants; mismatches (elementwise of FLOAT and HALF, convolution of
+  INT8, ...) raise ``EmulatorTypeError`` at ``add_*`` time. Per-layer precision
+  does not exist; use ``add_cast`` or Q/DQ. Convolution weights must have the
+  input's type (conservative: what passes here builds on TensorRT).
+* HALF tensors are computed in float32 and each layer's result is rounded to
+  float16 -- an approximation of TensorRT's fp16 kernels (which may accumulate in
+  fp16 or fp32 and fuse layers).
+* Quantize: ``clamp(round_half_even(x / scale), -128, 127)``; dequantize ``q * scale``.
+* Cast float -> integer truncates toward zero (to UINT8 also clamps to [0, 255]).
+* Resize LINEAR/NEAREST with the NvInfer.h coordinate formulas, source indices
+  clamped to the input (HALF_PIXEL + LINEAR reproduces PyTorch bilinear,
+  align_corners=False); CUBIC is not emulated.
+* Plugins (FastNMS, InverseWarp) run through CPU twins computing with
+  :mod:`trtnet.plugins.reference`, found via ``trt.get_plugin_registry()``.
+* ``network.usage`` records the API calls, attributes and enum members used, and
+  ``trt.names_used`` the names read from ``emulator.trt``; tests check them against
+  the real TensorRT bindings (tests/test_trt_conformance.py).
 """
 
 from __future__ import annotations
