@@ -3,7 +3,9 @@
 # each architecture plus PTX of the newest (JIT for future GPUs). Architectures follow the
 # toolkit like CMakeLists.txt: CUDA 13 -> 75 80 86 87 89 90 100 110 120 (Turing .. Blackwell,
 # Thor 110); CUDA 12 (JetPack 6) -> 72 75 80 86 87 89 90. Warnings are errors; every
-# architecture must appear in ptxas' report, with no register spills. Override: NVCC, TRTNET_CUDA_ARCHS="87 90".
+# architecture must appear in ptxas' report, with no register spills. Then the plugin library
+# is linked from those objects against each TensorRT header set found. Override: NVCC,
+# TRTNET_CUDA_ARCHS="87 90", TensorRT_INCLUDE_DIRS=/a/include:/b/include.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,7 +37,7 @@ for src in "${sources[@]}"; do
   obj="$out/$(basename "${src%.cu}").o"
   t0=$(date +%s)
   log="$out/$(basename "${src%.cu}").ptxas"
-  if ! "$NVCC" -std=c++17 -O3 -fmad=false -Xcompiler -fPIC,-Wall,-Wextra -Werror all-warnings \
+  if ! "$NVCC" -std=c++17 -O3 -fmad=false -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra -Werror all-warnings \
       --threads 2 -Xptxas -v -I plugins "${gencode[@]}" -c "$src" -o "$obj" 2>"$log"; then
     grep -v '^ptxas info\|bytes stack frame' "$log" >&2 || true
     echo "compile_cuda: FAILED $src" >&2
@@ -53,4 +55,32 @@ for src in "${sources[@]}"; do
   echo "compile_cuda: $src ok in $(( $(date +%s) - t0 )) s (SASS: ${sass}+ PTX compute_${newest}; no spills)"
 done
 echo "compile_cuda: CUDA ${version}, ${#sources[@]} sources, architectures ${archs[*]} (+PTX ${newest}), $(( $(date +%s) - start )) s"
+
+# Link libtrtnet_plugins.so from those objects against every TensorRT header set found
+# ($TensorRT_INCLUDE_DIRS, colon-separated, or ../trt_headers/*/include): it must export
+# TensorRT's entry points and must not need libnvinfer.
+cuda_root=$(dirname "$(dirname "$(command -v "$NVCC")")")
+[ -f "$cuda_root/include/cuda_runtime_api.h" ] || cuda_root=/usr/local/cuda
+if [ -n "${TensorRT_INCLUDE_DIRS:-}" ]; then
+  IFS=: read -r -a trt_dirs <<< "$TensorRT_INCLUDE_DIRS"
+else
+  trt_dirs=(../trt_headers/*/include)
+fi
+for inc in "${trt_dirs[@]}"; do
+  [ -f "$inc/NvInferRuntime.h" ] || continue
+  lib="$out/libtrtnet_plugins.so"
+  if ! ${CXX:-g++} -std=c++17 -O2 -shared -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Wno-deprecated-declarations \
+      -isystem "$inc" -isystem "$cuda_root/include" -I plugins \
+      plugins/trtnet_plugins.cpp plugins/*/*_plugin.cpp plugins/*/*_host.cpp "$out"/*.o \
+      -L"$cuda_root/lib64" -lcudart_static -ldl -lpthread -lrt -o "$lib"; then
+    echo "compile_cuda: FAILED to link libtrtnet_plugins.so against $inc" >&2
+    status=1
+    continue
+  fi
+  exports=$(nm -D --defined-only "$lib" | awk '$2 == "T" {print $3}' | sort | tr '\n' ' ')
+  [ "$exports" = "getCreators getPluginCreators setLoggerFinder trtnetPluginsAutoRegistered " ] || {
+    echo "compile_cuda: unexpected exports from libtrtnet_plugins.so: $exports" >&2; status=1; }
+  if ldd "$lib" | grep -q nvinfer; then echo "compile_cuda: libtrtnet_plugins.so needs libnvinfer" >&2; status=1; fi
+  echo "compile_cuda: libtrtnet_plugins.so linked against $(grep -hE 'define (TRT_MAJOR_ENTERPRISE|NV_TENSORRT_MAJOR) [0-9]' "$inc/NvInferVersion.h" | awk '{print $3}' | head -1).x headers ($(du -k "$lib" | cut -f1) KiB; exports: ${exports})"
+done
 exit $status
