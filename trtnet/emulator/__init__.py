@@ -37,7 +37,8 @@ need; intermediates are freed after their last use). Choices worth knowing:
 from __future__ import annotations
 
 from . import trt
+from .layers import EmulatorTypeError
 from .network import ITensor, Network
 from .executor import run
 
-__all__ = ["Network", "ITensor", "trt", "run"]
+__all__ = ["Network", "ITensor", "EmulatorTypeError", "trt", "run"]
