@@ -134,3 +134,22 @@ def test_fp16_keyframe_stays_close_to_upstream(reference_dir):
     for score, cls in zip(ref["det_scores"][:5], ref["det_classes"][:5]):
         hit = (out[names.DET_CLASSES][0] == cls) & (np.abs(out[names.DET_SCORES][0] - score) <= 2e-2)
         assert hit.any(), f"no fp16 detection of class {cls} with score {score:.4f}"
+
+
+def test_partial_backbone_matches_upstream_non_keyframe_c3(reference_dir):
+    # Non-keyframes run the stem and the first two stages only (UPSTREAM_NOTES item 12).
+    from trtnet.network.backbone import build_backbone
+    from trtnet.network.layers import Graph
+    from trtnet.network.preprocess import add_frame_input, build_preprocess
+
+    case = ReferenceCase(reference_dir / "vid_resnet50")
+    config = get_config(case.config_name)
+    net = emulator.Network()
+    g = Graph(net, trt, case.weights_path)
+    (c3,) = build_backbone(g, build_preprocess(g, add_frame_input(g), config), config, partial=True)
+    assert c3.name == names.PARTIAL_C3
+    assert not any(layer.name.startswith("backbone.layers.2.") for layer in _layers(net))
+    out = emulator.run(net, {names.INPUT: case.image("nonkey")[None]}, fetch=[names.PARTIAL_C3], outputs=False)
+    ref = case.get("nonkey", names.PARTIAL_C3)
+    got = case.spec("nonkey", names.PARTIAL_C3).take(out[names.PARTIAL_C3])
+    assert np.abs(got - ref).max() <= 1e-3 * np.abs(ref).max()

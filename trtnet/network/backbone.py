@@ -113,10 +113,11 @@ _FAMILIES = {"resnet": resnet, "mobilenetv2": mobilenetv2}
 def build_backbone(g: Graph, x: Any, config: Config, *, partial: bool = False) -> list[Any]:
     """Backbone on the preprocessed image ``x`` [1,3,S,S].
 
-    Full: returns [C3, C4, C5] (the config's selected stages, named backbone/C3..C5).
-    Partial (non-keyframes): runs only up to the first selected stage and returns [C3]
-    (named partial_backbone/C3). Stages after the last selected one are not built: their
-    outputs feed nothing (upstream computes and drops them).
+    Full: every stage upstream runs (MobileNetV2: all 9, incl. the 320/1280-channel ones
+    whose outputs feed nothing; TensorRT and the emulator skip such dead layers), returns
+    [C3, C4, C5] (the config's selected stages, named backbone/C3..C5).
+    Partial (non-keyframes): only up to the first selected stage; returns [C3] (named
+    partial_backbone/C3).
     """
     spec = config.backbone
     try:
@@ -129,7 +130,8 @@ def build_backbone(g: Graph, x: Any, config: Config, *, partial: bool = False) -
     if len(selected) != 3:
         raise GraphError(f"expected 3 selected backbone stages (C3, C4, C5), got {selected}")
     wanted = selected[:1] if partial else selected
-    outs = family(g, x, spec, max(wanted) + 1)
+    total = len(spec.layers) + (2 if spec.family == "mobilenetv2" else 0)  # + stem and last conv
+    outs = family(g, x, spec, max(wanted) + 1 if partial else total)
     tensors = [outs[i] for i in wanted]
     labels = (names.PARTIAL_C3,) if partial else names.BACKBONE
     for t, label in zip(tensors, labels):
