@@ -21,7 +21,6 @@ from .tensor import ITensor
 DT = trt.DataType
 FLOATS = (DT.FLOAT, DT.HALF)
 NUMERIC = (DT.FLOAT, DT.HALF, DT.INT32, DT.INT64)
-UNSET = object()
 
 
 class EmulatorTypeError(TypeError):

@@ -271,7 +271,7 @@ class PluginFieldCollection(list):
     """A list of PluginField, like the real binding."""
 
 
-from .plugins import get_plugin_registry  # noqa: E402  (registry needs the names above)
+from .plugins import get_plugin_registry  # noqa: E402,F401  (re-export; the registry needs the names above)
 
 
 # --- record which names model code touches (for the conformance tests) ----------------------
