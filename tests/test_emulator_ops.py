@@ -417,3 +417,12 @@ def test_explicitly_quantized_convolution_takes_its_kernel_from_a_dequantize_lay
     fake_w = np.clip(np.round(w / w_scale[:, None, None, None]), -128, 127) * w_scale[:, None, None, None]
     want = _naive_conv(fake_x, fake_w, None, (1, 1), (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("op,fn", [("SUM", np.add), ("PROD", np.multiply), ("DIV", np.divide), ("SUB", np.subtract)])
+def test_half_elementwise_is_float32_math_rounded_once(op, fn):
+    a = RNG.standard_normal((3, 50)).astype(np.float16)
+    b = (RNG.random((3, 50)) + 0.5).astype(np.float16)
+    y = _run_one(lambda net, s, t: net.add_elementwise(s, t, getattr(trt.ElementWiseOperation, op)), a, b)
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, fn(a.astype(np.float32), b.astype(np.float32)).astype(np.float16))

@@ -438,9 +438,11 @@ class IActivationLayer(ILayer):
         return [dtype]
 
     def _execute(self, xs):
-        x = _f32(xs[0])
         kind, alpha, beta = self._get("type"), np.float32(self._get("alpha")), np.float32(self._get("beta"))
         A = trt.ActivationType
+        if kind == A.RELU and xs[0].dtype == np.float16:  # exact in float16: no rounding involved
+            return [np.maximum(xs[0], np.float16(0))]
+        x = _f32(xs[0])
         if kind == A.RELU:
             out = np.maximum(x, np.float32(0))
         elif kind == A.SIGMOID:
@@ -500,9 +502,11 @@ class IElementWiseLayer(ILayer):
         _broadcast_dims(a.shape, b.shape, self._err)
         dtype = self._output_dtypes()[0]
         is_float = a.dtype.kind == "f"
-        if is_float:
-            a, b = _f32(a), _f32(b)
         name = self._get("op").name
+        # NumPy's float16 ufuncs compute each element in float32 and round once, i.e. exactly
+        # the float32-then-round rule of the emulator; only POW goes through float32 explicitly.
+        if is_float and (name == "POW" or a.dtype != np.float16):
+            a, b = _f32(a), _f32(b)
         if name == "SUM":
             out = a + b
         elif name == "PROD":
