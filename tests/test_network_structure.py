@@ -68,6 +68,15 @@ def test_every_pipeline_tensor_is_named(config):
     assert all(tensors[n].name == n for n in wanted)
 
 
+@pytest.mark.parametrize("plan", (None, "fp16,head=fp32"))
+def test_layer_and_tensor_names_are_unique(plan):
+    net, _ = _build("yolact_edge_vid_resnet50", plan=plan)
+    layers = [layer.name for layer in _layers(net)]
+    tensors = [layer.get_output(i).name for layer in _layers(net) for i in range(layer.num_outputs)]
+    assert len(set(layers)) == len(layers)
+    assert len(set(tensors)) == len(tensors)
+
+
 def test_image_model_outputs_detections_and_prototypes():
     net, tensors = _build("yolact_edge_mobilenetv2")
     outputs = {net.get_output(i).name for i in range(net.num_outputs)}

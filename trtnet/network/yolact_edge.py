@@ -47,7 +47,7 @@ def _export_fp32(g: Graph, t: Any, label: str) -> Any:
     """Mark ``t`` as output ``label`` in float32 (a cast named ``label`` if it is fp16)."""
     if t.dtype != g.trt.DataType.FLOAT and t.dtype != g.trt.DataType.INT32:
         t.name = f"{label}.fp16"
-        t = g.cast(t, g.trt.DataType.FLOAT, name=label)
+        t = g.named(g.network.add_cast(t, g.trt.DataType.FLOAT), f"{label}.to_fp32", label)
     g.network.mark_output(t)
     return t
 
