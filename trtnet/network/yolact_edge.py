@@ -52,6 +52,28 @@ def _export_fp32(g: Graph, t: Any, label: str) -> Any:
     return t
 
 
+def build_predictions(g: Graph, phase1: Sequence[Any], config: Config) -> NetworkTensors:
+    """Everything after FPN phase 1, shared by keyframe and non-keyframe networks.
+
+    phase-1 [P3, P4, P5] -> FPN phase 2 (P3..P7) -> ProtoNet (proto) and the shared head
+    (loc, conf, mask) -> decode against the priors -> FastNMS. Marks det/* and proto as
+    outputs (proto in float32 whatever the plan) and returns the tensors by name.
+    """
+    levels = build_fpn_phase_2(g, phase1, config)
+    proto = build_protonet(g, levels[config.proto.source], config)
+    loc, conf, mask = build_head(g, levels, config)
+    priors = build_priors(g, config)
+    boxes = decode_boxes(g, loc, priors, config)
+    detections = fast_nms(g, boxes, conf, mask, config)
+    tensors = NetworkTensors((t.name, t) for t in (*levels, loc, conf, mask, priors, boxes))
+    tensors.update(detections)
+    tensors[names.PROTO] = _export_fp32(g, proto, names.PROTO)
+    for label in names.DETECTIONS:
+        g.network.mark_output(detections[label])
+    tensors.weights = g.weights
+    return tensors
+
+
 def build_keyframe(
     network: Any, trt: Any, weights: WeightsSource, config: Union[Config, str], *,
     plan: PlanLike = None, export_state: Optional[bool] = None,
@@ -69,23 +91,11 @@ def build_keyframe(
     image = build_preprocess(g, frame, config)
     c3, c4, c5 = build_backbone(g, image, config)
     phase1, lateral3 = build_fpn_phase_1(g, [c3, c4, c5], config)
-    levels = build_fpn_phase_2(g, phase1, config)
-    proto = build_protonet(g, levels[config.proto.source], config)
-    loc, conf, mask = build_head(g, levels, config)
-    priors = build_priors(g, config)
-    boxes = decode_boxes(g, loc, priors, config)
-    detections = fast_nms(g, boxes, conf, mask, config)
-
-    tensors = NetworkTensors((t.name, t) for t in (frame, image, c3, c4, c5, lateral3, *phase1, *levels,
-                                   loc, conf, mask, priors, boxes))
-    tensors.update(detections)
-    tensors[names.PROTO] = _export_fp32(g, proto, names.PROTO)
-    for label in names.DETECTIONS:
-        g.network.mark_output(detections[label])
+    tensors = build_predictions(g, phase1, config)
+    tensors.update((t.name, t) for t in (frame, image, c3, c4, c5, lateral3, *phase1))
     if config.is_video if export_state is None else export_state:
         for label in KEYFRAME_STATE:
             tensors[label] = _export_fp32(g, tensors[label], label)
-    tensors.weights = g.weights
     return tensors
 
 
