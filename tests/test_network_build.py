@@ -44,3 +44,34 @@ def test_engine_file_is_written_atomically(tmp_path):
     build.write_atomically(out, b"defg")
     assert out.read_bytes() == b"defg"
     assert [p.name for p in out.parent.iterdir()] == ["model.engine"]
+
+
+def _store(config_name: str):
+    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.weights import WeightStore
+
+    return WeightStore(random_weights(config_name))
+
+
+def test_config_is_recognised_from_the_weights():
+    assert build.resolve_config(_store("yolact_edge_mobilenetv2"), None).name == "yolact_edge_mobilenetv2"
+
+
+def test_weights_of_another_config_are_refused_before_tensorrt():
+    with pytest.raises(build.BuildError, match=r"do not fit config yolact_edge_resnet50 .*\n  backbone\."):
+        build.resolve_config(_store("yolact_edge_mobilenetv2"), "yolact_edge_resnet50")
+
+
+def test_without_tensorrt_the_cli_says_what_to_install(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from safetensors.numpy import save_file
+
+    from trtnet.benchmarks.emulator import random_weights
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
+    path = tmp_path / "m.safetensors"
+    save_file(random_weights("yolact_edge_mobilenetv2"), str(path))
+    assert build.main(["--weights", str(path), "-o", str(tmp_path / "e")]) == 1
+    assert "needs TensorRT's Python package" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 from trtnet import names
 from trtnet.config import UnknownConfigError, get_config
 from trtnet.precision import PrecisionError, PrecisionPlan, as_plan
+from trtnet.weights import WeightError, WeightStore
 
 DEFAULT_MIN_FRAME = (32, 32)
 DEFAULT_OPT_FRAME = (480, 640)
@@ -64,7 +65,6 @@ def build_engine(
 ) -> bytes:
     """Serialized keyframe engine of ``config`` with ``weights`` (a WeightStore or file)."""
     from trtnet.network.yolact_edge import build_keyframe
-    from trtnet.weights import WeightStore
 
     if not (min_frame[0] <= opt_frame[0] <= max_frame[0] and min_frame[1] <= opt_frame[1] <= max_frame[1]):
         raise BuildError(f"frame sizes must satisfy min <= opt <= max, got {min_frame}, {opt_frame}, {max_frame}")
@@ -108,12 +108,34 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def resolve_config(store: Any, name: Optional[str]) -> Any:
+    """The config to build: ``name``, or the one the checkpoint's keys and shapes match.
+
+    A checkpoint that cannot build the config (missing or misshapen keys) is refused here,
+    before TensorRT is involved, listing the first differences.
+    """
+    from trtnet.weight_spec import compare, expected_shapes, match_config
+
+    shapes = store.shapes()
+    if name is None:
+        name, diffs = match_config(shapes)
+    else:
+        diffs = compare(expected_shapes(get_config(name)), shapes)
+    blocking = [d for d in diffs if d.blocking]
+    if blocking:
+        listed = "\n  ".join(str(d) for d in blocking[:8])
+        more = f"\n  ... and {len(blocking) - 8} more" if len(blocking) > 8 else ""
+        raise BuildError(f"the weights do not fit config {name} ({len(blocking)} differences):\n  {listed}{more}")
+    return get_config(name)
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trtnet.build",
         description="Build a TensorRT engine (keyframe/image network) of a YolactEdge model.",
     )
-    p.add_argument("--config", required=True, help="config name, e.g. yolact_edge_resnet50")
+    p.add_argument("--config", default=None,
+                   help="config name, e.g. yolact_edge_resnet50 (default: recognised from the weights)")
     p.add_argument("--weights", required=True, type=Path, help=".safetensors (or .pth) checkpoint")
     p.add_argument("--output", "-o", required=True, type=Path, help="engine file to write")
     p.add_argument("--precision", default="fp32",
@@ -130,21 +152,25 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = make_parser().parse_args(argv)
     try:
-        config = get_config(args.config)
+        if args.config is not None:
+            get_config(args.config)  # an unknown name is reported before loading anything
         plan = as_plan(args.precision)
         if not args.weights.is_file():
             raise BuildError(f"weights file not found: {args.weights}")
+        store = WeightStore.load(args.weights)
+        config = resolve_config(store, args.config)
         trt = import_tensorrt()
         from trtnet import plugins
 
         plugins.load(args.plugin_library)
         start = time.perf_counter()
         data = build_engine(
-            trt, args.weights, config, plan=plan, min_frame=args.min_frame,
+            trt, store, config, plan=plan, min_frame=args.min_frame,
             opt_frame=args.opt_frame, max_frame=args.max_frame, workspace_mib=args.workspace,
         )
         write_atomically(args.output, data)
-    except (BuildError, UnknownConfigError, PrecisionError, FileNotFoundError, OSError) as exc:
+    except (BuildError, UnknownConfigError, PrecisionError, WeightError, FileNotFoundError, OSError,
+            ValueError) as exc:
         print(f"trtnet.build: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {args.output} ({len(data) / 2**20:.1f} MiB, {config.name}, {plan}, "

@@ -129,6 +129,10 @@ class WeightStore:
     def keys(self) -> list[str]:
         return list(self._tensors)
 
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """key -> shape of every tensor (for config recognition, trtnet.weight_spec)."""
+        return {k: tuple(v.shape) for k, v in self._tensors.items()}
+
     def keep(self, arr: np.ndarray) -> np.ndarray:
         """Keep ``arr`` alive as long as this store (TensorRT holds only a pointer)."""
         self._alive.append(arr)

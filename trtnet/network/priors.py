@@ -9,12 +9,13 @@ anchors set h = w. Computed in float64 like upstream's Python floats, stored as 
 from __future__ import annotations
 
 from math import sqrt
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from trtnet import names
 from trtnet.config import Config
+from trtnet.network.layers import GraphError
 
 
 def conv_out(size: int, kernel: int = 3, stride: int = 2, padding: int = 1) -> int:
@@ -63,6 +64,13 @@ def num_priors(config: Config) -> int:
     return sum(h * w for h, w in feature_sizes(config)) * config.anchors.per_cell
 
 
-def build_priors(g: Any, config: Config) -> Any:
-    """The priors as a constant tensor [A, 4] named ``priors``."""
+def build_priors(g: Any, config: Config, levels: Optional[Sequence[Any]] = None) -> Any:
+    """The priors as a constant tensor [A, 4] named ``priors``.
+
+    With ``levels`` (the P3..P7 tensors), checks that the priors' grids are those maps' sizes.
+    """
+    if levels is not None:
+        found = [tuple(int(d) for d in tuple(t.shape)[2:]) for t in levels]
+        if found != feature_sizes(config):
+            raise GraphError(f"FPN level sizes {found} do not match the prior grids {feature_sizes(config)}")
     return g.constant(make_priors(config), names.PRIORS)

@@ -62,7 +62,7 @@ def build_predictions(g: Graph, phase1: Sequence[Any], config: Config) -> Networ
     levels = build_fpn_phase_2(g, phase1, config)
     proto = build_protonet(g, levels[config.proto.source], config)
     loc, conf, mask = build_head(g, levels, config)
-    priors = build_priors(g, config)
+    priors = build_priors(g, config, levels)
     boxes = decode_boxes(g, loc, priors, config)
     detections = fast_nms(g, boxes, conf, mask, config)
     tensors = NetworkTensors((t.name, t) for t in (*levels, loc, conf, mask, priors, boxes))
