@@ -224,3 +224,13 @@ def test_per_layer_precision_is_refused_in_a_strongly_typed_network():
     layer = net.add_activation(x, trt.ActivationType.RELU)
     with pytest.raises(AttributeError, match="strongly typed.*add_cast"):
         layer.set_output_type(0, trt.DataType.HALF)
+
+
+def test_summary_lists_every_layer_with_its_output_shape_and_type():
+    net = emulator.Network()
+    x = net.add_input("x", trt.float32, (1, 3, -1, -1))
+    conv = _conv(net, x)
+    conv.name = "backbone.conv1"
+    text = emulator.summary(net)
+    assert "input  x: (1, 3, -1, -1) FLOAT" in text
+    assert "backbone.conv1 [Convolution] -> " in text and "(1, 4, -1, -1) FLOAT" in text

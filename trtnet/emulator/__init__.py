@@ -39,6 +39,6 @@ from __future__ import annotations
 from . import trt
 from .layers import EmulatorTypeError
 from .network import ITensor, Network
-from .executor import run
+from .executor import run, summary
 
-__all__ = ["Network", "ITensor", "EmulatorTypeError", "trt", "run"]
+__all__ = ["Network", "ITensor", "EmulatorTypeError", "trt", "run", "summary"]

@@ -142,3 +142,17 @@ def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | N
                 env.pop(id(x), None)
 
     return {t._name: env[id(t)] for t in wanted}
+
+
+def summary(network: Network) -> str:
+    """One line per layer: name, kind, output names with build-time shapes (-1 = dynamic) and types."""
+    lines = [f"{len(network._inputs)} inputs, {len(network._layers)} layers, {len(network._outputs)} outputs"]
+    for t in network._inputs:
+        lines.append(f"  input  {t._name}: {tuple(t._input_shape)} {t._input_dtype.name}")
+    for layer in network._layers:
+        try:
+            outs = ", ".join(f"{t._name}: {tuple(t._shape())} {t._dtype().name}" for t in layer._outputs)
+        except (TypeError, ValueError) as exc:  # a half-configured layer still gets a line
+            outs = f"<{exc}>"
+        lines.append(f"  {layer._name} [{layer._kind}] -> {outs}")
+    return "\n".join(lines)
