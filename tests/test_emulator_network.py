@@ -234,3 +234,14 @@ def test_summary_lists_every_layer_with_its_output_shape_and_type():
     text = emulator.summary(net)
     assert "input  x: (1, 3, -1, -1) FLOAT" in text
     assert "backbone.conv1 [Convolution] -> " in text and "(1, 4, -1, -1) FLOAT" in text
+
+
+def test_outputs_need_unique_names():
+    net = emulator.Network()
+    x = net.add_input("x", trt.float32, (2,))
+    for op in (trt.UnaryOperation.ABS, trt.UnaryOperation.NEG):
+        layer = net.add_unary(x, op)
+        layer.get_output(0).name = "y"
+        net.mark_output(layer.get_output(0))
+    with pytest.raises(ValueError, match=r"unique names; repeated: \['y'\]"):
+        emulator.run(net, {"x": np.zeros(2, np.float32)})

@@ -70,6 +70,10 @@ def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | N
     Inputs are checked against the declared dtype (exact NumPy dtype) and shape
     (``-1`` dims take any size).
     """
+    io_names = [t._name for t in network._inputs] + [t._name for t in network._outputs]
+    dupes = sorted({n for n in io_names if io_names.count(n) > 1})
+    if dupes:  # TensorRT binds inputs and outputs by name
+        raise ValueError(f"network inputs/outputs must have unique names; repeated: {dupes}")
     wanted = list(network._outputs) if outputs else []
     for t in _resolve(network, fetch or []):
         if not any(t is w for w in wanted):
