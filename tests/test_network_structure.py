@@ -15,7 +15,7 @@ from trtnet import emulator, names
 from trtnet.config import get_config
 from trtnet.network import build_keyframe
 from trtnet.network.yolact_edge import emulate_keyframe
-from trtnet.precision import PrecisionError
+from trtnet.precision import AmaxRecorder, PrecisionError, PrecisionPlan
 from trtnet.reference_data import ReferenceCase
 from trtnet.weight_spec import expected_shapes
 from trtnet.weights import MissingWeightError, WeightShapeError
@@ -123,8 +123,8 @@ def test_fp16_plan_computes_convolutions_in_half_and_keeps_fp32_outputs():
     assert tensors[names.CONF].dtype == trt.DataType.FLOAT
 
 
-def test_int8_plan_is_refused_clearly():
-    with pytest.raises(PrecisionError, match="calibration"):
+def test_int8_plan_without_calibration_names_the_first_tensor_it_needs():
+    with pytest.raises(PrecisionError, match="int8 backbone: no calibrated range for tensor 'preprocessed'"):
         _build("yolact_edge_mobilenetv2", plan="int8")
 
 
@@ -162,3 +162,18 @@ def test_partial_backbone_matches_upstream_non_keyframe_c3(reference_dir):
     ref = case.get("nonkey", names.PARTIAL_C3)
     got = case.spec("nonkey", names.PARTIAL_C3).take(out[names.PARTIAL_C3])
     assert np.abs(got - ref).max() <= 1e-3 * np.abs(ref).max()
+
+
+def test_int8_plan_quantizes_every_conv_input_and_kernel_with_fetchable_scale_names():
+    # Explicit quantization (strongly typed TensorRT): Q/DQ on each conv's input (per tensor,
+    # scale from the calibrated |max| of that tensor) and on its kernel (per output channel).
+    recorder = AmaxRecorder()
+    net, _ = _build("yolact_edge_mobilenetv2", plan=PrecisionPlan(default="int8").with_amax(recorder))
+    layers = _layers(net)
+    dequantized = {layer.get_output(0).name for layer in layers if layer.type == trt.LayerType.DEQUANTIZE}
+    convs = [layer for layer in layers if layer.type == trt.LayerType.CONVOLUTION]
+    assert all(c.get_input(0).name in dequantized and c.get_input(1).name in dequantized for c in convs)
+    produced = {layer.get_output(i).name for layer in layers for i in range(layer.num_outputs)}
+    assert recorder.requested[0] == names.PREPROCESSED
+    assert set(recorder.requested) <= produced | {names.INPUT}
+    assert {names.C3, names.P5, names.P3} <= set(recorder.requested)  # final names, not provisional ones

@@ -5,8 +5,14 @@ The network's layer helpers (trtnet/network/layers.py) consult it and insert the
 (and later the quantize/dequantize pairs) themselves, so the model code never mentions
 precision. The network is strongly typed: the plan is the only place types are chosen.
 
-Preprocessing, box decoding and NMS always run in fp32 (they are cheap and need the
-range); only the convolutional components follow the plan.
+Preprocessing, box decoding, the class softmax and NMS always run in fp32 (they are
+cheap and need the range); only the convolutional components follow the plan.
+
+fp16: half weights and activations (casts at component borders). int8: explicit
+quantization as strongly typed TensorRT wants it -- each convolution reads its input through
+a Q/DQ pair (per-tensor scale = calibrated |max| / 127, looked up by tensor name in
+``plan.amax``) and its kernel through a per-output-channel Q/DQ pair; everything between
+convolutions stays fp32. :class:`AmaxRecorder` lists the tensors a calibration must measure.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ class PrecisionPlan:
 
     components: Mapping[str, str] = field(default_factory=dict)
     default: str = "fp32"
+    # int8: calibrated |max| of every activation a quantized layer reads, by tensor name
+    # (from the calibration cache); symmetric scale = amax / 127.
+    amax: Mapping[str, float] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.default not in PRECISIONS:
@@ -56,6 +65,28 @@ class PrecisionPlan:
                 f"{', '.join(COMPONENTS + ALWAYS_FP32)}"
             )
         return self.components.get(component, self.default)
+
+    def with_amax(self, amax: Mapping[str, float]) -> "PrecisionPlan":
+        """This plan with calibrated activation ranges (tensor name -> |max|)."""
+        return PrecisionPlan(dict(self.components), self.default, amax)
+
+    @property
+    def uses_int8(self) -> bool:
+        return any(self.of(c) == "int8" for c in COMPONENTS)
+
+    def activation_scale(self, tensor: str, component: str) -> float:
+        """INT8 scale of activation ``tensor`` read by an int8 ``component``."""
+        amax = self.amax.get(tensor)
+        if amax is None:
+            raise PrecisionError(
+                f"int8 {component}: no calibrated range for tensor {tensor!r}; calibrate the "
+                f"network first (the plan's amax needs every tensor int8 layers read), or run "
+                f"{component} in fp16/fp32"
+            )
+        amax = float(amax)
+        if not amax > 0.0 or amax != amax:
+            raise PrecisionError(f"int8 {component}: calibrated range of {tensor!r} must be > 0, got {amax}")
+        return amax / 127.0
 
     @classmethod
     def parse(cls, text: str) -> "PrecisionPlan":
@@ -107,13 +138,18 @@ def numpy_dtype(precision: str):
     return np.float16 if precision == "fp16" else np.float32
 
 
-def require_supported(plan: Optional[PrecisionPlan]) -> None:
-    """int8 needs calibration scales that the builder does not take yet: say so clearly."""
-    if plan is None:
-        return
-    used = {plan.of(c) for c in COMPONENTS}
-    if "int8" in used:
-        raise PrecisionError(
-            "int8 components need calibration scales (trtnet.calibrate), which this build "
-            f"does not support yet; plan was {plan}"
-        )
+class AmaxRecorder(dict):
+    """An ``amax`` mapping that records which tensors int8 layers read (answering 1.0).
+
+    Build a network once with ``plan.with_amax(recorder)`` to learn the tensors a
+    calibration run has to measure: ``recorder.requested``, in network order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested: list[str] = []
+
+    def get(self, key, default=None):  # noqa: D102 (mapping protocol)
+        if key not in self.requested:
+            self.requested.append(key)
+        return 1.0

@@ -18,6 +18,14 @@ RESNET_PLANES = (64, 128, 256, 512)
 BOTTLENECK_EXPANSION = 4
 
 
+def _label(x: Any, label: Optional[str]) -> Any:
+    """Rename a stage output right away, before any consumer reads its name (int8 scales
+    are looked up by the name a layer sees)."""
+    if label is not None:
+        x.name = label
+    return x
+
+
 # -- ResNet ----------------------------------------------------------------------------
 def bottleneck(g: Graph, x: Any, prefix: str, planes: int, stride: int) -> Any:
     """1x1 -> 3x3 (stride) -> 1x1 x4, plus the (projected when needed) input, then ReLU."""
@@ -37,8 +45,9 @@ def bottleneck(g: Graph, x: Any, prefix: str, planes: int, stride: int) -> Any:
     return add(g, out, shortcut, f"{prefix}.add", act=RELU, component=COMPONENT, out_name=prefix)
 
 
-def resnet(g: Graph, x: Any, spec: BackboneSpec, num_stages: int) -> list[Any]:
-    """Stem + the first ``num_stages`` residual stages; returns every stage's output."""
+def resnet(g: Graph, x: Any, spec: BackboneSpec, num_stages: int, labels: dict[int, str]) -> list[Any]:
+    """Stem + the first ``num_stages`` residual stages; returns every stage's output
+    (stage i renamed to ``labels[i]`` as soon as it is built)."""
     x = conv_bn(g, x, "backbone.conv1", "backbone.bn1", stride=2, padding=3, out_channels=64,
                 kernel=7, act=RELU, component=COMPONENT)
     x = max_pool(g, x, "backbone.maxpool", kernel=3, stride=2, padding=1, component=COMPONENT)
@@ -47,7 +56,7 @@ def resnet(g: Graph, x: Any, spec: BackboneSpec, num_stages: int) -> list[Any]:
         for j in range(blocks):
             stride = 2 if (i > 0 and j == 0) else 1
             x = bottleneck(g, x, f"backbone.layers.{i}.{j}", RESNET_PLANES[i], stride)
-        outs.append(x)
+        outs.append(_label(x, labels.get(i)))
     return outs
 
 
@@ -82,28 +91,28 @@ MOBILENETV2_STEM = 32
 MOBILENETV2_LAST = 1280
 
 
-def mobilenetv2(g: Graph, x: Any, spec: BackboneSpec, num_stages: int) -> list[Any]:
+def mobilenetv2(g: Graph, x: Any, spec: BackboneSpec, num_stages: int, labels: dict[int, str]) -> list[Any]:
     """Stages of upstream's MobileNetV2Backbone: stem (layers.0), one stage per row of the
     (t, c, n, s) table (layers.1..7), the 1x1 ReLU6 head conv (layers.8). Returns the
-    outputs of the first ``num_stages``."""
+    outputs of the first ``num_stages`` (stage i renamed to ``labels[i]`` when built)."""
     outs = []
     stem = make_divisible(MOBILENETV2_STEM * spec.width_mult, spec.round_nearest)
     x = conv_bn(g, x, "backbone.layers.0.0", "backbone.layers.0.1", stride=2, out_channels=stem,
                 kernel=3, act=RELU6, component=COMPONENT, out_name="backbone.layers.0")
-    outs.append(x)
+    outs.append(_label(x, labels.get(0)))
     for i, (t, c, n, s) in enumerate(spec.layers, start=1):
         if len(outs) >= num_stages:
             return outs
         out_ch = make_divisible(c * spec.width_mult, spec.round_nearest)
         for j in range(n):
             x = inverted_residual(g, x, f"backbone.layers.{i}.{j}", out_ch, s if j == 0 else 1, t)
-        outs.append(x)
+        outs.append(_label(x, labels.get(i)))
     if len(outs) < num_stages:
         last = make_divisible(MOBILENETV2_LAST * max(1.0, spec.width_mult), spec.round_nearest)
         i = len(spec.layers) + 1
         x = conv_bn(g, x, f"backbone.layers.{i}.0", f"backbone.layers.{i}.1", out_channels=last,
                     kernel=1, act=RELU6, component=COMPONENT, out_name=f"backbone.layers.{i}")
-        outs.append(x)
+        outs.append(_label(x, labels.get(i)))
     return outs
 
 
@@ -131,12 +140,9 @@ def build_backbone(g: Graph, x: Any, config: Config, *, partial: bool = False) -
         raise GraphError(f"expected 3 selected backbone stages (C3, C4, C5), got {selected}")
     wanted = selected[:1] if partial else selected
     total = len(spec.layers) + (2 if spec.family == "mobilenetv2" else 0)  # + stem and last conv
-    outs = family(g, x, spec, max(wanted) + 1 if partial else total)
-    tensors = [outs[i] for i in wanted]
-    labels = (names.PARTIAL_C3,) if partial else names.BACKBONE
-    for t, label in zip(tensors, labels):
-        t.name = label
-    return tensors
+    labels = dict(zip(wanted, (names.PARTIAL_C3,) if partial else names.BACKBONE))
+    outs = family(g, x, spec, max(wanted) + 1 if partial else total, labels)
+    return [outs[i] for i in wanted]
 
 
 def backbone_channels(config: Config) -> Optional[tuple[int, ...]]:

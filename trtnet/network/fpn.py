@@ -34,16 +34,16 @@ def build_fpn_phase_1(g: Graph, convouts: Sequence[Any], config: Config) -> tupl
         lat = conv(g, convouts[j], key, padding=0, kernel=1, out_channels=config.fpn.num_features,
                    component=COMPONENT)
         laterals[j] = lat
+        if j == 0:
+            lat.name = names.FPN1_LATERAL3
         if x is None:
             x = lat  # upstream adds it to a zero scalar: the same values
         else:
             h, w = (int(d) for d in tuple(convouts[j].shape)[2:])
             up = resize_bilinear(g, x, (h, w), f"fpn_phase_1.upsample.{i}", component=COMPONENT)
             x = add(g, up, lat, f"fpn_phase_1.add.{i}", component=COMPONENT)
+        x.name = names.FPN1[j]  # named before anything reads it (int8 scales go by name)
         outs[j] = x
-    for t, label in zip(outs, names.FPN1):
-        t.name = label
-    laterals[0].name = names.FPN1_LATERAL3
     return outs, laterals[0]
 
 
@@ -54,17 +54,22 @@ def build_fpn_phase_2(g: Graph, phase1: Sequence[Any], config: Config) -> list[A
     outs = list(phase1)
     for i in range(n):
         j = n - 1 - i  # pred_layers are stored top level first
+    if n + spec.num_downsample != len(names.FPN):
+        raise GraphError(f"expected {len(names.FPN)} FPN levels (P3..P7), the config gives "
+                         f"{n + spec.num_downsample}")
+    for i in range(n):
+        j = n - 1 - i  # pred_layers are stored top level first
         outs[j] = conv(g, outs[j], f"fpn_phase_2.pred_layers.{i}", padding=1 if spec.pad else 0,
-                       kernel=3, out_channels=spec.num_features, act=RELU, component=COMPONENT)
+                       kernel=3, out_channels=spec.num_features, act=RELU, component=COMPONENT,
+                       out_name=names.FPN[j])
     for k in range(spec.num_downsample):
+        label = names.FPN[n + k]
         if spec.use_conv_downsample:
             outs.append(conv(g, outs[-1], f"fpn_phase_2.downsample_layers.{k}", stride=2, padding=1,
-                             kernel=3, out_channels=spec.num_features, component=COMPONENT))
+                             kernel=3, out_channels=spec.num_features, component=COMPONENT,
+                             out_name=label))
         else:  # upstream: max_pool2d(x, 1, stride=2), i.e. x[..., ::2, ::2]
             outs.append(max_pool(g, outs[-1], f"fpn_phase_2.downsample.{k}", kernel=1, stride=2,
                                  padding=0, component=COMPONENT))
-    if len(outs) != len(names.FPN):
-        raise GraphError(f"expected {len(names.FPN)} FPN levels (P3..P7), the config gives {len(outs)}")
-    for t, label in zip(outs, names.FPN):
-        t.name = label
+            outs[-1].name = label
     return outs

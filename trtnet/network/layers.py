@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from trtnet.precision import PrecisionPlan, as_plan, numpy_dtype, require_supported, trt_dtype
+from trtnet.precision import PrecisionPlan, as_plan, numpy_dtype, trt_dtype
 from trtnet.weights import WeightStore
 
 
@@ -64,9 +64,9 @@ class Graph:
 
     def __post_init__(self) -> None:
         self.plan = as_plan(self.plan)
-        require_supported(self.plan)
         self.weights = WeightStore.load(self.weights)
         self._casts: dict[tuple[int, str], tuple[Any, Any]] = {}  # (source kept alive, cast)
+        self._qdq: dict[int, tuple[Any, Any]] = {}  # activation -> (source kept alive, fake-quantized)
 
     # -- naming -------------------------------------------------------------------
     def named(self, layer: Any, name: str, out_name: Optional[str] = None) -> Any:
@@ -105,6 +105,30 @@ class Graph:
         """``x`` in the activation type of ``component`` (cast at component borders)."""
         return self.cast(x, self.dtype_for(component))
 
+    # -- explicit quantization (int8 components) ------------------------------------
+    def _qdq_pair(self, x: Any, scale: np.ndarray, axis: int, name: str) -> Any:
+        s = self.constant(np.asarray(scale, np.float32), f"{name}.scale")
+        q = self.network.add_quantize(x, s, self.trt.DataType.INT8)
+        q.axis = axis
+        q_out = self.named(q, f"{name}.quantize")
+        dq = self.network.add_dequantize(q_out, s, self.trt.DataType.FLOAT)
+        dq.axis = axis
+        return self.named(dq, f"{name}.dequantize")
+
+    def quantized(self, x: Any, component: str) -> Any:
+        """Activation ``x`` through a Q/DQ pair with its calibrated per-tensor scale."""
+        if id(x) not in self._qdq:
+            scale = self.plan.activation_scale(x.name, component)
+            self._qdq[id(x)] = (x, self._qdq_pair(x, np.array(scale, np.float32), 0, x.name))
+        return self._qdq[id(x)][1]
+
+    def quantized_kernel(self, kernel: np.ndarray, name: str) -> Any:
+        """Kernel [O, ...] as a constant through a per-output-channel symmetric Q/DQ pair."""
+        amax = np.abs(kernel.reshape(kernel.shape[0], -1)).max(axis=1).astype(np.float64)
+        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+        k = self.constant(np.ascontiguousarray(kernel, np.float32), f"{name}.kernel")
+        return self._qdq_pair(k, scale, 0, f"{name}.kernel")
+
 
 def _channels(x: Any, layer: str) -> int:
     shape = tuple(x.shape)
@@ -113,14 +137,14 @@ def _channels(x: Any, layer: str) -> int:
     return int(shape[1])
 
 
-def activation(g: Graph, x: Any, act: Act, name: str) -> Any:
-    """``act`` applied to ``x``; the layer is called ``name``."""
+def activation(g: Graph, x: Any, act: Act, name: str, out_name: Optional[str] = None) -> Any:
+    """``act`` applied to ``x``; the layer is called ``name``, its output ``out_name`` (or ``name``)."""
     layer = g.network.add_activation(x, getattr(g.trt.ActivationType, act.kind))
     if act.kind in ("CLIP", "LEAKY_RELU"):
         layer.alpha = act.alpha
     if act.kind == "CLIP":
         layer.beta = act.beta
-    return g.named(layer, name)
+    return g.named(layer, name, out_name)
 
 
 def _conv_layer(
@@ -130,10 +154,16 @@ def _conv_layer(
 ) -> Any:
     x = g.into(x, component)
     out_ch, _, kh, kw = kernel.shape
-    args = [x, int(out_ch), (int(kh), int(kw)), g.weights_of(kernel, component)]
+    int8 = g.plan.of(component) == "int8"
+    if int8:  # explicit quantization: Q/DQ on the input, kernel as a tensor from its own Q/DQ
+        x = g.quantized(x, component)
+    kernel_w = g.trt.Weights(g.trt.DataType.FLOAT) if int8 else g.weights_of(kernel, component)
+    args = [x, int(out_ch), (int(kh), int(kw)), kernel_w]
     if bias is not None:
         args.append(g.weights_of(bias, component))
     layer = g.network.add_convolution_nd(*args)
+    if int8:
+        layer.set_input(1, g.quantized_kernel(kernel, name))
     layer.stride_nd = (stride, stride)
     layer.padding_nd = (padding, padding)
     if groups != 1:
@@ -141,7 +171,7 @@ def _conv_layer(
     if act is None:
         return g.named(layer, name, out_name)
     y = g.named(layer, name)
-    return activation(g, y, act, out_name or f"{name}.{act.label}")
+    return activation(g, y, act, f"{name}.{act.label}", out_name)
 
 
 def conv(
@@ -193,7 +223,7 @@ def add(
     layer = g.network.add_elementwise(a, b, g.trt.ElementWiseOperation.SUM)
     if act is None:
         return g.named(layer, name, out_name)
-    return activation(g, g.named(layer, name), act, out_name or f"{name}.{act.label}")
+    return activation(g, g.named(layer, name), act, f"{name}.{act.label}", out_name)
 
 
 def relu(g: Graph, x: Any, name: str, *, component: str) -> Any:
