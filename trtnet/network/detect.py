@@ -42,7 +42,7 @@ def decode_boxes(g: Graph, loc: Any, priors: Any, config: Config) -> Any:
     half = elementwise(g, wh, _scalar(g, 2.0, "decode.two"), "DIV", "decode.half_size")
     x1y1 = elementwise(g, cxcy, half, "SUB", "decode.x1y1")
     x2y2 = elementwise(g, wh, x1y1, "SUM", "decode.x2y2")
-    return concat(g, [x1y1, x2y2], 2, names.BOXES)
+    return concat(g, [x1y1, x2y2], 2, "decode.corners", names.BOXES)
 
 
 def fast_nms(g: Graph, boxes: Any, conf: Any, coeffs: Any, config: Config) -> dict[str, Any]:

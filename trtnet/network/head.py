@@ -46,9 +46,9 @@ def build_head(g: Graph, levels: Sequence[Any], config: Config) -> tuple[Any, An
             y = conv(g, x, key, padding=spec.padding, kernel=spec.kernel_size, out_channels=per_cell * k,
                      component=COMPONENT, name=f"{key}@{level}")
             outputs[what].append(_flatten(g, y, k, f"{key}@{level}.flat"))
-    loc = concat(g, outputs["loc"], 1, names.LOC)
-    conf = concat(g, outputs["conf"], 1, "head/conf_logits")
-    conf = softmax(g, g.into(conf, "detect"), 2, names.CONF)  # scores feed NMS: always fp32
-    mask = concat(g, outputs["mask"], 1, "head/mask_raw")
-    mask = activation(g, mask, TANH, names.MASK)
+    loc = concat(g, outputs["loc"], 1, f"{PREFIX}.bbox_layer.levels", names.LOC)
+    conf = concat(g, outputs["conf"], 1, f"{PREFIX}.conf_layer.levels", "head/conf_logits")
+    conf = softmax(g, g.into(conf, "detect"), 2, f"{PREFIX}.conf_softmax", names.CONF)  # feeds NMS: fp32
+    mask = concat(g, outputs["mask"], 1, f"{PREFIX}.mask_layer.levels", "head/mask_raw")
+    mask = activation(g, mask, TANH, f"{PREFIX}.mask_tanh", names.MASK)
     return loc, conf, mask

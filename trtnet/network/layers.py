@@ -262,6 +262,7 @@ def resize_bilinear(
 def shuffle(
     g: Graph, x: Any, name: str, *, first_transpose: Optional[Sequence[int]] = None,
     reshape: Optional[Sequence[int]] = None, second_transpose: Optional[Sequence[int]] = None,
+    out_name: Optional[str] = None,
 ) -> Any:
     """IShuffleLayer: transpose, reshape, transpose (any of them optional)."""
     layer = g.network.add_shuffle(x)
@@ -271,13 +272,13 @@ def shuffle(
         layer.reshape_dims = tuple(reshape)
     if second_transpose is not None:
         layer.second_transpose = tuple(second_transpose)
-    return g.named(layer, name)
+    return g.named(layer, name, out_name)
 
 
-def concat(g: Graph, xs: Sequence[Any], axis: int, name: str) -> Any:
+def concat(g: Graph, xs: Sequence[Any], axis: int, name: str, out_name: Optional[str] = None) -> Any:
     layer = g.network.add_concatenation(list(xs))
     layer.axis = axis
-    return g.named(layer, name)
+    return g.named(layer, name, out_name)
 
 
 def slice_(g: Graph, x: Any, start: Sequence[int], shape: Sequence[int], name: str) -> Any:
@@ -297,10 +298,10 @@ def unary(g: Graph, x: Any, op: str, name: str) -> Any:
     return g.named(layer, name)
 
 
-def softmax(g: Graph, x: Any, axis: int, name: str) -> Any:
+def softmax(g: Graph, x: Any, axis: int, name: str, out_name: Optional[str] = None) -> Any:
     layer = g.network.add_softmax(x)
     layer.axes = 1 << axis
-    return g.named(layer, name)
+    return g.named(layer, name, out_name)
 
 
 def mark_output(g: Graph, x: Any, name: Optional[str] = None) -> Any:

@@ -38,4 +38,4 @@ def build_protonet(g: Graph, x: Any, config: Config) -> Any:
         else:
             raise GraphError(f"{key}: transposed convolutions in ProtoNet are not supported")
     x = relu(g, x, "proto_net.prototype_activation", component=COMPONENT)
-    return shuffle(g, x, names.PROTO, first_transpose=(0, 2, 3, 1))
+    return shuffle(g, x, "proto_net.to_nhwc", first_transpose=(0, 2, 3, 1), out_name=names.PROTO)
