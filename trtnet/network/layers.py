@@ -4,7 +4,8 @@ Every helper takes the :class:`Graph` (network + ``trt`` module + weights + prec
 plan), the input tensor, the checkpoint key of the layer, and the component it belongs
 to; it names the TensorRT layer and its output after the checkpoint key and returns the
 output tensor. Precision lives here, not in the model code: a helper casts its inputs to
-the type its component's plan asks for (fp16: half weights and activations).
+the type its component's plan asks for (fp16: half weights and activations; int8: Q/DQ
+pairs on each convolution's input and kernel, see trtnet.precision).
 
 The code only uses API present in TensorRT 10.3 and 11.4 and never imports tensorrt:
 ``trt`` is either the real module or ``trtnet.emulator.trt``.
