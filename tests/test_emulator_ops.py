@@ -57,6 +57,8 @@ CONV_CASES = [
     (6, 6, (3, 3), (1, 1), (2, 2), (2, 2), (2, 2), 6),  # depthwise dilated
     (5, 7, (1, 1), (1, 1), (0, 0), (0, 0), (1, 1), 1),  # 1x1
     (4, 8, (1, 1), (2, 2), (0, 0), (0, 0), (1, 1), 2),  # 1x1 strided, grouped
+    (4, 5, (3, 3), (1, 1), (2, 1), (0, 2), (2, 1), 1),  # stride 1 (shifted GEMM): dilated, asymmetric
+    (2, 3, (5, 3), (1, 1), (0, 0), (0, 0), (1, 1), 1),  # stride 1, no padding, non-square kernel
 ]
 
 
