@@ -285,11 +285,12 @@ class _RecordingModule(_types.ModuleType):
     """``emulator.trt`` records every public name code outside the emulator reads from it."""
 
     def __getattribute__(self, name: str):
+        value = _types.ModuleType.__getattribute__(self, name)  # missing names raise, unrecorded
         if not name.startswith("_") and name != "names_used":
             caller = _sys._getframe(1).f_globals.get("__name__", "")
             if not caller.startswith("trtnet.emulator"):
                 _types.ModuleType.__getattribute__(self, "names_used").add(name)
-        return _types.ModuleType.__getattribute__(self, name)
+        return value
 
 
 _sys.modules[__name__].__class__ = _RecordingModule
