@@ -17,10 +17,10 @@ namespace {
 constexpr int kBoxes = 0, kScores = 1, kCoeffs = 2;
 constexpr int kOutCount = 0, kOutBoxes = 1, kOutScores = 2, kOutClasses = 3, kOutCoeffs = 4;
 
-// Settings-only validation (sizes are checked again on shape change).
+// Settings-only validation at creation: sizes are unknown yet (the score column count is
+// taken as just large enough for background_class); onShapeChange checks the real sizes.
 char const* check_settings(nms::Settings const& s) {
-    char const* problem = nms::fast_nms_check(0, 0, s.background_class + 1, 0, s);
-    return problem;
+    return nms::fast_nms_check(0, 0, s.background_class + 1, 0, s);
 }
 
 }  // namespace
