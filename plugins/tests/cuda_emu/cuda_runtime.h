@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <mutex>
 #include <cmath>
 #include <cstdint>
@@ -53,37 +52,38 @@ inline std::common_type_t<A, B> max(A a, B b) { return a < b ? b : a; }
 
 namespace emu {
 
-// Generation-counting barrier (mutex + condition variable) with arrive_and_drop; simple
-// and certainly correct, unlike some std::barrier implementations under heavy contention.
+// Generation-counting barrier with arrive_and_drop: arrivals are counted under a mutex, the
+// waiters yield until the generation moves (no futex wake-up storms with 1024 threads).
 class Barrier {
 public:
     explicit Barrier(unsigned count) : expected_(count) {}
     void arrive_and_wait() {
-        std::unique_lock<std::mutex> lock(mutex_);
-        const unsigned long long gen = generation_;
-        if (++arrived_ == expected_) {
-            next_phase();
-        } else {
-            cv_.wait(lock, [&] { return generation_ != gen; });
+        unsigned long long gen;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            gen = generation_.load(std::memory_order_relaxed);
+            if (++arrived_ == expected_) {
+                next_phase(gen);
+                return;
+            }
         }
+        while (generation_.load(std::memory_order_acquire) == gen) std::this_thread::yield();
     }
     void arrive_and_drop() {
-        std::unique_lock<std::mutex> lock(mutex_);
+        std::lock_guard<std::mutex> lock(mutex_);
         --expected_;
-        if (expected_ > 0 && arrived_ == expected_) next_phase();
+        if (expected_ > 0 && arrived_ == expected_) next_phase(generation_.load(std::memory_order_relaxed));
     }
 
 private:
-    void next_phase() {
+    void next_phase(unsigned long long gen) {
         arrived_ = 0;
-        ++generation_;
-        cv_.notify_all();
+        generation_.store(gen + 1, std::memory_order_release);
     }
     std::mutex mutex_;
-    std::condition_variable cv_;
     unsigned expected_;
     unsigned arrived_ = 0;
-    unsigned long long generation_ = 0;
+    std::atomic<unsigned long long> generation_{0};
 };
 
 struct Block {
