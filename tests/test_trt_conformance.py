@@ -262,7 +262,12 @@ def _model_usage(builder: str, config_name: str, plan: str | None = None) -> Api
     from trtnet.benchmarks.emulator import random_weights
 
     net = emulator.Network()
-    kwargs = {"plan": plan} if plan else {}
+    kwargs = {}
+    if plan:
+        from trtnet.precision import AmaxRecorder, as_plan
+
+        # int8 needs calibrated ranges; a recorder answers 1.0 for every tensor.
+        kwargs["plan"] = as_plan(plan).with_amax(AmaxRecorder()) if "int8" in plan else plan
     getattr(yolact_edge, builder)(net, emulator.trt, random_weights(config_name), config_name, **kwargs)
     usage = ApiUsage()
     usage.merge(net.usage)
@@ -273,6 +278,7 @@ def _model_usage(builder: str, config_name: str, plan: str | None = None) -> Api
 MODEL_CASES = [(b, c, None) for b in _model_builders() for c in MODEL_CONFIGS
                if b == "build_keyframe" or c == "yolact_edge_vid_resnet50"]  # video nets need a video config
 MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "fp16"))  # casts, HALF weights
+MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "int8"))  # Q/DQ, kernel via set_input
 
 
 @pytest.mark.parametrize("builder,config_name,plan", MODEL_CASES, ids=str)
