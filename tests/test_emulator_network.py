@@ -245,3 +245,33 @@ def test_outputs_need_unique_names():
         net.mark_output(layer.get_output(0))
     with pytest.raises(ValueError, match=r"unique names; repeated: \['y'\]"):
         emulator.run(net, {"x": np.zeros(2, np.float32)})
+
+
+def _constant_branch_network():
+    net = emulator.Network()
+    x = net.add_input("x", trt.float32, (2,))
+    c = net.add_constant((2,), trt.Weights(np.array([-1.0, 2.0], np.float32)))
+    u = net.add_unary(c.get_output(0), trt.UnaryOperation.ABS)
+    s = net.add_elementwise(x, u.get_output(0), trt.ElementWiseOperation.SUM)
+    s.get_output(0).name = "y"
+    net.mark_output(s.get_output(0))
+    return net, u
+
+
+def test_layers_fed_only_by_constants_are_computed_once(monkeypatch):
+    from trtnet.emulator import layers
+
+    net, _ = _constant_branch_network()
+    calls = []
+    original = layers.IUnaryLayer._execute
+    monkeypatch.setattr(layers.IUnaryLayer, "_execute", lambda self, xs: calls.append(1) or original(self, xs))
+    for _ in range(3):
+        y = emulator.run(net, {"x": np.zeros(2, np.float32)})["y"]
+    assert y.tolist() == [1.0, 2.0] and len(calls) == 1
+
+
+def test_changing_an_attribute_invalidates_folded_constants():
+    net, unary = _constant_branch_network()
+    assert emulator.run(net, {"x": np.zeros(2, np.float32)})["y"].tolist() == [1.0, 2.0]
+    unary.op = trt.UnaryOperation.NEG
+    assert emulator.run(net, {"x": np.zeros(2, np.float32)})["y"].tolist() == [1.0, -2.0]

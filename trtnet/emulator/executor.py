@@ -11,6 +11,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from . import layers as L
 from . import trt
 from .network import Network
 from .tensor import ITensor
@@ -123,16 +124,31 @@ def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | N
             if x is not None:
                 uses[id(x)] = uses.get(id(x), 0) + 1
 
+    constant: dict[int, bool] = {}
     for layer in order:
-        layer._validate()
-        xs = [env[id(x)] if x is not None else None for x in layer._inputs]
-        try:
-            outs = layer._execute(xs)
-        except Exception as exc:  # name the layer, keep the exception type
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"while running layer {layer._name!r} ({type(layer).__name__})")
-            raise
-        del xs
+        # Layers fed only by constants (weight casts, kernel Q/DQ) are folded: computed once
+        # and reused by later runs until an attribute of the network changes.
+        constant[id(layer)] = isinstance(layer, L.IConstantLayer) or (
+            bool(layer._inputs) and not isinstance(layer, L.IPluginV3Layer)
+            and all(x is not None and x._producer is not None and constant.get(id(x._producer), False)
+                    for x in layer._inputs))
+        folded = getattr(layer, "_folded", None)
+        if constant[id(layer)] and folded is not None and folded[0] == network._version:
+            outs = folded[1]
+        else:
+            layer._validate()
+            xs = [env[id(x)] if x is not None else None for x in layer._inputs]
+            try:
+                outs = layer._execute(xs)
+            except Exception as exc:  # name the layer, keep the exception type
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"while running layer {layer._name!r} ({type(layer).__name__})")
+                raise
+            del xs
+            if constant[id(layer)]:
+                for arr in outs:
+                    arr.flags.writeable = False  # shared between runs
+                layer._folded = (network._version, outs)
         for i, arr in enumerate(outs):
             _check_output(layer, i, arr)
             t = layer._outputs[i]
@@ -145,7 +161,8 @@ def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | N
             if uses[id(x)] == 0 and id(x) not in keep:
                 env.pop(id(x), None)
 
-    return {t._name: env[id(t)] for t in wanted}
+    # Folded constants are shared between runs: hand out copies the caller may modify.
+    return {t._name: env[id(t)] if env[id(t)].flags.writeable else env[id(t)].copy() for t in wanted}
 
 
 def summary(network: Network) -> str:
