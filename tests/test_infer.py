@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
 
 from trtnet import infer
 from trtnet.config import get_config

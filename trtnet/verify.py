@@ -37,15 +37,31 @@ from trtnet.masks import assemble_masks, boxes_to_pixels
 from trtnet.plugins.reference import decode_boxes, fast_nms
 from trtnet.reference_data import ReferenceCase, StoredArray
 
-FEATURE_RTOL = 1e-3      # x max|ref|: fp32 re-implementation vs fp32 upstream
-PROB_ATOL = 1e-4         # softmax probabilities
-PRIOR_ATOL = 1e-6        # anchors are exact up to float32 rounding
-SCORE_ATOL = 1e-4
-BOX_ATOL = 1e-4          # relative box coordinates
-PIXEL_ATOL = 1           # upstream truncates pixel boxes to int
-MASK_MIN_IOU = 0.99
 MASK_TINY_PIXELS = 4     # tiny masks: a few pixels at the 0.5 threshold may flip
-TIE_ATOL = 1e-4          # scores this close may swap order
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Pass/fail bounds; the defaults are the fp32 targets (upstream fp32 vs fp64 differ by <= 2e-4)."""
+
+    feature_rtol: float = 1e-3   # x max|ref|: feature maps and head outputs
+    prob_atol: float = 1e-4      # softmax probabilities
+    prior_atol: float = 1e-6     # anchors are exact up to float32 rounding
+    score_atol: float = 1e-4     # detection scores
+    box_atol: float = 1e-4       # relative box coordinates
+    pixel_atol: int = 1          # upstream truncates pixel boxes to int
+    mask_min_iou: float = 0.99
+    tie_atol: float = 1e-4       # scores this close may swap order
+
+    def scaled(self, factor: float) -> "Tolerances":
+        """Every bound loosened by ``factor`` (for reduced-precision plans)."""
+        return Tolerances(self.feature_rtol * factor, self.prob_atol * factor, self.prior_atol * factor,
+                          self.score_atol * factor, self.box_atol * factor,
+                          max(self.pixel_atol, int(np.ceil(self.pixel_atol * factor))),
+                          max(0.0, 1 - (1 - self.mask_min_iou) * factor), self.tie_atol * factor)
+
+
+FP32 = Tolerances()
 
 _DETECTION_PREFIXES = ("fastnms/", "tradnms/")
 _HEAD_DERIVED = ("head/conf_bg", "head/conf_maxfg", "head/conf_argmaxfg", "head/candidate_idx",
@@ -137,7 +153,7 @@ def _fit(spec: StoredArray, got: np.ndarray) -> tuple[np.ndarray | None, str]:
 
 
 def check_values(name: str, got: np.ndarray, want: np.ndarray, *, atol: float | None = None,
-                 rtol_of_scale: float = FEATURE_RTOL, note: str = "") -> TensorCheck:
+                 rtol_of_scale: float = FP32.feature_rtol, note: str = "") -> TensorCheck:
     """Max abs error against ``atol`` or against ``rtol_of_scale`` x max|want|."""
     got = np.asarray(got, dtype=np.float64)
     want = np.asarray(want, dtype=np.float64)
@@ -156,7 +172,7 @@ def check_values(name: str, got: np.ndarray, want: np.ndarray, *, atol: float | 
 
 
 def _check_head(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.ndarray],
-                conf_thresh: float) -> list[TensorCheck]:
+                conf_thresh: float, tol: Tolerances = FP32) -> list[TensorCheck]:
     """Head tensors the reference stores in derived form (per-prior summaries, candidates)."""
     checks: list[TensorCheck] = []
     has = lambda n: ref.has(pass_name, n)  # noqa: E731
@@ -166,50 +182,51 @@ def _check_head(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.nd
         conf = conf.reshape(1, -1, conf.shape[-1])
         fg = conf[..., 1:]
         maxfg = fg.max(-1)
-        checks.append(check_values("head/conf_bg", conf[..., 0], get("head/conf_bg"), atol=PROB_ATOL))
-        checks.append(check_values("head/conf_maxfg", maxfg, get("head/conf_maxfg"), atol=PROB_ATOL))
+        checks.append(check_values("head/conf_bg", conf[..., 0], get("head/conf_bg"), atol=tol.prob_atol))
+        checks.append(check_values("head/conf_maxfg", maxfg, get("head/conf_maxfg"), atol=tol.prob_atol))
         if has("head/conf_argmaxfg"):
             top2 = np.sort(fg, axis=-1)[..., -2:] if fg.shape[-1] > 1 else np.concatenate([fg, fg], -1)
-            clear = (top2[..., 1] - top2[..., 0]) > PROB_ATOL
+            clear = (top2[..., 1] - top2[..., 0]) > tol.prob_atol
             wrong = (fg.argmax(-1) != get("head/conf_argmaxfg")) & clear
             n = int(wrong.sum())
-            checks.append(TensorCheck("head/conf_argmaxfg", float(n), 1.0, 0.0, "equal if top-2 gap>1e-4",
+            checks.append(TensorCheck("head/conf_argmaxfg", float(n), 1.0, 0.0, f"equal if top-2 gap>{tol.prob_atol:g}",
                                       n == 0, f"{n} priors differ"))
         if has("head/candidate_idx"):
             ref_idx = get("head/candidate_idx").astype(np.int64)
             ours = np.flatnonzero(maxfg[0] > np.float32(conf_thresh))
             differ = np.setxor1d(ours, ref_idx)
-            borderline = np.abs(get("head/conf_maxfg")[0][differ] - conf_thresh) <= PROB_ATOL
+            borderline = np.abs(get("head/conf_maxfg")[0][differ] - conf_thresh) <= tol.prob_atol
             n = int((~borderline).sum())
             checks.append(TensorCheck("head/candidate_idx", float(n), 1.0, 0.0,
-                                      "same set (+-1e-4 at thr)", n == 0,
+                                      f"same set (+-{tol.prob_atol:g} at thr)", n == 0,
                                       f"{len(ours)} vs {len(ref_idx)} candidates, {len(differ)} differ"))
             if has("head/conf_candidates"):
                 checks.append(check_values("head/conf_candidates", conf[0, ref_idx], get("head/conf_candidates"),
-                                           atol=PROB_ATOL))
+                                           atol=tol.prob_atol))
     if names.MASK in produced:
         mask = np.asarray(produced[names.MASK], np.float32)
         mask = mask.reshape(-1, mask.shape[-1])
         if has("head/candidate_idx") and has("head/mask_candidates"):
             idx = get("head/candidate_idx").astype(np.int64)
-            checks.append(check_values("head/mask_candidates", mask[idx], get("head/mask_candidates")))
+            checks.append(check_values("head/mask_candidates", mask[idx], get("head/mask_candidates"),
+                                       rtol_of_scale=tol.feature_rtol))
         if has("head/mask_P5P6P7"):
             tail = get("head/mask_P5P6P7")
-            checks.append(check_values("head/mask_P5P6P7", mask[-len(tail):], tail))
+            checks.append(check_values("head/mask_P5P6P7", mask[-len(tail):], tail, rtol_of_scale=tol.feature_rtol))
     return checks
 
 
 def compare_tensors(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.ndarray], *,
-                    conf_thresh: float = 0.05) -> tuple[list[TensorCheck], list[str]]:
+                    conf_thresh: float = 0.05, tol: Tolerances = FP32) -> tuple[list[TensorCheck], list[str]]:
     """Every reference tensor of the pass that the network produced; also the names not produced."""
     checks: list[TensorCheck] = []
     skipped: list[str] = []
     frame = ref.frame_of(pass_name)
     if f"{frame}/preprocessed" in ref.inputs.files and names.PREPROCESSED in produced:
         checks.append(check_values(names.PREPROCESSED, produced[names.PREPROCESSED],
-                                   ref.inputs[f"{frame}/preprocessed"]))
+                                   ref.inputs[f"{frame}/preprocessed"], rtol_of_scale=tol.feature_rtol))
     if names.PRIORS in produced and "priors" in ref.stored:
-        checks.append(check_values(names.PRIORS, produced[names.PRIORS], ref.priors, atol=PRIOR_ATOL))
+        checks.append(check_values(names.PRIORS, produced[names.PRIORS], ref.priors, atol=tol.prior_atol))
     for key in ref.keys(pass_name):
         if key.startswith(_DETECTION_PREFIXES) or key in _HEAD_DERIVED:
             continue
@@ -221,11 +238,11 @@ def compare_tensors(ref: ReferenceCase, pass_name: str, produced: Mapping[str, n
         if got is None:
             checks.append(TensorCheck(key, float("inf"), 0.0, 0.0, "shape", False, note))
             continue
-        checks.append(check_values(key, got, ref.get(pass_name, key), note=note))
-    checks += _check_head(ref, pass_name, produced, conf_thresh)
+        checks.append(check_values(key, got, ref.get(pass_name, key), rtol_of_scale=tol.feature_rtol, note=note))
+    checks += _check_head(ref, pass_name, produced, conf_thresh, tol)
     if names.BOXES in produced and ref.has(pass_name, "head/loc"):
         derived = decode_boxes(ref.get(pass_name, "head/loc"), ref.priors)
-        checks.append(check_values(names.BOXES, produced[names.BOXES], derived, atol=BOX_ATOL,
+        checks.append(check_values(names.BOXES, produced[names.BOXES], derived, atol=tol.box_atol,
                                    note="vs decode of reference loc"))
     return checks, skipped
 
@@ -238,7 +255,8 @@ def _mask_iou(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return (inter / union if union else 1.0), union - inter
 
 
-def compare_detections(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.ndarray]) -> DetectionCheck:
+def compare_detections(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.ndarray],
+                       tol: Tolerances = FP32) -> DetectionCheck:
     """Match network detections to the reference one to one and check every tolerance."""
     want = ref.detections(pass_name)
     frame_hw = ref.image(pass_name).shape[:2]
@@ -266,8 +284,8 @@ def compare_detections(ref: ReferenceCase, pass_name: str, produced: Mapping[str
         if cand.size == 0:
             unmatched.append(i)
             continue
-        cost = np.maximum(np.abs(o_sc[cand] - r_sc[i]) / SCORE_ATOL,
-                          np.abs(o_box[cand] - r_box[i]).max(axis=1) / BOX_ATOL)
+        cost = np.maximum(np.abs(o_sc[cand] - r_sc[i]) / tol.score_atol,
+                          np.abs(o_box[cand] - r_box[i]).max(axis=1) / tol.box_atol)
         j = int(cand[np.argmin(cost)])
         if cost.min() <= 1.0:
             pairs.append((i, j))
@@ -277,12 +295,12 @@ def compare_detections(ref: ReferenceCase, pass_name: str, produced: Mapping[str
     result.matched = len(pairs)
     lowest = float(r_sc.min()) if len(r_sc) else 0.0
     for i in unmatched:
-        if r_sc[i] - lowest <= TIE_ATOL and n == len(r_sc):
+        if r_sc[i] - lowest <= tol.tie_atol and n == len(r_sc):
             result.boundary_ties += 1  # tied with what fell off at the capacity boundary
         else:
             result.failures.append(
                 f"reference detection #{i} (class {r_cls[i]}, score {r_sc[i]:.6f}) has no match "
-                "with the same class, score within 1e-4 and box within 1e-4")
+                f"with the same class, score within {tol.score_atol:g} and box within {tol.box_atol:g}")
             if len(result.failures) > 8:
                 break
     if not pairs:
@@ -293,17 +311,17 @@ def compare_detections(ref: ReferenceCase, pass_name: str, produced: Mapping[str
     oj = np.array([p[1] for p in pairs])
     result.max_score_err = float(np.abs(o_sc[oj] - r_sc[ri]).max())
     result.max_box_err = float(np.abs(o_box[oj] - r_box[ri]).max())
-    out_of_order = [(i, j) for i, j in pairs if i != j and not (j < len(r_sc) and abs(r_sc[i] - r_sc[j]) <= TIE_ATOL)]
+    out_of_order = [(i, j) for i, j in pairs if i != j and not (j < len(r_sc) and abs(r_sc[i] - r_sc[j]) <= tol.tie_atol)]
     result.near_tie_swaps = sum(1 for i, j in pairs if i != j) - len(out_of_order)
     if out_of_order:
         i, j = out_of_order[0]
         result.failures.append(f"{len(out_of_order)} detections out of order (reference #{i} is #{j} here, "
-                               f"score gap {abs(r_sc[i] - r_sc[min(j, len(r_sc) - 1)]):.2e} > 1e-4)")
+                               f"score gap {abs(r_sc[i] - r_sc[min(j, len(r_sc) - 1)]):.2e} > {tol.tie_atol:g})")
     if "boxes" in want:
         px = boxes_to_pixels(o_box[oj], frame_hw)
         result.max_pixel_err = int(np.abs(px - want["boxes"][ri]).max())
-        if result.max_pixel_err > PIXEL_ATOL:
-            result.failures.append(f"pixel boxes differ by {result.max_pixel_err} px > {PIXEL_ATOL}")
+        if result.max_pixel_err > tol.pixel_atol:
+            result.failures.append(f"pixel boxes differ by {result.max_pixel_err} px > {tol.pixel_atol}")
     if "masks" in want:
         proto = produced.get(names.PROTO)
         if proto is None or np.asarray(proto).shape[-1] != o_coef.shape[-1]:
@@ -316,25 +334,25 @@ def compare_detections(ref: ReferenceCase, pass_name: str, produced: Mapping[str
                 iou, diff = _mask_iou(masks[k], ref_masks[k])
                 if diff > MASK_TINY_PIXELS:
                     worst = min(worst, iou)
-                elif iou < MASK_MIN_IOU:
+                elif iou < tol.mask_min_iou:
                     result.tiny_mask_exemptions += 1  # a few pixels at the 0.5 threshold of a tiny mask
             result.min_mask_iou = worst
-            if worst < MASK_MIN_IOU:
-                result.failures.append(f"mask IoU {worst:.4f} < {MASK_MIN_IOU}")
-    if result.max_score_err > SCORE_ATOL:
-        result.failures.append(f"score error {result.max_score_err:.2e} > {SCORE_ATOL}")
-    if result.max_box_err > BOX_ATOL:
-        result.failures.append(f"box error {result.max_box_err:.2e} > {BOX_ATOL}")
+            if worst < tol.mask_min_iou:
+                result.failures.append(f"mask IoU {worst:.4f} < {tol.mask_min_iou}")
+    if result.max_score_err > tol.score_atol:
+        result.failures.append(f"score error {result.max_score_err:.2e} > {tol.score_atol:g}")
+    if result.max_box_err > tol.box_atol:
+        result.failures.append(f"box error {result.max_box_err:.2e} > {tol.box_atol:g}")
     return result
 
 
 def verify_pass(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.ndarray], *,
-                conf_thresh: float = 0.05) -> PassResult:
+                conf_thresh: float = 0.05, tol: Tolerances = FP32) -> PassResult:
     """All checks of one pass given the network's tensors (by the names in trtnet.names)."""
-    tensors, skipped = compare_tensors(ref, pass_name, produced, conf_thresh=conf_thresh)
+    tensors, skipped = compare_tensors(ref, pass_name, produced, conf_thresh=conf_thresh, tol=tol)
     result = PassResult(pass_name, ref.frame_of(pass_name), "run", tensors=tensors, skipped=skipped)
     if ref.has(pass_name, "fastnms/det_scores"):
-        result.detections = compare_detections(ref, pass_name, produced)
+        result.detections = compare_detections(ref, pass_name, produced, tol)
     return result
 
 
@@ -439,7 +457,7 @@ def _wanted(ref: ReferenceCase, pass_name: str) -> set[str]:
 class EmulatorRunner:
     """Builds the keyframe network for a config once, runs it per frame in the emulator."""
 
-    def __init__(self, ref: ReferenceCase, weights: str | Path | None = None):
+    def __init__(self, ref: ReferenceCase, weights: str | Path | None = None, precision: str | None = None):
         try:
             from trtnet import emulator
             from trtnet.config import get_config
@@ -452,7 +470,8 @@ class EmulatorRunner:
         self.weights = load_weights(weights or ref.weights_path)
         self.network = emulator.Network()
         try:
-            tensors = yolact_edge.build_keyframe(self.network, emulator.trt, self.weights, self.config)
+            tensors = yolact_edge.build_keyframe(self.network, emulator.trt, self.weights, self.config,
+                                                 plan=precision)
         except Exception as exc:  # noqa: BLE001 - reported as a failed run, with the cause
             raise VerifyError(f"building the {self.config.name} network failed: {type(exc).__name__}: {exc}") from exc
         self.available = set(tensors) if tensors else _tensor_names(self.network)
@@ -467,9 +486,9 @@ class EmulatorRunner:
 
 
 def _tensorrt_runner(ref: ReferenceCase, weights=None):
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
         raise VerifyError("--backend tensorrt needs the TensorRT Python package (tensorrt) and an NVIDIA GPU; "
                           "neither is available here. Use --backend emulator for the CPU check.") from None
     try:
@@ -486,11 +505,12 @@ def _tensorrt_runner(ref: ReferenceCase, weights=None):
     return verify_backend(ref, weights)
 
 
-def make_runner(backend: str, ref: ReferenceCase, weights=None) -> Callable[[ReferenceCase, str], dict]:
+def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str | None = None
+                ) -> Callable[[ReferenceCase, str], dict]:
     if backend == "reference":
         return lambda r, p: reference_outputs(r, p)
     if backend == "emulator":
-        return EmulatorRunner(ref, weights)
+        return EmulatorRunner(ref, weights, precision)
     if backend == "tensorrt":
         return _tensorrt_runner(ref, weights)
     raise VerifyError(f"unknown backend {backend!r} (emulator, tensorrt, reference)")
@@ -514,16 +534,17 @@ def select_passes(ref: ReferenceCase, frames: str | None, *, video: bool = False
 
 
 def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | None = None,
-                weights: str | Path | None = None, runner=None) -> tuple[list[PassResult], ReferenceCase]:
+                weights: str | Path | None = None, runner=None, precision: str | None = None,
+                tol: Tolerances = FP32) -> tuple[list[PassResult], ReferenceCase]:
     ref = ReferenceCase(case_dir)
     to_run, not_run = select_passes(ref, frames, video=backend == "reference")
     if runner is None:
-        runner = make_runner(backend, ref, weights)
+        runner = make_runner(backend, ref, weights, precision)
     conf_thresh = _detect_settings(ref)["conf_thresh"]
     results = []
     for p in ref.passes:
         if p in to_run:
-            results.append(verify_pass(ref, p, runner(ref, p), conf_thresh=conf_thresh))
+            results.append(verify_pass(ref, p, runner(ref, p), conf_thresh=conf_thresh, tol=tol))
         elif p in not_run:
             results.append(PassResult(p, ref.frame_of(p), "not run",
                                       "needs the non-keyframe (video) path, not available yet; excluded"))
@@ -536,13 +557,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", default="emulator", choices=("emulator", "tensorrt", "reference"))
     parser.add_argument("--frames", help="comma-separated passes to check (default: every keyframe pass)")
     parser.add_argument("--weights", help="weights file (default: the case's weights.pth)")
+    parser.add_argument("--precision", help="precision plan for the network, e.g. fp16 or fp16,head=fp32 "
+                        "(default fp32; the tolerances are fp32 targets, see --tolerance-factor)")
+    parser.add_argument("--tolerance-factor", type=float, default=1.0,
+                        help="multiply every numeric tolerance (e.g. 20 for an fp16 plan); default 1")
     args = parser.parse_args(argv)
+    if not args.tolerance_factor > 0:
+        print("error: --tolerance-factor must be > 0", file=sys.stderr)
+        return 2
     try:
-        results, ref = verify_case(args.case_dir, args.backend, args.frames, args.weights)
+        results, ref = verify_case(args.case_dir, args.backend, args.frames, args.weights,
+                                   precision=args.precision, tol=FP32.scaled(args.tolerance_factor))
     except (VerifyError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
-    print(format_report(ref, args.backend, results))
+    backend = args.backend + (f", precision {args.precision}" if args.precision else "")
+    if args.tolerance_factor != 1.0:
+        backend += f", tolerances x {args.tolerance_factor:g}"
+    print(format_report(ref, backend, results))
     ran = [r for r in results if r.status == "run"]
     return 0 if ran and all(r.passed for r in ran) else 1
 
