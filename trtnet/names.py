@@ -46,8 +46,12 @@ DETECTIONS = (DET_COUNT, DET_BOXES, DET_SCORES, DET_CLASSES, DET_COEFFS)
 # Video (non-keyframe) path.
 PARTIAL_C3 = "partial_backbone/C3"
 LATERAL3 = "lateral3"
-KEY_LATERAL3 = "key/lateral3"           # keyframe state fed to a non-keyframe engine
+# Keyframe state fed to a non-keyframe engine: the keyframe engine's exported
+# fpn_phase_1/lateral3, P4, P5 under the "key/" pass prefix (the reference's key-pass names).
+KEY_LATERAL3 = "key/fpn_phase_1/lateral3"
 KEY_FPN1_P4, KEY_FPN1_P5 = "key/fpn_phase_1/P4", "key/fpn_phase_1/P5"
+FLOW_PRECONV_CURRENT = "flow/preconv_current"    # flow_net_pre_convs(current lateral)
+FLOW_PRECONV_KEYFRAME = "flow/preconv_keyframe"  # flow_net_pre_convs(keyframe lateral)
 FLOW_P4, FLOW_P5 = "flow/flow_P4", "flow/flow_P5"
 FLOW_SCALE_P4, FLOW_SCALE_P5 = "flow/scale_P4", "flow/scale_P5"
 FLOW_BIAS_P4, FLOW_BIAS_P5 = "flow/bias_P4", "flow/bias_P5"

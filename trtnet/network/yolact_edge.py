@@ -1,8 +1,13 @@
-"""YolactEdge keyframe (image) network: frame -> detections + prototypes.
+"""YolactEdge networks: keyframe (image) and non-keyframe (video), frame -> detections + prototypes.
 
+Keyframe:
     frame (uint8 [1,H,W,3] BGR) -> preprocess -> backbone C3..C5 -> FPN phase 1 -> phase 2
       P3 -> ProtoNet -> proto ; P3..P7 -> shared head -> loc, conf, mask
       decode(loc, priors) -> FastNMS -> det/count, boxes, scores, classes, coeffs
+Non-keyframe (inputs: frame + the keyframe state key/fpn_phase_1/lateral3, P4, P5):
+    frame -> preprocess -> partial backbone C3 -> lateral3 -> flow net (with the keyframe
+      lateral) -> warp keyframe P4, P5 -> P3 = up(warped P4) + lateral3 -> SPA(P4, P5)
+      -> the same FPN phase 2 .. FastNMS as the keyframe network
 
 The same code builds on TensorRT (``trt`` = the tensorrt module, a strongly typed network)
 and on trtnet's NumPy emulator (``trt`` = trtnet.emulator.trt).
@@ -10,7 +15,7 @@ and on trtnet's NumPy emulator (``trt`` = trtnet.emulator.trt).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -18,6 +23,7 @@ from trtnet import names
 from trtnet.config import Config, get_config
 from trtnet.network.backbone import build_backbone
 from trtnet.network.detect import decode_boxes, fast_nms
+from trtnet.network import flow as flow_net
 from trtnet.network.fpn import build_fpn_phase_1, build_fpn_phase_2
 from trtnet.network.head import build_head
 from trtnet.network.layers import Graph
@@ -30,6 +36,12 @@ from trtnet.weights import WeightsSource
 # Outputs of the keyframe engine; video models also export the state later frames need.
 KEYFRAME_OUTPUTS = names.DETECTIONS + (names.PROTO,)
 KEYFRAME_STATE = (names.FPN1_LATERAL3, names.FPN1_P4, names.FPN1_P5)
+# Non-keyframe engine input fed by each exported keyframe state tensor ("key/" + its name).
+STATE_INPUTS = {
+    names.FPN1_LATERAL3: names.KEY_LATERAL3,
+    names.FPN1_P4: names.KEY_FPN1_P4,
+    names.FPN1_P5: names.KEY_FPN1_P5,
+}
 
 
 class NetworkTensors(dict):
@@ -99,6 +111,96 @@ def build_keyframe(
     return tensors
 
 
+def build_nonkeyframe(
+    network: Any, trt: Any, weights: WeightsSource, config: Union[Config, str], *,
+    plan: PlanLike = None,
+) -> NetworkTensors:
+    """Add the non-keyframe (video) network to ``network``; return every named tensor.
+
+    Inputs: the frame (``frame``) and the keyframe state a keyframe engine exports, float32:
+    key/fpn_phase_1/lateral3 [1,F,h3,w3], key/fpn_phase_1/P4, key/fpn_phase_1/P5
+    (see :data:`STATE_INPUTS` and :func:`keyframe_state`). Marked outputs: det/* and proto,
+    as the keyframe network's. Video configs only (a flow net in the checkpoint).
+    """
+    config = _as_config(config)
+    flow_net.check_flow_config(config)
+    g = Graph(network, trt, weights, plan)
+    frame = add_frame_input(g)
+    image = build_preprocess(g, frame, config)
+    (c3,) = build_backbone(g, image, config, partial=True)
+    lateral = flow_net.lateral3(g, c3, config)
+    key_lateral = g.network.add_input(names.KEY_LATERAL3, trt.DataType.FLOAT, tuple(lateral.shape))
+    current = flow_net.pre_convs(g, lateral, config, "current", names.FLOW_PRECONV_CURRENT)
+    keyframe = flow_net.pre_convs(g, key_lateral, config, "keyframe", names.FLOW_PRECONV_KEYFRAME)
+    flows = flow_net.build_flow_net(g, current, keyframe, config)
+    key_inputs, warped = [], []
+    for level, label in zip(flow_net.WARP_LEVELS, (names.KEY_FPN1_P4, names.KEY_FPN1_P5)):
+        flow, scale, bias = flows[level]
+        _, _, h, w = (int(d) for d in tuple(flow.shape))
+        feature = g.network.add_input(label, trt.DataType.FLOAT, (1, config.fpn.num_features, h, w))
+        key_inputs.append(feature)
+        warped.append(flow_net.inverse_warp(g, feature, flow, scale, bias, level, config))
+    p3 = flow_net.final_p3(g, warped[0], lateral)
+    refined = warped
+    if config.flow.use_spa:
+        refined = flow_net.build_spa(g, lateral, warped, flow_net.WARP_LEVELS)
+    tensors = build_predictions(g, [p3, *refined], config)
+    tensors.update((t.name, t) for t in (frame, image, c3, lateral, key_lateral, current, keyframe,
+                                         *key_inputs, *warped, p3, *refined))
+    for flow, scale, bias in flows.values():
+        tensors.update((t.name, t) for t in (flow, scale, bias))
+    return tensors
+
+
+def keyframe_state(outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The non-keyframe engine inputs (key/...) from a keyframe engine's outputs.
+
+    Accepts the keyframe outputs by their own names (fpn_phase_1/lateral3, P4, P5) or already
+    under the input names; a missing tensor is an error naming it.
+    """
+    state = {}
+    for exported, input_name in STATE_INPUTS.items():
+        if input_name in outputs:
+            state[input_name] = np.asarray(outputs[input_name])
+        elif exported in outputs:
+            state[input_name] = np.asarray(outputs[exported])
+        else:
+            raise KeyError(f"keyframe state lacks {exported!r} (input {input_name!r} of the "
+                           "non-keyframe network); build the keyframe network of a video config")
+    return state
+
+
+def _frame_batch(frame_bgr: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame_bgr)
+    if frame.ndim == 3:
+        frame = frame[None]
+    if frame.dtype != np.uint8 or frame.ndim != 4 or frame.shape[0] != 1 or frame.shape[3] != 3:
+        raise ValueError(
+            f"expected a uint8 BGR frame HxWx3 (or 1xHxWx3), got {frame.dtype} {frame.shape}"
+        )
+    return frame
+
+
+def emulate_nonkeyframe(
+    weights: WeightsSource, config: Union[Config, str], frame_bgr: np.ndarray,
+    key_state: Mapping[str, np.ndarray], fetch: Optional[Sequence[str]] = None, *,
+    plan: PlanLike = None,
+) -> dict[str, np.ndarray]:
+    """Run the non-keyframe network on trtnet's NumPy emulator.
+
+    ``key_state``: the outputs of :func:`emulate_keyframe` (or a keyframe engine) on the
+    keyframe, of which fpn_phase_1/lateral3, P4 and P5 are used. Returns the marked outputs
+    plus any tensor named in ``fetch`` (e.g. trtnet.names.FLOW_P4).
+    """
+    from trtnet import emulator
+
+    inputs = {names.INPUT: _frame_batch(frame_bgr)}
+    inputs.update((k, np.ascontiguousarray(v, np.float32)) for k, v in keyframe_state(key_state).items())
+    net = emulator.Network()
+    build_nonkeyframe(net, emulator.trt, weights, config, plan=plan)
+    return emulator.run(net, inputs, fetch=list(fetch) if fetch else None)
+
+
 def emulate_keyframe(
     weights: WeightsSource, config: Union[Config, str], frame_bgr: np.ndarray,
     fetch: Optional[Sequence[str]] = None, *, plan: PlanLike = None,
@@ -110,13 +212,7 @@ def emulate_keyframe(
     """
     from trtnet import emulator
 
-    frame = np.asarray(frame_bgr)
-    if frame.ndim == 3:
-        frame = frame[None]
-    if frame.dtype != np.uint8 or frame.ndim != 4 or frame.shape[0] != 1 or frame.shape[3] != 3:
-        raise ValueError(
-            f"expected a uint8 BGR frame HxWx3 (or 1xHxWx3), got {frame.dtype} {frame.shape}"
-        )
+    frame = _frame_batch(frame_bgr)
     net = emulator.Network()
     build_keyframe(net, emulator.trt, weights, config, plan=plan)
     return emulator.run(net, {names.INPUT: frame}, fetch=list(fetch) if fetch else None)

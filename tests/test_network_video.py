@@ -1,0 +1,153 @@
+"""The non-keyframe (video) network, run on the emulator, against upstream PyTorch's ``nonkey`` pass.
+
+As upstream made the reference: the keyframe network runs on frame A, its exported state
+(fpn_phase_1/lateral3, P4, P5) is fed to the non-keyframe network on frame B. One pass of
+each, shared by the whole module. Tolerances (as for the keyframe network):
+* feature maps, flow, scale/bias, head outputs: 1e-3 of the tensor's max |value| (upstream's
+  own fp32 vs fp64 runs differ by up to 2e-4 absolute; our sums run in another order);
+* softmax scores, boxes: 1e-4 absolute (the reference manifest's suggestion);
+* detections: matched one to one (same class, score and box within 1e-4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trtnet import emulator, names
+from trtnet.config import get_config
+from trtnet.network.layers import GraphError
+from trtnet.network.yolact_edge import (
+    KEYFRAME_OUTPUTS, STATE_INPUTS, build_keyframe, build_nonkeyframe, emulate_keyframe,
+    emulate_nonkeyframe, keyframe_state,
+)
+from trtnet.reference_data import ReferenceCase
+from trtnet.weights import WeightStore
+
+PASS = "nonkey"
+# our tensor name -> the reference's name in the nonkey pass (same unless stated)
+FEATURES = {
+    names.PARTIAL_C3: names.PARTIAL_C3,
+    names.LATERAL3: names.LATERAL3,
+    names.FLOW_PRECONV_CURRENT: names.FLOW_PRECONV_CURRENT,
+    names.FLOW_PRECONV_KEYFRAME: names.FLOW_PRECONV_KEYFRAME,
+    names.FLOW_P4: names.FLOW_P4, names.FLOW_P5: names.FLOW_P5,
+    names.FLOW_SCALE_P4: names.FLOW_SCALE_P4, names.FLOW_SCALE_P5: names.FLOW_SCALE_P5,
+    names.FLOW_BIAS_P4: names.FLOW_BIAS_P4, names.FLOW_BIAS_P5: names.FLOW_BIAS_P5,
+    names.KEY_FPN1_P4: "warp/keyframe_P4",  # the keyframe state as fed in
+    names.KEY_FPN1_P5: "warp/keyframe_P5",
+    names.WARPED_P4: names.WARPED_P4, names.WARPED_P5: names.WARPED_P5,
+    names.SPA_P4: names.SPA_P4, names.SPA_P5: names.SPA_P5,
+    names.FPN1_FINAL_P3: names.FPN1_FINAL_P3,
+    **{p: p for p in names.FPN},
+    names.PROTO: names.PROTO,
+    names.LOC: names.LOC,
+}
+FETCH = [t for t in FEATURES if t != names.PROTO] + [names.CONF, names.MASK, names.BOXES]
+FEATURE_RTOL = 1e-3
+SCORE_ATOL = 1e-4
+BOX_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def case(reference_dir) -> ReferenceCase:
+    return ReferenceCase(reference_dir / "vid_resnet50")
+
+
+@pytest.fixture(scope="module")
+def weights(case) -> WeightStore:
+    return WeightStore.load(case.weights_path)
+
+
+@pytest.fixture(scope="module")
+def out(case, weights) -> dict[str, np.ndarray]:
+    config = get_config(case.config_name)
+    key = emulate_keyframe(weights, config, case.image("key"))
+    return emulate_nonkeyframe(weights, config, case.image(PASS), key, fetch=FETCH)
+
+
+def _rel_error(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(got.astype(np.float64) - ref).max() / np.abs(ref).max())
+
+
+@pytest.mark.parametrize("tensor", FEATURES)
+def test_feature_maps_match_upstream(case, out, tensor):
+    ref_name = FEATURES[tensor]
+    got = case.spec(PASS, ref_name).take(out[tensor])
+    err = _rel_error(got, case.get(PASS, ref_name))
+    assert err <= FEATURE_RTOL, f"{tensor}: max error {err:.2e} of max |ref|"
+
+
+def test_class_scores_match_upstream(case, out):
+    conf = out[names.CONF][0]
+    ref = lambda n: case.get(PASS, n)  # noqa: E731
+    np.testing.assert_allclose(conf[:, 0], ref("head/conf_bg")[0], rtol=0, atol=SCORE_ATOL)
+    np.testing.assert_allclose(conf[:, 1:].max(1), ref("head/conf_maxfg")[0], rtol=0, atol=SCORE_ATOL)
+    idx = ref("head/candidate_idx").astype(np.int64)
+    np.testing.assert_allclose(conf[idx], ref("head/conf_candidates"), rtol=0, atol=SCORE_ATOL)
+
+
+def test_mask_coefficients_match_upstream(case, out):
+    idx = case.get(PASS, "head/candidate_idx").astype(np.int64)
+    assert _rel_error(out[names.MASK][0][idx], case.get(PASS, "head/mask_candidates")) <= FEATURE_RTOL
+
+
+def test_detections_match_upstream_one_to_one(case, out):
+    ref = case.detections(PASS)
+    count = int(out[names.DET_COUNT][0])
+    assert count == len(ref["det_scores"])
+    got_boxes, got_scores = out[names.DET_BOXES][0, :count], out[names.DET_SCORES][0, :count]
+    got_classes, got_coeffs = out[names.DET_CLASSES][0, :count], out[names.DET_COEFFS][0, :count]
+    coeff_tol = FEATURE_RTOL * np.abs(ref["det_mask_coefs"]).max()
+    free = np.ones(count, bool)
+    for box, score, cls, coeffs in zip(ref["det_boxes"], ref["det_scores"], ref["det_classes"],
+                                       ref["det_mask_coefs"]):
+        ok = (free & (got_classes == cls) & (np.abs(got_scores - score) <= SCORE_ATOL)
+              & (np.abs(got_boxes - box).max(1) <= BOX_ATOL))
+        assert ok.any(), f"no match for class {cls} score {score:.5f} box {box}"
+        match = np.flatnonzero(ok)[0]
+        assert np.abs(got_coeffs[match] - coeffs).max() <= coeff_tol
+        free[match] = False
+
+
+# --- structure (no execution) ----------------------------------------------------------------
+def _io(net) -> tuple[list[str], set[str]]:
+    inputs = [net.get_input(i).name for i in range(net.num_inputs)]
+    outputs = {net.get_output(i).name for i in range(net.num_outputs)}
+    return inputs, outputs
+
+
+def test_keyframe_exports_what_the_nonkeyframe_network_takes(case, weights):
+    config = get_config(case.config_name)
+    key_net, nonkey_net = emulator.Network(), emulator.Network()
+    build_keyframe(key_net, emulator.trt, weights, config)
+    build_nonkeyframe(nonkey_net, emulator.trt, weights, config)
+    _, key_outputs = _io(key_net)
+    inputs, outputs = _io(nonkey_net)
+    assert key_outputs == {*KEYFRAME_OUTPUTS, *STATE_INPUTS}
+    assert inputs == [names.INPUT, names.KEY_LATERAL3, names.KEY_FPN1_P4, names.KEY_FPN1_P5]
+    assert set(STATE_INPUTS.values()) == {names.KEY_LATERAL3, names.KEY_FPN1_P4, names.KEY_FPN1_P5}
+    assert outputs == set(KEYFRAME_OUTPUTS)  # the same detections/proto as a keyframe
+
+
+def test_nonkeyframe_runs_the_partial_backbone_and_the_trt_flow_net_only(case, weights):
+    # Upstream's eval flow net (FlowNetMiniTRT) never computes level 1: pred1/upfeat2/upflow2
+    # are in the checkpoint but unused; non-keyframes run the stem + first two stages.
+    net = emulator.Network()
+    build_nonkeyframe(net, emulator.trt, weights, get_config(case.config_name))
+    layer_names = [net.get_layer(i).name for i in range(net.num_layers)]
+    for unused in ("flow_net.pred1", "flow_net.upfeat2", "flow_net.upflow2", "backbone.layers.2.",
+                   "fpn_phase_1.lat_layers.0", "fpn_phase_1.lat_layers.1"):
+        assert not any(n.startswith(unused) for n in layer_names), unused
+    assert sum(n.startswith("inverse_warp@") for n in layer_names) == 2
+
+
+def test_image_only_config_has_no_nonkeyframe_network():
+    with pytest.raises(GraphError, match="yolact_edge_mobilenetv2 has no flow net"):
+        build_nonkeyframe(emulator.Network(), emulator.trt, {}, "yolact_edge_mobilenetv2")
+
+
+def test_keyframe_state_names_a_missing_tensor():
+    state = {names.FPN1_LATERAL3: np.zeros(1), names.KEY_FPN1_P4: np.zeros(1)}
+    with pytest.raises(KeyError, match="fpn_phase_1/P5"):
+        keyframe_state(state)
