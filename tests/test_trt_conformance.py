@@ -279,6 +279,8 @@ MODEL_CASES = [(b, c, None) for b in _model_builders() for c in MODEL_CONFIGS
                if b == "build_keyframe" or c == "yolact_edge_vid_resnet50"]  # video nets need a video config
 MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "fp16"))  # casts, HALF weights
 MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "int8"))  # Q/DQ, kernel via set_input
+MODEL_CASES += [("build_nonkeyframe", "yolact_edge_vid_resnet50", p) for p in ("fp16", "int8")
+                if "build_nonkeyframe" in _model_builders()]  # HALF warp plugin inputs; flow net Q/DQ
 
 
 @pytest.mark.parametrize("builder,config_name,plan", MODEL_CASES, ids=str)
