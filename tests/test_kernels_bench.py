@@ -15,13 +15,14 @@ KERNELS = ("nms::candidate_flags_kernel<float>", "nms::compact_kernel", "nms::cl
            "nms::final_kernel<float>", "warp::inverse_warp_kernel<float>", "warp::inverse_warp_kernel<half_t>")
 
 
-def test_register_report_and_twin_timings():
+def test_register_report_and_twin_timings(tmp_path):
     nvcc = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc" if Path("/usr/local/cuda/bin/nvcc").exists() else None)
     if nvcc is None:
         pytest.fail("nvcc not found: CI compiles the kernels, so it must be there", pytrace=False)
     run = subprocess.run([sys.executable, "-m", "trtnet.bench", "kernels", "--arch", "87", "--repeat", "1",
                           "--source-dir", str(REPO / "plugins"), "--nvcc", nvcc],
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)  # not the source tree: test the installed package
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = [line.split() for line in run.stdout.splitlines() if " sm_87 " in line]
     assert {r[0] for r in rows} >= set(KERNELS)
