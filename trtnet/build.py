@@ -1,7 +1,7 @@
 """``python -m trtnet.build``: build a TensorRT engine of a YolactEdge model.
 
     python -m trtnet.build --config yolact_edge_resnet50 --weights model.safetensors \\
-        --output yolact_edge_resnet50.engine [--precision fp16] \\
+        --output yolact_edge_resnet50.engine [--precision-plan fp16] \\
         [--min-frame 64x64 --opt-frame 480x640 --max-frame 1080x1920]
 
 The network is strongly typed (the precision plan chooses every type); the frame input
@@ -138,7 +138,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="config name, e.g. yolact_edge_resnet50 (default: recognised from the weights)")
     p.add_argument("--weights", required=True, type=Path, help=".safetensors (or .pth) checkpoint")
     p.add_argument("--output", "-o", required=True, type=Path, help="engine file to write")
-    p.add_argument("--precision", default="fp32",
+    p.add_argument("--precision-plan", "--precision", dest="precision", default="fp32",
                    help="precision plan: fp32 | fp16 | e.g. 'fp16,head=fp32' (default fp32)")
     p.add_argument("--min-frame", type=parse_frame_size, default=DEFAULT_MIN_FRAME, metavar="HxW")
     p.add_argument("--opt-frame", type=parse_frame_size, default=DEFAULT_OPT_FRAME, metavar="HxW")
