@@ -151,3 +151,53 @@ def test_keyframe_state_names_a_missing_tensor():
     state = {names.FPN1_LATERAL3: np.zeros(1), names.KEY_FPN1_P4: np.zeros(1)}
     with pytest.raises(KeyError, match="fpn_phase_1/P5"):
         keyframe_state(state)
+
+
+def _consumers_of(net, layer_name: str) -> list[str]:
+    layer = next(net.get_layer(i) for i in range(net.num_layers) if net.get_layer(i).name == layer_name)
+    return [layer.get_input(i).name for i in range(layer.num_inputs)]
+
+
+def test_without_spa_the_warped_features_feed_fpn_phase_2():
+    # yolact_edge_vid_minimal (use_spa=False): phase 2 reads warped P4/P5 directly.
+    from trtnet.benchmarks.emulator import random_weights
+
+    net = emulator.Network()
+    build_nonkeyframe(net, emulator.trt, random_weights("yolact_edge_vid_minimal"), "yolact_edge_vid_minimal")
+    assert not any(net.get_layer(i).name.startswith("spa.") for i in range(net.num_layers))
+    assert _consumers_of(net, "fpn_phase_2.pred_layers.1")[0] == names.WARPED_P4  # makes P4
+    assert _consumers_of(net, "fpn_phase_2.pred_layers.0")[0] == names.WARPED_P5  # makes P5
+
+
+@pytest.mark.parametrize("use_scale,use_bias", [(True, True), (True, False), (False, True), (False, False)])
+def test_warp_applies_scale_and_bias_as_the_config_says(use_scale, use_bias):
+    # Upstream: pred = deform_op(feat, flow); `*= scale` if use_scale_factor; `+= bias` if
+    # use_scale_bias. Compared with the NumPy reference warp (exact vs upstream's grid_sample);
+    # the unfused product/sum round like upstream's in-place ops: bit-for-bit up to 1 ulp.
+    import dataclasses
+
+    from trtnet.network import flow as flow_net
+    from trtnet.network.layers import Graph
+    from trtnet.plugins import reference
+
+    base = get_config("yolact_edge_vid_resnet50")
+    config = dataclasses.replace(base, flow=dataclasses.replace(
+        base.flow, use_scale_factor=use_scale, use_scale_bias=use_bias))
+    rng = np.random.default_rng(0)
+    arrays = {"feature": rng.standard_normal((1, 4, 5, 6), dtype=np.float32),
+              "flow": rng.standard_normal((1, 2, 5, 6), dtype=np.float32),
+              "scale": rng.standard_normal((1, 4, 5, 6), dtype=np.float32),
+              "bias": rng.standard_normal((1, 4, 5, 6), dtype=np.float32)}
+    net = emulator.Network()
+    g = Graph(net, emulator.trt, {})
+    t = {k: net.add_input(k, emulator.trt.DataType.FLOAT, v.shape) for k, v in arrays.items()}
+    warped = flow_net.inverse_warp(g, t["feature"], t["flow"], t["scale"], t["bias"], "P4", config)
+    assert warped.name == names.WARPED_P4
+    net.mark_output(warped)
+    got = emulator.run(net, arrays)[names.WARPED_P4]
+    want = reference.inverse_warp(arrays["feature"], arrays["flow"])
+    if use_scale:
+        want = want * arrays["scale"]
+    if use_bias:
+        want = want + arrays["bias"]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
