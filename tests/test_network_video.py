@@ -18,7 +18,7 @@ from trtnet import emulator, names
 from trtnet.config import get_config
 from trtnet.network.layers import GraphError
 from trtnet.network.yolact_edge import (
-    KEYFRAME_OUTPUTS, STATE_INPUTS, build_keyframe, build_nonkeyframe, emulate_keyframe,
+    KEYFRAME_OUTPUTS, NONKEY_REFERENCE_NAMES, STATE_INPUTS, build_keyframe, build_nonkeyframe, emulate_keyframe,
     emulate_nonkeyframe, keyframe_state,
 )
 from trtnet.reference_data import ReferenceCase
@@ -34,8 +34,7 @@ FEATURES = {
     names.FLOW_P4: names.FLOW_P4, names.FLOW_P5: names.FLOW_P5,
     names.FLOW_SCALE_P4: names.FLOW_SCALE_P4, names.FLOW_SCALE_P5: names.FLOW_SCALE_P5,
     names.FLOW_BIAS_P4: names.FLOW_BIAS_P4, names.FLOW_BIAS_P5: names.FLOW_BIAS_P5,
-    names.KEY_FPN1_P4: "warp/keyframe_P4",  # the keyframe state as fed in
-    names.KEY_FPN1_P5: "warp/keyframe_P5",
+    **NONKEY_REFERENCE_NAMES,  # the keyframe state as fed in (warp/keyframe_P4, P5)
     names.WARPED_P4: names.WARPED_P4, names.WARPED_P5: names.WARPED_P5,
     names.SPA_P4: names.SPA_P4, names.SPA_P5: names.SPA_P5,
     names.FPN1_FINAL_P3: names.FPN1_FINAL_P3,

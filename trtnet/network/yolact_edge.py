@@ -43,6 +43,9 @@ STATE_INPUTS = {
     names.FPN1_P5: names.KEY_FPN1_P5,
 }
 
+# Tensors of the non-keyframe network the reference files name otherwise (ours -> theirs).
+NONKEY_REFERENCE_NAMES = {names.KEY_FPN1_P4: "warp/keyframe_P4", names.KEY_FPN1_P5: "warp/keyframe_P5"}
+
 
 class NetworkTensors(dict):
     """Named tensors of a built network (name -> ITensor); also holds the WeightStore whose
