@@ -96,16 +96,15 @@ def test_sliced_reference_compares_the_stored_channels_of_a_full_tensor(referenc
     assert "reference stores channels [0:8]" in report
 
 
-def test_nonkey_pass_is_reported_not_run(reference_dir):
-    results, report = _run(reference_dir / "vid_resnet50", verify.reference_outputs)
-    statuses = {r.pass_name: r.status for r in results}
-    assert statuses["key"] == "run" and statuses["fullB"] == "run"
+def test_nonkey_pass_is_not_run_by_a_backend_without_the_video_path(reference_dir):
     ref = verify.ReferenceCase(reference_dir / "vid_resnet50")
-    assert verify.select_passes(ref, None) == (["key", "fullB"], ["nonkey"])
+    assert verify.select_passes(ref, None, video=False) == (["key", "fullB"], ["nonkey"])
+    assert verify.select_passes(ref, None) == (["key", "nonkey", "fullB"], [])
+    assert verify.keyframe_pass_of(ref, "nonkey") == "key"
 
 
-def test_requesting_nonkey_on_the_emulator_is_an_error(reference_dir, capsys):
-    code = verify.main([str(reference_dir / "vid_resnet50"), "--frames", "nonkey"])
+def test_requesting_nonkey_without_the_video_path_is_an_error(reference_dir, capsys):
+    code = verify.main([str(reference_dir / "vid_resnet50"), "--backend", "tensorrt", "--frames", "nonkey"])
     assert code == 2
     assert "non-keyframe (video) path" in capsys.readouterr().err
 
@@ -124,17 +123,16 @@ def test_not_a_case_folder_is_a_clear_error(tmp_path, capsys):
     assert "not a reference case folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case,passes", [("vid_resnet50", ["key", "fullB"]), ("mobilenetv2", ["img0", "img1"])])
-def test_emulator_network_matches_upstream_on_every_keyframe_pass(reference_dir, case, passes, capsys):
+@pytest.mark.parametrize("case,passes", [("vid_resnet50", ["key", "nonkey", "fullB"]),
+                                         ("mobilenetv2", ["img0", "img1"])])
+def test_emulator_network_matches_upstream_on_every_pass(reference_dir, case, passes, capsys):
     code = verify.main([str(reference_dir / case), "--backend", "emulator"])
     out = capsys.readouterr().out
     assert code == 0, out
     for p in passes:
         assert f"pass {p} (frame" in out
     assert out.count("detections: 100 vs reference 100, matched 100") == len(passes)
-    assert "0 failed -> PASS" in out
-    if case == "vid_resnet50":
-        assert "pass nonkey (frame B): NOT RUN" in out
+    assert "0 failed -> PASS" in out and "NOT RUN" not in out
 
 
 def test_tolerance_factor_loosens_every_bound(reference_dir):

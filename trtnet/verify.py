@@ -4,7 +4,8 @@
 
 CASE_DIR is a folder in the format of ``../shared/reference/<case>/`` (manifest.json,
 inputs.npz, outputs.npz, weights.pth; see :mod:`trtnet.reference_data`). For every
-pass, the network for the case's config is built, run on the pass's frame, and every
+pass, the network for the case's config is built (keyframe, or non-keyframe with the
+state of the keyframe pass it follows), run on the pass's frame, and every
 reference tensor it can match is compared (max abs error, error relative to the
 tensor's max abs value, pass/fail), then the detections (one-to-one matching by
 class/score/box, box error in pixels, score error, mask IoU). Exit status: 0 when
@@ -455,7 +456,12 @@ def _wanted(ref: ReferenceCase, pass_name: str) -> set[str]:
 
 
 class EmulatorRunner:
-    """Builds the keyframe network for a config once, runs it per frame in the emulator."""
+    """Builds the networks for a config once and runs each pass on the emulator.
+
+    Keyframe passes run the keyframe network; non-keyframe passes (video configs) run
+    the non-keyframe network on their frame with the state the keyframe network
+    exported on the pass they follow (manifest: "moving_statistics: from key").
+    """
 
     def __init__(self, ref: ReferenceCase, weights: str | Path | None = None, precision: str | None = None):
         try:
@@ -465,24 +471,64 @@ class EmulatorRunner:
             from trtnet.weights import load_weights
         except ImportError as exc:
             raise VerifyError(f"the network or emulator is not available: {exc}") from exc
-        self.emulator = emulator
+        self.emulator, self.yolact_edge, self.precision = emulator, yolact_edge, precision
         self.config = get_config(ref.config_name)
         self.weights = load_weights(weights or ref.weights_path)
-        self.network = emulator.Network()
-        try:
-            tensors = yolact_edge.build_keyframe(self.network, emulator.trt, self.weights, self.config,
-                                                 plan=precision)
-        except Exception as exc:  # noqa: BLE001 - reported as a failed run, with the cause
-            raise VerifyError(f"building the {self.config.name} network failed: {type(exc).__name__}: {exc}") from exc
-        self.available = set(tensors) if tensors else _tensor_names(self.network)
+        self.keyframe = self._build(yolact_edge.build_keyframe)
+        self.nonkeyframe = None  # built on first use
+        self.outputs: dict[str, dict[str, np.ndarray]] = {}  # per pass, for keyframe state
 
-    def __call__(self, ref: ReferenceCase, pass_name: str) -> dict[str, np.ndarray]:
-        fetch = sorted(_wanted(ref, pass_name) & self.available)
-        image = np.ascontiguousarray(ref.image(pass_name)[None])
+    def _build(self, builder) -> tuple:
+        network = self.emulator.Network()
         try:
-            return self.emulator.run(self.network, {names.INPUT: image}, fetch=fetch)
+            tensors = builder(network, self.emulator.trt, self.weights, self.config, plan=self.precision)
+        except Exception as exc:  # noqa: BLE001 - reported as a failed run, with the cause
+            raise VerifyError(f"building the {self.config.name} network ({builder.__name__}) failed: "
+                              f"{type(exc).__name__}: {exc}") from exc
+        return network, (set(tensors) if tensors else _tensor_names(network))
+
+    def _run(self, built: tuple, inputs: dict, fetch: set[str], pass_name: str) -> dict[str, np.ndarray]:
+        network, available = built
+        try:
+            return self.emulator.run(network, inputs, fetch=sorted(fetch & available))
         except Exception as exc:  # noqa: BLE001
             raise VerifyError(f"running pass {pass_name} on the emulator failed: {type(exc).__name__}: {exc}") from exc
+
+    def __call__(self, ref: ReferenceCase, pass_name: str) -> dict[str, np.ndarray]:
+        image = np.ascontiguousarray(ref.image(pass_name)[None])
+        wanted = _wanted(ref, pass_name)
+        if not ref.is_video_nonkey(pass_name):
+            out = self._run(self.keyframe, {names.INPUT: image}, wanted | set(_KEYFRAME_STATE), pass_name)
+            self.outputs[pass_name] = out
+            return out
+        key_pass = keyframe_pass_of(ref, pass_name)
+        if key_pass not in self.outputs:
+            self(ref, key_pass)
+        if self.nonkeyframe is None:
+            self.nonkeyframe = self._build(self.yolact_edge.build_nonkeyframe)
+        state = self.yolact_edge.keyframe_state(self.outputs[key_pass])
+        inputs = {names.INPUT: image, **{k: np.ascontiguousarray(v, np.float32) for k, v in state.items()}}
+        out = self._run(self.nonkeyframe, inputs, wanted, pass_name)
+        aliases = getattr(self.yolact_edge, "NONKEY_REFERENCE_NAMES", {})
+        out.update({ref_name: state[name] for name, ref_name in aliases.items() if name in state})
+        return out
+
+
+_KEYFRAME_STATE = (names.FPN1_LATERAL3, names.FPN1_P4, names.FPN1_P5)
+
+
+def keyframe_pass_of(ref: ReferenceCase, pass_name: str) -> str:
+    """The keyframe pass whose state a non-keyframe pass used (manifest, else the one before it)."""
+    import re
+
+    desc = ref.manifest.get("frames", {}).get("passes", {}).get(pass_name, "")
+    match = re.search(r"moving_statistics:\s*from (\w+)", desc)
+    if match and match.group(1) in ref.passes:
+        return match.group(1)
+    earlier = [p for p in ref.passes[: ref.passes.index(pass_name)] if not ref.is_video_nonkey(p)]
+    if not earlier:
+        raise VerifyError(f"cannot tell which keyframe pass non-keyframe pass {pass_name!r} follows")
+    return earlier[-1]
 
 
 def _tensorrt_runner(ref: ReferenceCase, weights=None):
@@ -516,9 +562,9 @@ def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str |
     raise VerifyError(f"unknown backend {backend!r} (emulator, tensorrt, reference)")
 
 
-def select_passes(ref: ReferenceCase, frames: str | None, *, video: bool = False) -> tuple[list[str], list[str]]:
+def select_passes(ref: ReferenceCase, frames: str | None, *, video: bool = True) -> tuple[list[str], list[str]]:
     """(passes to run, passes reported as not run). Non-keyframe passes need the video path
-    (``video``: the backend can run it; only the reference backend can for now)."""
+    (``video``: the backend can run it; the TensorRT backend cannot yet)."""
     if frames:
         wanted = [f.strip() for f in frames.split(",") if f.strip()]
         unknown = [f for f in wanted if f not in ref.passes]
@@ -526,7 +572,7 @@ def select_passes(ref: ReferenceCase, frames: str | None, *, video: bool = False
             raise VerifyError(f"unknown pass(es) {unknown} in {ref.path}; passes: {ref.passes}")
         nonkey = [p for p in wanted if ref.is_video_nonkey(p) and not video]
         if nonkey:
-            raise VerifyError(f"pass(es) {nonkey} need the non-keyframe (video) path, which trtnet.verify "
+            raise VerifyError(f"pass(es) {nonkey} need the non-keyframe (video) path, which this backend "
                               "cannot run yet")
         return wanted, []
     run = [p for p in ref.passes if video or not ref.is_video_nonkey(p)]
@@ -537,7 +583,7 @@ def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | N
                 weights: str | Path | None = None, runner=None, precision: str | None = None,
                 tol: Tolerances = FP32) -> tuple[list[PassResult], ReferenceCase]:
     ref = ReferenceCase(case_dir)
-    to_run, not_run = select_passes(ref, frames, video=backend == "reference")
+    to_run, not_run = select_passes(ref, frames, video=backend in ("reference", "emulator"))
     if runner is None:
         runner = make_runner(backend, ref, weights, precision)
     conf_thresh = _detect_settings(ref)["conf_thresh"]
@@ -547,7 +593,7 @@ def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | N
             results.append(verify_pass(ref, p, runner(ref, p), conf_thresh=conf_thresh, tol=tol))
         elif p in not_run:
             results.append(PassResult(p, ref.frame_of(p), "not run",
-                                      "needs the non-keyframe (video) path, not available yet; excluded"))
+                                      f"needs the non-keyframe (video) path, which the {backend} backend cannot run yet; excluded"))
     return results, ref
 
 
