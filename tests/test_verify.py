@@ -145,3 +145,20 @@ def test_tolerance_factor_loosens_every_bound(reference_dir):
                                     tol=verify.FP32.scaled(3))
     assert results[0].passed
     assert verify.FP32.scaled(20).mask_min_iou == pytest.approx(0.8)
+
+
+def test_a_minimal_user_made_case_folder_is_verified(reference_dir, tmp_path, capsys):
+    """Own outputs saved in the format: no array descriptions, a few full tensors, detections."""
+    import json
+
+    src = verify.ReferenceCase(reference_dir / "mobilenetv2")
+    keep = ["fpn/P5", "fpn/P7", "head/loc", "fastnms/det_boxes", "fastnms/det_scores", "fastnms/det_classes",
+            "fastnms/det_mask_coefs", "fastnms/boxes", "fastnms/masks"]
+    np.savez(tmp_path / "outputs.npz", priors=src.priors, **{f"mine/{k}": src.get("img1", k) for k in keep})
+    np.savez(tmp_path / "inputs.npz", **{"mine/image_bgr": src.image("img1")})
+    (tmp_path / "manifest.json").write_text(json.dumps({"config_name": src.config_name}))
+    (tmp_path / "weights.pth").symlink_to(src.weights_path)
+    assert verify.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "pass mine (frame mine)" in out and "fpn/P7" in out
+    assert "matched 100" in out and "min mask IoU 1.0000" in out

@@ -108,16 +108,27 @@ class ReferenceCase:
         result = {}
         for key in self.outputs.files:
             d = described.get(key, {})
+            if "shape" in d:
+                shape, dtype = tuple(d["shape"]), d.get("dtype", "")
+            else:  # undescribed array: read its .npy header only
+                shape, dtype = self._npy_header(key)
             result[key] = StoredArray(
                 key=key,
-                shape=tuple(d.get("shape", ())),
-                dtype=d.get("dtype", ""),
+                shape=shape,
+                dtype=dtype,
                 layout=d.get("layout", ""),
                 meaning=d.get("meaning", ""),
                 stored_slice=d.get("stored_slice"),
                 full_shape=tuple(d["full_shape"]) if "full_shape" in d else None,
             )
         return result
+
+    def _npy_header(self, key: str) -> tuple[tuple[int, ...], str]:
+        with self.outputs.zip.open(key + ".npy") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        return tuple(shape), str(dtype)
 
     @cached_property
     def passes(self) -> list[str]:
