@@ -600,8 +600,10 @@ def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | N
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trtnet.verify", description=__doc__.split("\n\n")[0])
     parser.add_argument("case_dir", help="reference case folder (manifest.json, inputs.npz, outputs.npz, weights)")
-    parser.add_argument("--backend", default="emulator", choices=("emulator", "tensorrt", "reference"))
-    parser.add_argument("--frames", help="comma-separated passes to check (default: every keyframe pass)")
+    parser.add_argument("--backend", default="emulator", choices=("emulator", "tensorrt", "reference"),
+                        help="emulator: NumPy on CPU (default); tensorrt: real TensorRT + GPU; reference: no "
+                        "network, the folder's own head outputs through trtnet's Fast NMS and masks")
+    parser.add_argument("--frames", help="comma-separated passes to check (default: every pass the backend can run)")
     parser.add_argument("--weights", help="weights file (default: the case's weights.pth)")
     parser.add_argument("--precision", help="precision plan for the network, e.g. fp16 or fp16,head=fp32 "
                         "(default fp32; the tolerances are fp32 targets, see --tolerance-factor)")
