@@ -84,3 +84,13 @@ def test_unsupported_file_type_is_a_clear_error(tmp_path):
     path.write_bytes(b"")
     with pytest.raises(ValueError, match="expected .safetensors or .pth"):
         load_weights(path)
+
+
+def test_resolve_config_refuses_a_partial_checkpoint_naming_the_first_difference():
+    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.weights import WeightConfigError, WeightStore, resolve_config
+
+    tensors = random_weights("yolact_edge_mobilenetv2")
+    del tensors["proto_net.0.weight"]
+    with pytest.raises(WeightConfigError, match=r"do not fit config yolact_edge_mobilenetv2 \(\d+ differences\):\n  .*proto_net\.0\.weight"):
+        resolve_config(WeightStore(tensors), None)

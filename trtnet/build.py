@@ -23,7 +23,8 @@ from typing import Any, Optional, Sequence
 from trtnet import names
 from trtnet.config import UnknownConfigError, get_config
 from trtnet.precision import PrecisionError, PrecisionPlan, as_plan
-from trtnet.weights import WeightError, WeightStore
+from trtnet.weights import WeightConfigError, WeightError, WeightStore
+from trtnet.weights import resolve_config as weights_resolve_config
 
 DEFAULT_MIN_FRAME = (32, 32)
 DEFAULT_OPT_FRAME = (480, 640)
@@ -109,24 +110,11 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def resolve_config(store: Any, name: Optional[str]) -> Any:
-    """The config to build: ``name``, or the one the checkpoint's keys and shapes match.
-
-    A checkpoint that cannot build the config (missing or misshapen keys) is refused here,
-    before TensorRT is involved, listing the first differences.
-    """
-    from trtnet.weight_spec import compare, expected_shapes, match_config
-
-    shapes = store.shapes()
-    if name is None:
-        name, diffs = match_config(shapes)
-    else:
-        diffs = compare(expected_shapes(get_config(name)), shapes)
-    blocking = [d for d in diffs if d.blocking]
-    if blocking:
-        listed = "\n  ".join(str(d) for d in blocking[:8])
-        more = f"\n  ... and {len(blocking) - 8} more" if len(blocking) > 8 else ""
-        raise BuildError(f"the weights do not fit config {name} ({len(blocking)} differences):\n  {listed}{more}")
-    return get_config(name)
+    """The config to build (see :func:`trtnet.weights.resolve_config`), as a BuildError."""
+    try:
+        return weights_resolve_config(store, name)
+    except WeightConfigError as exc:
+        raise BuildError(str(exc)) from None
 
 
 def make_parser() -> argparse.ArgumentParser:

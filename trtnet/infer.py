@@ -97,24 +97,6 @@ def read_image(path: str | Path) -> np.ndarray:
     return image
 
 
-def resolve_config(weights, config_name: str | None):
-    """The config given by name, or the one the checkpoint's keys/shapes match."""
-    from trtnet.config import get_config
-
-    if config_name:
-        return get_config(config_name)
-    from trtnet.weight_spec import match_config
-
-    tensors = getattr(weights, "_tensors", None) or {k: weights[k] for k in weights.keys()}  # no public shape map
-    shapes = {k: tuple(np.shape(v)) for k, v in tensors.items()}
-    name, diffs = match_config(shapes)
-    blocking = [d for d in diffs if d.blocking]
-    if blocking:
-        raise InferError(f"the checkpoint matches no known config (closest {name}: "
-                         f"{len(blocking)} missing or misshapen keys, e.g. {blocking[0]}); pass --config")
-    return get_config(name)
-
-
 def run_emulator(weights, config, image: np.ndarray) -> dict[str, np.ndarray]:
     from trtnet.network.yolact_edge import emulate_keyframe
 
@@ -124,7 +106,7 @@ def run_emulator(weights, config, image: np.ndarray) -> dict[str, np.ndarray]:
 def segment(weights_path: str | Path, image: np.ndarray, *, backend: str = "emulator",
             config_name: str | None = None, score_threshold: float = DEFAULT_SCORE_THRESHOLD):
     """(Instances, config) for one BGR image."""
-    from trtnet.weights import load_weights
+    from trtnet.weights import load_weights, resolve_config
 
     weights = load_weights(weights_path)
     config = resolve_config(weights, config_name)

@@ -222,3 +222,31 @@ class WeightStore:
 def load_weights(source: WeightsSource) -> WeightStore:
     """Shorthand for :meth:`WeightStore.load`."""
     return WeightStore.load(source)
+
+
+class WeightConfigError(WeightError, ValueError):
+    """The checkpoint does not fit the config asked for (or any known config)."""
+
+
+def resolve_config(store: "WeightStore", name: Optional[str] = None):
+    """The config to build: ``name``, or the one the checkpoint's keys and shapes match.
+
+    A checkpoint that cannot build the config (missing or misshapen keys) is refused here,
+    before any network is built, listing the first differences.
+    """
+    from trtnet.config import get_config
+    from trtnet.weight_spec import compare, expected_shapes, match_config
+
+    shapes = store.shapes()
+    if name is None:
+        name, diffs = match_config(shapes)
+    else:
+        diffs = compare(expected_shapes(get_config(name)), shapes)
+    blocking = [d for d in diffs if d.blocking]
+    if blocking:
+        listed = "\n  ".join(str(d) for d in blocking[:8])
+        more = f"\n  ... and {len(blocking) - 8} more" if len(blocking) > 8 else ""
+        raise WeightConfigError(
+            f"the weights do not fit config {name} ({len(blocking)} differences):\n  {listed}{more}"
+        )
+    return get_config(name)
