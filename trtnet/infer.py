@@ -19,8 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from trtnet import names
-from trtnet.masks import Instances, postprocess
+from trtnet.masks import Instances
 
 DEFAULT_SCORE_THRESHOLD = 0.3  # upstream eval.py draws above --score_threshold; 0 shows all 100
 DEFAULT_MAX_DRAWN = 15         # upstream eval.py --top_k default for display
@@ -103,32 +102,54 @@ def run_emulator(weights, config, image: np.ndarray) -> dict[str, np.ndarray]:
     return emulate_keyframe(weights, config, image)
 
 
-def segment(weights_path: str | Path, image: np.ndarray, *, backend: str = "emulator",
-            config_name: str | None = None, score_threshold: float = DEFAULT_SCORE_THRESHOLD):
-    """(Instances, config) for one BGR image."""
+def segment(weights_path: str | Path | None, image: np.ndarray, *, backend: str = "emulator",
+            config_name: str | None = None, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+            engine: str | Path | None = None):
+    """(Instances, config) for one BGR image. ``backend="tensorrt"`` runs ``engine`` (a file
+    built by trtnet.build), or builds one from the weights first."""
+    from trtnet.config import get_config
+    from trtnet.runtime.segmenter import instances_from_outputs
     from trtnet.weights import load_weights, resolve_config
 
-    weights = load_weights(weights_path)
-    config = resolve_config(weights, config_name)
+    weights = None
+    if weights_path is not None:
+        weights = load_weights(weights_path)
+        config = resolve_config(weights, config_name)
+    elif config_name is not None:
+        config = get_config(config_name)
+    else:
+        raise InferError("give --weights (or --engine with --config, to name the classes)")
     if backend == "emulator":
+        if weights is None:
+            raise InferError("--backend emulator needs --weights")
         out = run_emulator(weights, config, image)
     elif backend == "tensorrt":
-        raise InferError("--backend tensorrt needs TensorRT and an NVIDIA GPU (use trtnet.runtime.Segmenter "
-                         "with a built engine there); use --backend emulator on CPU")
+        out = run_tensorrt(engine, weights, config, image)
     else:
         raise InferError(f"unknown backend {backend!r}")
-    inst = postprocess(out[names.DET_COUNT], out[names.DET_BOXES], out[names.DET_SCORES],
-                       out[names.DET_CLASSES], out[names.DET_COEFFS], out[names.PROTO],
-                       image.shape[:2], score_threshold=score_threshold)
+    inst = instances_from_outputs(out, image.shape[:2], score_threshold=score_threshold)
     return inst, config
+
+
+def run_tensorrt(engine, weights, config, image: np.ndarray) -> dict[str, np.ndarray]:
+    """Keyframe outputs of a TensorRT engine (file, or built now from the weights), on the host."""
+    from trtnet.runtime import EngineError
+    from trtnet.runtime.backends import open_engine
+
+    try:
+        runner = open_engine(engine, weights, config)
+        return {name: runner.cupy.asnumpy(array) for name, array in runner(image).items()}
+    except EngineError as exc:
+        raise InferError(f"--backend tensorrt: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trtnet.infer", description=__doc__.split("\n\n")[0])
     parser.add_argument("image", help="input image (any format OpenCV reads)")
-    parser.add_argument("--weights", required=True, help="checkpoint (.pth or .safetensors)")
+    parser.add_argument("--weights", help="checkpoint (.pth or .safetensors); optional with --engine and --config")
     parser.add_argument("--out", required=True, help="output image (.png, .jpg)")
     parser.add_argument("--backend", default="emulator", choices=("emulator", "tensorrt"))
+    parser.add_argument("--engine", help="--backend tensorrt: engine file from trtnet.build (default: build one)")
     parser.add_argument("--config", help="config name (default: recognised from the checkpoint)")
     parser.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                         help=f"draw detections above this score (default {DEFAULT_SCORE_THRESHOLD})")
@@ -137,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         image = read_image(args.image)
         inst, config = segment(args.weights, image, backend=args.backend, config_name=args.config,
-                               score_threshold=args.score_threshold)
+                               score_threshold=args.score_threshold, engine=args.engine)
         write_image_atomically(args.out, draw(image, inst, config.class_names, max_drawn=args.max_drawn))
     except (InferError, FileNotFoundError, KeyError, ValueError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)

@@ -531,34 +531,25 @@ def keyframe_pass_of(ref: ReferenceCase, pass_name: str) -> str:
     return earlier[-1]
 
 
-def _tensorrt_runner(ref: ReferenceCase, weights=None):
-    import importlib.util
+def _tensorrt_runner(ref: ReferenceCase, weights=None, precision: str | None = None, engine=None):
+    """TensorRT + GPU: the ``engine`` file, or an engine built here (trtnet.runtime.backends)."""
+    from trtnet.runtime import EngineError
+    from trtnet.runtime.backends import verify_runner
 
-    if importlib.util.find_spec("tensorrt") is None:
-        raise VerifyError("--backend tensorrt needs the TensorRT Python package (tensorrt) and an NVIDIA GPU; "
-                          "neither is available here. Use --backend emulator for the CPU check.") from None
     try:
-        import cupy
-
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # noqa: BLE001
-        raise VerifyError(f"--backend tensorrt needs CuPy and a CUDA GPU: {exc}") from None
-    try:
-        from trtnet.runtime import verify_backend  # type: ignore[attr-defined]
-    except ImportError:
-        raise VerifyError("--backend tensorrt: this trtnet build has no TensorRT runtime backend for verify "
-                          "(trtnet.runtime.verify_backend)") from None
-    return verify_backend(ref, weights)
+        return verify_runner(ref, weights, precision=precision, engine=engine)
+    except EngineError as exc:
+        raise VerifyError(f"--backend tensorrt: {exc}") from None
 
 
-def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str | None = None
+def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str | None = None, engine=None
                 ) -> Callable[[ReferenceCase, str], dict]:
     if backend == "reference":
         return lambda r, p: reference_outputs(r, p)
     if backend == "emulator":
         return EmulatorRunner(ref, weights, precision)
     if backend == "tensorrt":
-        return _tensorrt_runner(ref, weights)
+        return _tensorrt_runner(ref, weights, precision, engine)
     raise VerifyError(f"unknown backend {backend!r} (emulator, tensorrt, reference)")
 
 
@@ -581,11 +572,11 @@ def select_passes(ref: ReferenceCase, frames: str | None, *, video: bool = True)
 
 def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | None = None,
                 weights: str | Path | None = None, runner=None, precision: str | None = None,
-                tol: Tolerances = FP32) -> tuple[list[PassResult], ReferenceCase]:
+                tol: Tolerances = FP32, engine: str | Path | None = None) -> tuple[list[PassResult], ReferenceCase]:
     ref = ReferenceCase(case_dir)
     to_run, not_run = select_passes(ref, frames, video=backend in ("reference", "emulator"))
     if runner is None:
-        runner = make_runner(backend, ref, weights, precision)
+        runner = make_runner(backend, ref, weights, precision, engine)
     conf_thresh = _detect_settings(ref)["conf_thresh"]
     results = []
     for p in ref.passes:
@@ -607,6 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", help="weights file (default: the case's weights.pth)")
     parser.add_argument("--precision", help="precision plan for the network, e.g. fp16 or fp16,head=fp32 "
                         "(default fp32; the tolerances are fp32 targets, see --tolerance-factor)")
+    parser.add_argument("--engine", help="--backend tensorrt: a serialized engine of the case's config "
+                        "(default: build one here with trtnet.build)")
     parser.add_argument("--tolerance-factor", type=float, default=1.0,
                         help="multiply every numeric tolerance (e.g. 20 for an fp16 plan); default 1")
     args = parser.parse_args(argv)
@@ -615,7 +608,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         results, ref = verify_case(args.case_dir, args.backend, args.frames, args.weights,
-                                   precision=args.precision, tol=FP32.scaled(args.tolerance_factor))
+                                   precision=args.precision, tol=FP32.scaled(args.tolerance_factor),
+                                   engine=args.engine)
     except (VerifyError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2

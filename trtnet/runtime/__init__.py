@@ -1,0 +1,8 @@
+"""TensorRT runtime: :class:`Engine` (CuPy buffers, stream, optional CUDA graph) and
+:class:`Segmenter` (frames -> instances). Needs ``tensorrt`` and ``cupy`` only when used."""
+
+from .engine import NUMPY_DTYPES, Engine, EngineError, numpy_dtype
+from .segmenter import Segmenter, instances_from_outputs, to_host
+
+__all__ = ["NUMPY_DTYPES", "Engine", "EngineError", "Segmenter", "instances_from_outputs", "numpy_dtype",
+           "to_host"]

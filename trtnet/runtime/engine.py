@@ -1,0 +1,313 @@
+"""Run a serialized trtnet engine with TensorRT on CuPy buffers.
+
+``Engine(path_or_bytes)`` loads the plugin library, deserializes the engine and
+enumerates its I/O tensors by name. Each call sets the input shapes (checked against
+the optimization profile first), points TensorRT at device buffers that are allocated
+once per shape and reused, enqueues ``execute_async_v3`` on the engine's CuPy stream
+and returns the outputs by name (trtnet.names). Optionally the enqueue is captured once
+per shape as a CUDA graph and replayed.
+
+Works on TensorRT 10.3+ (strongly typed engines): tensor types come from the engine and
+map to NumPy dtypes in :data:`NUMPY_DTYPES`. ``tensorrt`` and ``cupy`` are imported
+lazily, so ``import trtnet.runtime`` works without either.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+
+from trtnet import names
+
+EngineSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
+
+# trt.DataType member name -> NumPy dtype: the one place engine tensor types are mapped.
+NUMPY_DTYPES: dict[str, np.dtype] = {
+    "FLOAT": np.dtype(np.float32),
+    "HALF": np.dtype(np.float16),
+    "INT8": np.dtype(np.int8),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+}
+
+MIN_ENGINE_BYTES = 256  # real engines are megabytes; anything this small is truncated or not an engine
+
+# Leading bytes of files people hand over by mistake -> what they are.
+_NOT_ENGINES = (
+    (b"PK\x03\x04", "a zip archive (a PyTorch .pth checkpoint?)"),
+    (b"\x80\x02", "a Python pickle (a legacy PyTorch .pth checkpoint?)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+)
+
+
+class EngineError(RuntimeError):
+    """The engine cannot be loaded or run; the message says why."""
+
+
+def import_tensorrt() -> Any:
+    """The ``tensorrt`` module, or a clear error."""
+    try:
+        import tensorrt as trt  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:
+        raise EngineError("running an engine needs the TensorRT Python package (tensorrt, 10.3 or newer) "
+                          f"and an NVIDIA GPU: {exc}. On CPU use trtnet.emulator.") from exc
+    return trt
+
+
+def import_cupy() -> Any:
+    """The ``cupy`` module, or a clear error."""
+    try:
+        import cupy  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:
+        raise EngineError("the TensorRT runtime keeps its buffers on the GPU with CuPy, which is not "
+                          f"installed: {exc}. Install the wheel for your CUDA, e.g. pip install cupy-cuda12x") from exc
+    return cupy
+
+
+def require_gpu(cupy: Any) -> None:
+    """A clear error when CuPy sees no CUDA device."""
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, missing driver...
+        raise EngineError(f"the TensorRT runtime needs a CUDA GPU, and CuPy found none: {exc}") from None
+    if count < 1:
+        raise EngineError("the TensorRT runtime needs a CUDA GPU, and CuPy found none")
+
+
+def numpy_dtype(trt_dtype: Any, tensor: str = "?") -> np.dtype:
+    """NumPy dtype of a ``trt.DataType`` (by member name, so any TensorRT version works)."""
+    key = getattr(trt_dtype, "name", str(trt_dtype).rsplit(".", 1)[-1])
+    if key not in NUMPY_DTYPES:
+        raise EngineError(f"tensor {tensor!r} has TensorRT type {key}, which the runtime cannot hold "
+                          f"(supported: {', '.join(NUMPY_DTYPES)}); export it in another type")
+    return NUMPY_DTYPES[key]
+
+
+def device_pointer(array: Any) -> int:
+    """Device address of a CUDA array (CuPy, or anything with ``__cuda_array_interface__``)."""
+    return int(array.__cuda_array_interface__["data"][0])
+
+
+def is_device_array(array: Any) -> bool:
+    return hasattr(array, "__cuda_array_interface__")
+
+
+def read_engine_file(path: Union[str, os.PathLike]) -> bytes:
+    """The bytes of an engine file, after the checks that need no TensorRT."""
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"engine file not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise EngineError(f"engine file {path} is empty (0 bytes); rebuild it with python -m trtnet.build")
+    data = path.read_bytes()
+    check_engine_bytes(data, str(path))
+    return data
+
+
+def check_engine_bytes(data: bytes, what: str = "the serialized engine") -> None:
+    """Reject what is surely not a TensorRT engine (too short, another file format)."""
+    if len(data) < MIN_ENGINE_BYTES:
+        raise EngineError(f"{what} is {len(data)} bytes, too small for a TensorRT engine (truncated?); "
+                          "rebuild it with python -m trtnet.build")
+    for magic, kind in _NOT_ENGINES:
+        if data.startswith(magic):
+            raise EngineError(f"{what} looks like {kind}, not a TensorRT engine; build an engine with "
+                              "python -m trtnet.build")
+    head = int.from_bytes(data[:8], "little")
+    if 2 <= head < len(data) and data[8:10] == b'{"':
+        raise EngineError(f"{what} looks like a safetensors checkpoint, not a TensorRT engine; build an "
+                          "engine with python -m trtnet.build")
+
+
+class Engine:
+    """A deserialized engine with one execution context, a CuPy stream and reused buffers.
+
+    ``engine(frame)`` runs one uint8 BGR frame (HxWx3 or 1xHxWx3, NumPy or CuPy, any
+    size inside the optimization profile); ``engine.run({name: array})`` sets every
+    input by name (e.g. the keyframe state of a non-keyframe engine). Outputs are the
+    engine's own device buffers, valid until the next call (copy to keep them); they
+    are ready when the call returns unless ``synchronize=False``.
+    """
+
+    def __init__(self, engine: EngineSource, *, plugin_library: Optional[Union[str, os.PathLike]] = None,
+                 load_plugins: bool = True, cuda_graph: bool = False, logger: Any = None,
+                 trt: Any = None, cupy: Any = None) -> None:
+        self.trt = trt or import_tensorrt()
+        self.cupy = cupy or import_cupy()
+        require_gpu(self.cupy)
+        if load_plugins:  # the creators must be registered before TensorRT deserializes plugin layers
+            from trtnet import plugins
+
+            try:
+                plugins.load(plugin_library)
+            except (OSError, ImportError, RuntimeError) as exc:
+                raise EngineError(f"the trtnet plugin library could not be loaded: {exc}") from exc
+        if isinstance(engine, (bytes, bytearray, memoryview)):
+            self.source = "the serialized engine"
+            data = bytes(engine)
+            check_engine_bytes(data, self.source)
+        else:
+            self.source = str(engine)
+            data = read_engine_file(engine)
+        self.logger = logger or self.trt.Logger(self.trt.Logger.WARNING)
+        self._runtime = self.trt.Runtime(self.logger)  # must outlive the engine
+        try:
+            cuda_engine = self._runtime.deserialize_cuda_engine(data)
+        except Exception as exc:  # noqa: BLE001 - some versions raise instead of returning None
+            cuda_engine, cause = None, f" ({type(exc).__name__}: {exc})"
+        else:
+            cause = ""
+        if cuda_engine is None:
+            version = getattr(self.trt, "__version__", "?")
+            raise EngineError(
+                f"TensorRT {version} could not deserialize {self.source} ({len(data)} bytes){cause}: the file "
+                "is truncated or corrupt, or was built by another TensorRT version or for another GPU. "
+                "Rebuild it here with python -m trtnet.build (the TensorRT log above says more).")
+        self.engine = cuda_engine
+        self.inputs: dict[str, np.dtype] = {}
+        self.outputs: dict[str, np.dtype] = {}
+        mode_input = self.trt.TensorIOMode.INPUT
+        for i in range(cuda_engine.num_io_tensors):
+            name = cuda_engine.get_tensor_name(i)
+            dtype = numpy_dtype(cuda_engine.get_tensor_dtype(name), name)
+            (self.inputs if cuda_engine.get_tensor_mode(name) == mode_input else self.outputs)[name] = dtype
+        if not self.outputs:
+            raise EngineError(f"{self.source} has no output tensors")
+        self.context = cuda_engine.create_execution_context()
+        if self.context is None:
+            raise EngineError(f"TensorRT could not create an execution context for {self.source} "
+                              "(out of device memory?)")
+        self.stream = self.cupy.cuda.Stream(non_blocking=True)
+        self.cuda_graph = cuda_graph
+        self._input_buffers: dict[str, Any] = {}
+        self._output_buffers: dict[str, Any] = {}
+        self._graphs: dict[tuple, Any] = {}
+        self._last_key: Optional[tuple] = None
+
+    # -- description ---------------------------------------------------------------------
+    def profile(self, name: str = names.INPUT) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+        """(min, opt, max) shape of input ``name`` in optimization profile 0."""
+        if name not in self.inputs:
+            raise EngineError(f"{self.source} has no input {name!r} (inputs: {', '.join(self.inputs)})")
+        lo, opt, hi = self.engine.get_tensor_profile_shape(name, 0)
+        return tuple(lo), tuple(opt), tuple(hi)
+
+    def _check_in_profile(self, name: str, shape: tuple[int, ...]) -> None:
+        declared = tuple(self.engine.get_tensor_shape(name))
+        if len(shape) != len(declared):
+            raise EngineError(f"input {name!r}: shape {shape} has rank {len(shape)}, the engine's is {declared}")
+        if -1 not in declared:
+            if shape != declared:
+                raise EngineError(f"input {name!r}: shape {shape}, the engine needs {declared}")
+            return
+        lo, _, hi = self.profile(name)
+        if all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
+            return
+        if name == names.INPUT and len(shape) == 4:
+            raise EngineError(
+                f"frame {shape[1]}x{shape[2]} (HxW) is outside the optimization profile of {self.source}: "
+                f"min {lo[1]}x{lo[2]}, max {hi[1]}x{hi[2]}; resize the frame or rebuild the engine with "
+                "python -m trtnet.build --min-frame/--max-frame")
+        raise EngineError(f"input {name!r}: shape {shape} is outside the optimization profile of "
+                          f"{self.source}: min {lo}, max {hi}")
+
+    # -- buffers -------------------------------------------------------------------------
+    def _stage_input(self, name: str, array: Any) -> Any:
+        """A contiguous device array of the input's dtype holding ``array`` (host data is copied
+        into a buffer reused while the shape stays the same)."""
+        want = self.inputs[name]
+        if is_device_array(array):
+            if np.dtype(array.dtype) != want:
+                raise EngineError(f"input {name!r}: dtype {array.dtype}, the engine needs {want}")
+            return self.cupy.ascontiguousarray(array)
+        host = np.asarray(array)
+        if host.dtype != want:
+            raise EngineError(f"input {name!r}: dtype {host.dtype}, the engine needs {want}")
+        buf = self._input_buffers.get(name)
+        if buf is None or tuple(buf.shape) != host.shape:
+            buf = self._input_buffers[name] = self.cupy.empty(host.shape, dtype=want)
+        buf.set(np.ascontiguousarray(host), stream=self.stream)
+        return buf
+
+    def _output_buffer(self, name: str, shape: tuple[int, ...]) -> Any:
+        if any(d < 0 for d in shape):
+            raise EngineError(f"output {name!r}: TensorRT could not infer its shape {shape}; set every input")
+        buf = self._output_buffers.get(name)
+        if buf is None or tuple(buf.shape) != shape:
+            buf = self._output_buffers[name] = self.cupy.empty(shape, dtype=self.outputs[name])
+        return buf
+
+    # -- running -------------------------------------------------------------------------
+    def __call__(self, frame: Any, *, synchronize: bool = True, **inputs: Any) -> dict[str, Any]:
+        """Outputs by name for one frame (extra inputs, e.g. keyframe state, by keyword)."""
+        return self.run({names.INPUT: frame_batch(frame), **inputs}, synchronize=synchronize)
+
+    def run(self, inputs: Mapping[str, Any], *, synchronize: bool = True) -> dict[str, Any]:
+        """Set every input by name, enqueue the engine, return the output buffers by name."""
+        unknown = sorted(set(inputs) - set(self.inputs))
+        if unknown:
+            raise EngineError(f"{self.source} has no input(s) {unknown} (inputs: {', '.join(self.inputs)})")
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise EngineError(f"input(s) {missing} of {self.source} not given")
+        ctx = self.context
+        key = []
+        for name in self.inputs:
+            staged = self._stage_input(name, inputs[name])
+            shape = tuple(int(d) for d in staged.shape)
+            self._check_in_profile(name, shape)
+            if not ctx.set_input_shape(name, shape):
+                raise EngineError(f"TensorRT rejected shape {shape} for input {name!r} of {self.source}")
+            ptr = device_pointer(staged)
+            ctx.set_tensor_address(name, ptr)
+            key.append((name, shape, ptr))
+        for name in self.outputs:
+            buf = self._output_buffer(name, tuple(int(d) for d in ctx.get_tensor_shape(name)))
+            ptr = device_pointer(buf)
+            ctx.set_tensor_address(name, ptr)
+            key.append((name, ptr))
+        self._enqueue(tuple(key))
+        if synchronize:
+            self.stream.synchronize()
+        return dict(self._output_buffers)
+
+    def _enqueue(self, key: tuple) -> None:
+        """execute_async_v3; with ``cuda_graph``, the second call at the same shapes and addresses
+        captures the enqueue (TensorRT wants one plain run after a shape change) and later calls
+        replay it."""
+        graph = self._graphs.get(key)
+        if graph is not None:
+            graph.launch(self.stream)
+        elif self.cuda_graph and key == self._last_key:
+            self.stream.begin_capture()
+            try:
+                self._execute()
+            finally:
+                graph = self.stream.end_capture()
+            self._graphs = {key: graph}  # one graph: shapes and addresses change together
+            graph.launch(self.stream)
+        else:
+            self._execute()
+        self._last_key = key
+
+    def _execute(self) -> None:
+        if not self.context.execute_async_v3(self.stream.ptr):
+            raise EngineError(f"TensorRT failed to enqueue {self.source} (see the TensorRT log)")
+
+
+def frame_batch(frame: Any) -> Any:
+    """A uint8 BGR frame as [1, H, W, 3] (HxWx3 accepted); a clear error otherwise."""
+    shape = tuple(frame.shape)
+    if len(shape) == 3:
+        frame = frame.reshape((1, *shape))
+        shape = (1, *shape)
+    if np.dtype(frame.dtype) != np.uint8 or len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+        raise EngineError(f"expected a uint8 BGR frame HxWx3 (or 1xHxWx3), got {frame.dtype} {shape}")
+    return frame

@@ -1,0 +1,70 @@
+"""Frames in, instances out: an :class:`Engine` plus the mask assembler.
+
+The postprocess is :func:`instances_from_outputs`, shared with ``python -m trtnet.infer``
+(and any backend producing the det/* and proto tensors): upstream's ``postprocess`` via
+:func:`trtnet.masks.postprocess`, on CuPy arrays on the engine's stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from trtnet import names
+from trtnet.masks import Instances, postprocess
+
+from .engine import Engine, EngineError, EngineSource, frame_batch
+
+REQUIRED_OUTPUTS = (*names.DETECTIONS, names.PROTO)
+
+
+def instances_from_outputs(outputs: Mapping[str, Any], frame_hw: tuple[int, int], *,
+                           score_threshold: float = 0.0, crop: bool = True) -> Instances:
+    """Detector outputs (det/*, proto; NumPy or CuPy) of one frame -> Instances at the frame's size."""
+    missing = [n for n in REQUIRED_OUTPUTS if n not in outputs]
+    if missing:
+        raise KeyError(f"the network produced no {', '.join(missing)}; was it built by trtnet.build?")
+    return postprocess(outputs[names.DET_COUNT], outputs[names.DET_BOXES], outputs[names.DET_SCORES],
+                       outputs[names.DET_CLASSES], outputs[names.DET_COEFFS], outputs[names.PROTO],
+                       frame_hw, crop=crop, score_threshold=score_threshold)
+
+
+def to_host(inst: Instances) -> Instances:
+    """Every field as a NumPy array (copies from the GPU when they are CuPy arrays)."""
+    return Instances(*(a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+                       for a in inst))
+
+
+class Segmenter:
+    """Instance segmentation of single images with a keyframe engine.
+
+    ``Segmenter("model.engine")(frame)`` -> Instances (classes 0-based foreground, scores,
+    pixel boxes x1, y1, x2, y2, bool masks [D, H, W]) like upstream's ``postprocess``;
+    on the host by default, on the GPU with ``on_device=True``.
+    """
+
+    def __init__(self, engine: Engine | EngineSource, *, score_threshold: float = 0.0, crop: bool = True,
+                 on_device: bool = False, **engine_kwargs: Any) -> None:
+        self.engine = engine if isinstance(engine, Engine) else Engine(engine, **engine_kwargs)
+        missing = [n for n in REQUIRED_OUTPUTS if n not in self.engine.outputs]
+        if missing:
+            raise EngineError(f"{self.engine.source} has no output(s) {', '.join(missing)}: not a trtnet "
+                              f"detector engine (outputs: {', '.join(self.engine.outputs)})")
+        self.score_threshold = score_threshold
+        self.crop = crop
+        self.on_device = on_device
+
+    def outputs(self, frame: Any) -> dict[str, Any]:
+        """The engine's raw outputs for one frame (device buffers, valid until the next call)."""
+        return self.engine(frame)
+
+    def __call__(self, frame: Any, score_threshold: Optional[float] = None) -> Instances:
+        batch = frame_batch(frame)
+        frame_hw = (int(batch.shape[1]), int(batch.shape[2]))
+        outputs = self.engine(batch, synchronize=False)
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        with self.engine.stream:  # the assembler's kernels follow the engine on its stream
+            inst = instances_from_outputs(outputs, frame_hw, score_threshold=threshold, crop=self.crop)
+        self.engine.stream.synchronize()
+        return inst if self.on_device else to_host(inst)
