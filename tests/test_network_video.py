@@ -141,6 +141,18 @@ def test_nonkeyframe_runs_the_partial_backbone_and_the_trt_flow_net_only(case, w
     assert sum(n.startswith("inverse_warp@") for n in layer_names) == 2
 
 
+@pytest.mark.parametrize("plan", [None, "fp16"])
+def test_layer_and_tensor_names_are_unique(case, weights, plan):
+    # TensorRT binds and the emulator fetches by name; the pre-convs run twice (@current, @keyframe).
+    net = emulator.Network()
+    build_nonkeyframe(net, emulator.trt, weights, get_config(case.config_name), plan=plan)
+    layers = [net.get_layer(i) for i in range(net.num_layers)]
+    layer_names = [layer.name for layer in layers]
+    tensor_names = [layer.get_output(j).name for layer in layers for j in range(layer.num_outputs)]
+    assert len(set(layer_names)) == len(layer_names)
+    assert len(set(tensor_names)) == len(tensor_names)
+
+
 def test_image_only_config_has_no_nonkeyframe_network():
     with pytest.raises(GraphError, match="yolact_edge_mobilenetv2 has no flow net"):
         build_nonkeyframe(emulator.Network(), emulator.trt, {}, "yolact_edge_mobilenetv2")
