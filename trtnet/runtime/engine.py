@@ -304,10 +304,8 @@ class Engine:
 
 def frame_batch(frame: Any) -> Any:
     """A uint8 BGR frame as [1, H, W, 3] (HxWx3 accepted); a clear error otherwise."""
-    shape = tuple(frame.shape)
-    if len(shape) == 3:
-        frame = frame.reshape((1, *shape))
-        shape = (1, *shape)
+    given = tuple(frame.shape)
+    shape = (1, *given) if len(given) == 3 else given
     if np.dtype(frame.dtype) != np.uint8 or len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-        raise EngineError(f"expected a uint8 BGR frame HxWx3 (or 1xHxWx3), got {frame.dtype} {shape}")
-    return frame
+        raise EngineError(f"expected a uint8 BGR frame HxWx3 (or 1xHxWx3), got {frame.dtype} {given}")
+    return frame.reshape(shape) if shape != given else frame

@@ -1,0 +1,459 @@
+"""Test-only stand-ins for TensorRT's runtime API and for CuPy, so trtnet.runtime runs on CPU.
+
+``fake_tensorrt()``: a ``tensorrt``-like module. Its Builder builds the network on the
+trtnet emulator and "serializes" it as a small blob (magic, total length, a token for
+the built network in this process); its Runtime deserializes that blob into an engine
+whose execution context reads its inputs from, and writes its outputs to, the raw
+addresses given by ``set_tensor_address`` (so a wrong pointer, shape or dtype in the
+runtime shows up as wrong numbers) and runs the emulator. Every call on Runtime,
+ICudaEngine, IExecutionContext, Builder... is recorded in an ``ApiUsage`` to compare
+with the real bindings (tests/test_trt_conformance.usage_problems).
+
+``fake_cupy()``: a ``cupy``-like module over NumPy: arrays are an ndarray subclass with
+``__cuda_array_interface__`` (host addresses), ``set``/``get``; ``cuda.Stream`` has a
+``ptr`` and records CUDA-graph captures; everything else falls through to NumPy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import itertools
+import types
+from typing import Any
+
+import numpy as np
+
+from trtnet import emulator
+from trtnet.emulator.usage import ApiUsage
+
+MAGIC = b"FAKETRT1"
+HEADER = 24           # magic, total length (8 bytes), token (8 bytes)
+PADDED_SIZE = 1024    # every fake engine is at least this long (the runtime rejects tiny files)
+
+
+# ---------------------------------------------------------------------------------------
+# CuPy stand-in
+class DeviceArray(np.ndarray):
+    """A NumPy array posing as a CuPy array ("device" memory is host memory)."""
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        if not self.flags.c_contiguous:
+            raise AssertionError("fake cupy: the runtime passed a non-contiguous array to TensorRT")
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ctypes.data, False),
+                "version": 3, "strides": None}
+
+    def set(self, arr, stream=None) -> None:  # noqa: A003 - CuPy's name
+        arr = np.asarray(arr)
+        if arr.shape != self.shape or arr.dtype != self.dtype:
+            raise ValueError(f"fake cupy: set() of {arr.dtype}{arr.shape} into {self.dtype}{self.shape}")
+        np.copyto(self.view(np.ndarray), arr)
+
+    def get(self, stream=None) -> np.ndarray:
+        return np.array(self.view(np.ndarray))
+
+
+def _dev(a) -> DeviceArray:
+    return np.asarray(a).view(DeviceArray)
+
+
+class FakeGraph:
+    def __init__(self, work: list) -> None:
+        self.work = work
+        self.launches = 0
+
+    def launch(self, stream=None) -> None:
+        self.launches += 1
+        for fn in self.work:
+            fn()
+
+
+class FakeStream:
+    _ptrs = itertools.count(0x7000)
+    by_ptr: dict[int, "FakeStream"] = {}
+
+    def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False) -> None:
+        self.ptr = next(self._ptrs)
+        self.capture: list | None = None
+        self.synchronized = 0
+        FakeStream.by_ptr[self.ptr] = self
+
+    def synchronize(self) -> None:
+        self.synchronized += 1
+
+    def begin_capture(self, mode=None) -> None:
+        assert self.capture is None, "fake cupy: nested capture"
+        self.capture = []
+
+    def end_capture(self) -> FakeGraph:
+        work, self.capture = self.capture, None
+        return FakeGraph(work)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def fake_cupy(device_count: int = 1) -> types.ModuleType:
+    mod = types.ModuleType("cupy")
+    mod.ndarray = DeviceArray
+    mod.empty = lambda shape, dtype=np.float32: np.empty(shape, dtype).view(DeviceArray)
+    mod.asarray = lambda a, dtype=None: np.asarray(a, dtype).view(DeviceArray)
+    mod.ascontiguousarray = lambda a, dtype=None: np.ascontiguousarray(a, dtype).view(DeviceArray)
+    mod.asnumpy = lambda a, stream=None: np.array(np.asarray(a).view(np.ndarray))
+    mod.get_array_module = lambda *arrays: mod if any(isinstance(a, DeviceArray) for a in arrays) else np
+
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: device_count)
+    mod.cuda = types.SimpleNamespace(Stream=FakeStream, runtime=runtime)
+
+    def passthrough(name: str):
+        value = getattr(np, name)
+        if callable(value) and not isinstance(value, type):
+            def wrapped(*args, **kwargs):
+                out = value(*args, **kwargs)
+                return out.view(DeviceArray) if isinstance(out, np.ndarray) else out
+            return wrapped
+        return value
+
+    mod.__getattr__ = passthrough  # module-level __getattr__ (PEP 562)
+    return mod
+
+
+# ---------------------------------------------------------------------------------------
+# TensorRT runtime stand-in
+class TensorIOMode(enum.IntEnum):
+    NONE = 0
+    INPUT = 1
+    OUTPUT = 2
+
+
+class NetworkDefinitionCreationFlag(enum.IntEnum):
+    STRONGLY_TYPED = 1  # 10.3's value (11.4: 0); build.py uses it as a bit position either way
+
+
+class MemoryPoolType(enum.IntEnum):
+    WORKSPACE = 0
+
+
+class _Recorder:
+    """Base of the fake classes: every public method call and property read is recorded."""
+
+    _usage: ApiUsage
+    _cls = ""
+
+    def _rec(self, method: str, args: tuple, kwargs: dict) -> None:
+        self._usage.call(self._cls, method, args, kwargs)
+
+    def _get(self, attr: str) -> None:
+        self._usage.attribute(self._cls, attr, "get")
+
+
+def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
+    """A fresh fake ``tensorrt`` module; ``module.usage`` holds what was called on it."""
+    usage = usage if usage is not None else ApiUsage()
+    mod = types.ModuleType("tensorrt")
+    for name, value in vars(emulator.trt).items():
+        if not name.startswith("_") and not isinstance(value, types.ModuleType):
+            setattr(mod, name, value)
+    mod.__version__ = "fake"
+    mod.usage = usage
+    mod.events = []          # ordered log: "deserialize", ...
+    networks: dict[int, dict] = {}
+    tokens = itertools.count(1)
+
+    class Logger(_Recorder):
+        _cls = "Logger"
+
+        class Severity(enum.IntEnum):
+            INTERNAL_ERROR = 0
+            ERROR = 1
+            WARNING = 2
+            INFO = 3
+            VERBOSE = 4
+
+        _usage = usage
+
+        def __init__(self, *args, **kwargs) -> None:
+            self._rec("__init__", args, kwargs)
+            (min_severity,) = _bind(args, kwargs, ("min_severity",)) if args or kwargs else (None,)
+            self.min_severity = min_severity
+            self.messages: list[str] = []
+
+        def log(self, severity, msg: str) -> None:
+            self.messages.append(msg)
+
+    for sev in Logger.Severity:
+        setattr(Logger, sev.name, sev)
+
+    class IOptimizationProfile(_Recorder):
+        _cls = "IOptimizationProfile"
+        _usage = usage
+
+        def __init__(self) -> None:
+            self.shapes: dict[str, tuple] = {}
+
+        def set_shape(self, *args, **kwargs) -> None:
+            self._rec("set_shape", args, kwargs)
+            name, lo, opt, hi = _bind(args, kwargs, ("input", "min", "opt", "max"))
+            self.shapes[name] = tuple(tuple(int(d) for d in s) for s in (lo, opt, hi))
+
+    class IBuilderConfig(_Recorder):
+        _cls = "IBuilderConfig"
+        _usage = usage
+
+        def __init__(self) -> None:
+            self.profiles: list[IOptimizationProfile] = []
+
+        def add_optimization_profile(self, *args, **kwargs) -> int:
+            self._rec("add_optimization_profile", args, kwargs)
+            (profile,) = _bind(args, kwargs, ("profile",))
+            self.profiles.append(profile)
+            return len(self.profiles) - 1
+
+        def set_memory_pool_limit(self, *args, **kwargs) -> None:
+            self._rec("set_memory_pool_limit", args, kwargs)
+
+    class Builder(_Recorder):
+        _cls = "Builder"
+        _usage = usage
+
+        def __init__(self, *args, **kwargs) -> None:
+            self._rec("__init__", args, kwargs)
+            (self.logger,) = _bind(args, kwargs, ("logger",))
+
+        def create_network(self, *args, **kwargs):
+            self._rec("create_network", args, kwargs)
+            return emulator.Network()
+
+        def create_optimization_profile(self, *args, **kwargs):
+            self._rec("create_optimization_profile", args, kwargs)
+            return IOptimizationProfile()
+
+        def create_builder_config(self, *args, **kwargs):
+            self._rec("create_builder_config", args, kwargs)
+            return IBuilderConfig()
+
+        def build_serialized_network(self, *args, **kwargs):
+            self._rec("build_serialized_network", args, kwargs)
+            network, config = _bind(args, kwargs, ("network", "config"))
+            token = next(tokens)
+            networks[token] = {"network": network, "profile": config.profiles[0].shapes}
+            return serialize(token)
+
+    def serialize(token: int) -> bytes:
+        body = MAGIC + PADDED_SIZE.to_bytes(8, "little") + token.to_bytes(8, "little")
+        return body + bytes(PADDED_SIZE - len(body))
+
+    class Runtime(_Recorder):
+        _cls = "Runtime"
+        _usage = usage
+
+        def __init__(self, *args, **kwargs) -> None:
+            self._rec("__init__", args, kwargs)
+            (self.logger,) = _bind(args, kwargs, ("logger",))
+
+        def deserialize_cuda_engine(self, *args, **kwargs):
+            self._rec("deserialize_cuda_engine", args, kwargs)
+            (data,) = _bind(args, kwargs, ("serialized_engine",))
+            data = bytes(memoryview(data))
+            mod.events.append("deserialize")
+            if not data.startswith(MAGIC) or len(data) < HEADER:
+                self.logger.log(Logger.ERROR, "Magic tag does not match")
+                return None
+            if int.from_bytes(data[8:16], "little") != len(data):
+                self.logger.log(Logger.ERROR, "Size specified in header does not match archive size")
+                return None
+            entry = networks.get(int.from_bytes(data[16:24], "little"))
+            return None if entry is None else ICudaEngine(entry["network"], entry["profile"])
+
+    class ICudaEngine(_Recorder):
+        _cls = "ICudaEngine"
+        _usage = usage
+
+        def __init__(self, network, profile: dict) -> None:
+            self.network = network
+            self.profile = profile
+            io = [network.get_input(i) for i in range(network.num_inputs)]
+            io += [network.get_output(i) for i in range(network.num_outputs)]
+            self.io = {t.name: (TensorIOMode.INPUT if i < network.num_inputs else TensorIOMode.OUTPUT,
+                                t.dtype, tuple(t.shape)) for i, t in enumerate(io)}
+
+        @property
+        def num_io_tensors(self) -> int:
+            self._get("num_io_tensors")
+            return len(self.io)
+
+        def get_tensor_name(self, *args, **kwargs) -> str:
+            self._rec("get_tensor_name", args, kwargs)
+            (index,) = _bind(args, kwargs, ("index",))
+            return list(self.io)[index]
+
+        def get_tensor_mode(self, *args, **kwargs):
+            self._rec("get_tensor_mode", args, kwargs)
+            (name,) = _bind(args, kwargs, ("name",))
+            return self.io[name][0] if name in self.io else TensorIOMode.NONE
+
+        def get_tensor_dtype(self, *args, **kwargs):
+            self._rec("get_tensor_dtype", args, kwargs)
+            (name,) = _bind(args, kwargs, ("name",))
+            return self.io[name][1]
+
+        def get_tensor_shape(self, *args, **kwargs):
+            self._rec("get_tensor_shape", args, kwargs)
+            (name,) = _bind(args, kwargs, ("name",))
+            return mod.Dims(self.io[name][2])
+
+        def get_tensor_profile_shape(self, *args, **kwargs):
+            self._rec("get_tensor_profile_shape", args, kwargs)
+            name, index = _bind(args, kwargs, ("name", "profile_index"))
+            assert index == 0, "fake: one profile"
+            return [mod.Dims(s) for s in self.profile[name]]
+
+        def create_execution_context(self, *args, **kwargs):
+            self._rec("create_execution_context", args, kwargs)
+            return IExecutionContext(self)
+
+    class IExecutionContext(_Recorder):
+        _cls = "IExecutionContext"
+        _usage = usage
+
+        def __init__(self, engine: ICudaEngine) -> None:
+            self.engine = engine
+            self.shapes: dict[str, tuple] = {}
+            self.addresses: dict[str, int] = {}
+            self.executions = 0
+
+        def set_input_shape(self, *args, **kwargs) -> bool:
+            self._rec("set_input_shape", args, kwargs)
+            name, shape = _bind(args, kwargs, ("name", "shape"))
+            shape = tuple(int(d) for d in shape)
+            lo, _, hi = self.engine.profile[name]
+            if not all(a <= s <= b for a, s, b in zip(lo, shape, hi)) or len(shape) != len(lo):
+                return False
+            self.shapes[name] = shape
+            return True
+
+        def get_tensor_shape(self, *args, **kwargs):
+            self._rec("get_tensor_shape", args, kwargs)
+            (name,) = _bind(args, kwargs, ("name",))
+            return mod.Dims(self.shapes.get(name, self.engine.io[name][2]))
+
+        def set_tensor_address(self, *args, **kwargs) -> bool:
+            self._rec("set_tensor_address", args, kwargs)
+            name, memory = _bind(args, kwargs, ("name", "memory"))
+            assert isinstance(memory, int) and memory != 0, f"fake: address of {name} is {memory!r}"
+            self.addresses[name] = memory
+            return True
+
+        def execute_async_v3(self, *args, **kwargs) -> bool:
+            self._rec("execute_async_v3", args, kwargs)
+            (handle,) = _bind(args, kwargs, ("stream_handle",))
+            stream = FakeStream.by_ptr.get(handle)
+            assert stream is not None, f"fake: stream handle {handle!r} is not a stream's ptr"
+            missing = [n for n in self.engine.io if n not in self.addresses]
+            assert not missing, f"fake: no address for {missing}"
+            inputs = {}
+            for name, (io_mode, dtype, shape) in self.engine.io.items():
+                if io_mode == TensorIOMode.INPUT:
+                    assert name in self.shapes, f"fake: shape of input {name} not set"
+                    inputs[name] = _read(self.addresses[name], self.shapes[name], emulator.trt.nptype(dtype))
+            outputs = {name: (self.addresses[name], emulator.trt.nptype(dtype), shape)
+                       for name, (io_mode, dtype, shape) in self.engine.io.items() if io_mode == TensorIOMode.OUTPUT}
+
+            def work() -> None:  # reads the inputs at run time, like a replayed graph
+                self.executions += 1
+                now = {n: _read(self.addresses[n], self.shapes[n], emulator.trt.nptype(self.engine.io[n][1]))
+                       for n in inputs}
+                result = emulator.run(self.engine.network, now)
+                for name, (ptr, np_dtype, shape) in outputs.items():
+                    _write(ptr, np.asarray(result[name], np_dtype).reshape(shape))
+
+            if stream.capture is not None:
+                stream.capture.append(work)
+            else:
+                work()
+            return True
+
+    mod.Logger = Logger
+    mod.Builder = Builder
+    mod.Runtime = Runtime
+    mod.ICudaEngine = ICudaEngine
+    mod.IExecutionContext = IExecutionContext
+    mod.IOptimizationProfile = IOptimizationProfile
+    mod.IBuilderConfig = IBuilderConfig
+    mod.TensorIOMode = TensorIOMode
+    mod.NetworkDefinitionCreationFlag = NetworkDefinitionCreationFlag
+    mod.MemoryPoolType = MemoryPoolType
+    mod.serialize = serialize
+    return mod
+
+
+def _bind(args: tuple, kwargs: dict, params: tuple[str, ...]) -> tuple:
+    """Positional + keyword arguments by the real parameter names (a wrong name fails here)."""
+    unknown = set(kwargs) - set(params)
+    assert not unknown, f"fake: unknown keyword(s) {unknown}; parameters are {params}"
+    values = list(args) + [kwargs[p] for p in params[len(args):] if p in kwargs]
+    assert len(values) == len(params), f"fake: expected {params}, got {len(args)} positional + {sorted(kwargs)}"
+    return tuple(values)
+
+
+def _read(ptr: int, shape: tuple, dtype) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    raw = (ctypes.c_ubyte * nbytes).from_address(ptr)
+    return np.frombuffer(raw, np.uint8).view(dtype).reshape(shape).copy()
+
+
+def _write(ptr: int, array: np.ndarray) -> None:
+    array = np.ascontiguousarray(array)
+    ctypes.memmove(ptr, array.ctypes.data, array.nbytes)
+
+
+def api_usage_classes() -> tuple[str, ...]:
+    """The fake classes whose recorded usage is checked against the real bindings."""
+    return ("Logger", "Runtime", "ICudaEngine", "IExecutionContext", "Builder", "IBuilderConfig",
+            "IOptimizationProfile")
+
+
+# ---------------------------------------------------------------------------------------
+# Fixture and a tiny engine
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+from trtnet import masks, names, plugins  # noqa: E402
+
+SUM, SUM_INT = "test/frame_sum", "test/frame_sum_int"
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """``tensorrt`` and ``cupy`` replaced by the fakes (plugins.load recorded, not run)."""
+    trt, cupy = fake_tensorrt(), fake_cupy()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    monkeypatch.setattr(masks, "_cupy", cupy)  # the assembler takes the CuPy path for fake arrays
+    monkeypatch.setattr(plugins, "load", lambda path=None: trt.events.append("plugins.load"))
+    return types.SimpleNamespace(trt=trt, cupy=cupy)
+
+
+def tiny_engine(trt, min_hw=(8, 8), opt_hw=(32, 32), max_hw=(64, 64)) -> bytes:
+    """A serialized fake engine: frame uint8 [1,H,W,3] -> per-channel sums (float32 and int32)."""
+    builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
+    net = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    frame = net.add_input(names.INPUT, trt.DataType.UINT8, (1, -1, -1, 3))
+    as_float = net.add_cast(frame, trt.DataType.FLOAT).get_output(0)
+    total = net.add_reduce(as_float, trt.ReduceOperation.SUM, 0b0110, False).get_output(0)
+    total.name = SUM
+    as_int = net.add_cast(total, trt.DataType.INT32).get_output(0)
+    as_int.name = SUM_INT
+    net.mark_output(total)
+    net.mark_output(as_int)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(names.INPUT, (1, *min_hw, 3), (1, *opt_hw, 3), (1, *max_hw, 3))
+    config = builder.create_builder_config()
+    config.add_optimization_profile(profile)
+    return builder.build_serialized_network(net, config)
