@@ -330,6 +330,11 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             self._rec("set_input_shape", args, kwargs)
             name, shape = _bind(args, kwargs, ("name", "shape"))
             shape = tuple(int(d) for d in shape)
+            declared = self.engine.io[name][2]
+            if name not in self.engine.profile:  # a static input: only its own shape
+                assert -1 not in declared, f"fake: dynamic input {name} without a profile"
+                self.shapes[name] = shape
+                return shape == declared
             lo, _, hi = self.engine.profile[name]
             if not all(a <= s <= b for a, s, b in zip(lo, shape, hi)) or len(shape) != len(lo):
                 return False

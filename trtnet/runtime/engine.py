@@ -133,12 +133,13 @@ class Engine:
     size inside the optimization profile); ``engine.run({name: array})`` sets every
     input by name (e.g. the keyframe state of a non-keyframe engine). Outputs are the
     engine's own device buffers, valid until the next call (copy to keep them); they
-    are ready when the call returns unless ``synchronize=False``.
+    are ready when the call returns unless ``synchronize=False``. Engines that feed each
+    other (keyframe state) share one ``stream``.
     """
 
     def __init__(self, engine: EngineSource, *, plugin_library: Optional[Union[str, os.PathLike]] = None,
                  load_plugins: bool = True, cuda_graph: bool = False, logger: Any = None,
-                 trt: Any = None, cupy: Any = None) -> None:
+                 stream: Any = None, trt: Any = None, cupy: Any = None) -> None:
         self.trt = trt or import_tensorrt()
         self.cupy = cupy or import_cupy()
         require_gpu(self.cupy)
@@ -184,7 +185,7 @@ class Engine:
         if self.context is None:
             raise EngineError(f"TensorRT could not create an execution context for {self.source} "
                               "(out of device memory?)")
-        self.stream = self.cupy.cuda.Stream(non_blocking=True)
+        self.stream = stream if stream is not None else self.cupy.cuda.Stream(non_blocking=True)
         self.cuda_graph = cuda_graph
         self._input_buffers: dict[str, Any] = {}
         self._output_buffers: dict[str, Any] = {}
