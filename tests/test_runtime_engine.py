@@ -177,3 +177,13 @@ def test_numpy_dtypes_agree_with_tensorrt_nptype(trt):
     for name, dtype in NUMPY_DTYPES.items():
         assert np.dtype(trt.nptype(trt.DataType.__members__[name])) == dtype, name
         assert numpy_dtype(trt.DataType.__members__[name]) == dtype  # real enum members map by name
+
+
+def test_real_bindings_without_libnvinfer_fail_with_a_clear_error(trt, monkeypatch):
+    # The real Runtime over the harness's stub libnvinfer (createInferRuntime returns NULL),
+    # as on a machine whose TensorRT/driver cannot start: the runtime says so.
+    import runtime_fakes
+
+    engine_bytes = tiny_engine(runtime_fakes.fake_tensorrt())
+    with pytest.raises(EngineError, match=r"TensorRT could not create a runtime \(is the CUDA driver working\?\)"):
+        Engine(engine_bytes, trt=trt, cupy=runtime_fakes.fake_cupy(), load_plugins=False)

@@ -158,7 +158,10 @@ class Engine:
             self.source = str(engine)
             data = read_engine_file(engine)
         self.logger = logger or self.trt.Logger(self.trt.Logger.WARNING)
-        self._runtime = self.trt.Runtime(self.logger)  # must outlive the engine
+        try:
+            self._runtime = self.trt.Runtime(self.logger)  # must outlive the engine
+        except Exception as exc:  # noqa: BLE001 - the bindings raise TypeError when libnvinfer returns NULL
+            raise EngineError(f"TensorRT could not create a runtime (is the CUDA driver working?): {exc}") from exc
         try:
             cuda_engine = self._runtime.deserialize_cuda_engine(data)
         except Exception as exc:  # noqa: BLE001 - some versions raise instead of returning None
