@@ -194,17 +194,21 @@ class Engine:
         self._output_buffers: dict[str, Any] = {}
         self._graphs: dict[tuple, Any] = {}
         self._last_key: Optional[tuple] = None
+        self._declared = {n: tuple(int(d) for d in cuda_engine.get_tensor_shape(n)) for n in self.inputs}
+        self._profiles: dict[str, tuple] = {}
 
     # -- description ---------------------------------------------------------------------
     def profile(self, name: str = names.INPUT) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
         """(min, opt, max) shape of input ``name`` in optimization profile 0."""
         if name not in self.inputs:
             raise EngineError(f"{self.source} has no input {name!r} (inputs: {', '.join(self.inputs)})")
-        lo, opt, hi = self.engine.get_tensor_profile_shape(name, 0)
-        return tuple(lo), tuple(opt), tuple(hi)
+        if name not in self._profiles:
+            lo, opt, hi = self.engine.get_tensor_profile_shape(name, 0)
+            self._profiles[name] = (tuple(lo), tuple(opt), tuple(hi))
+        return self._profiles[name]
 
     def _check_in_profile(self, name: str, shape: tuple[int, ...]) -> None:
-        declared = tuple(self.engine.get_tensor_shape(name))
+        declared = self._declared[name]
         if len(shape) != len(declared):
             raise EngineError(f"input {name!r}: shape {shape} has rank {len(shape)}, the engine's is {declared}")
         if -1 not in declared:
@@ -249,6 +253,11 @@ class Engine:
         return buf
 
     # -- running -------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        def fmt(tensors: dict) -> str:
+            return ", ".join(f"{n} {d}" for n, d in tensors.items())
+        return f"Engine({self.source}: inputs {fmt(self.inputs)}; outputs {fmt(self.outputs)})"
+
     def __call__(self, frame: Any, *, synchronize: bool = True, **inputs: Any) -> dict[str, Any]:
         """Outputs by name for one frame (extra inputs, e.g. keyframe state, by keyword)."""
         return self.run({names.INPUT: frame_batch(frame), **inputs}, synchronize=synchronize)
@@ -264,9 +273,9 @@ class Engine:
         ctx = self.context
         key = []
         for name in self.inputs:
+            shape = tuple(int(d) for d in getattr(inputs[name], "shape", np.shape(inputs[name])))
+            self._check_in_profile(name, shape)  # before any copy or allocation
             staged = self._stage_input(name, inputs[name])
-            shape = tuple(int(d) for d in staged.shape)
-            self._check_in_profile(name, shape)
             if not ctx.set_input_shape(name, shape):
                 raise EngineError(f"TensorRT rejected shape {shape} for input {name!r} of {self.source}")
             ptr = device_pointer(staged)
