@@ -273,7 +273,8 @@ class Engine:
         ctx = self.context
         key = []
         for name in self.inputs:
-            shape = tuple(int(d) for d in getattr(inputs[name], "shape", np.shape(inputs[name])))
+            given = inputs[name]
+            shape = tuple(int(d) for d in (given.shape if hasattr(given, "shape") else np.shape(given)))
             self._check_in_profile(name, shape)  # before any copy or allocation
             staged = self._stage_input(name, inputs[name])
             if not ctx.set_input_shape(name, shape):
