@@ -280,17 +280,21 @@ class Engine:
             if not ctx.set_input_shape(name, shape):
                 raise EngineError(f"TensorRT rejected shape {shape} for input {name!r} of {self.source}")
             ptr = device_pointer(staged)
-            ctx.set_tensor_address(name, ptr)
+            self._set_address(name, ptr)
             key.append((name, shape, ptr))
         for name in self.outputs:
             buf = self._output_buffer(name, tuple(int(d) for d in ctx.get_tensor_shape(name)))
             ptr = device_pointer(buf)
-            ctx.set_tensor_address(name, ptr)
+            self._set_address(name, ptr)
             key.append((name, ptr))
         self._enqueue(tuple(key))
         if synchronize:
             self.stream.synchronize()
         return dict(self._output_buffers)
+
+    def _set_address(self, name: str, ptr: int) -> None:
+        if not self.context.set_tensor_address(name, ptr):
+            raise EngineError(f"TensorRT rejected the device address {ptr:#x} of {name!r} (misaligned?)")
 
     def _enqueue(self, key: tuple) -> None:
         """execute_async_v3; with ``cuda_graph``, the second call at the same shapes and addresses
