@@ -20,7 +20,6 @@ import ctypes
 import enum
 import itertools
 import types
-from typing import Any
 
 import numpy as np
 
