@@ -75,3 +75,15 @@ def test_without_tensorrt_the_cli_says_what_to_install(tmp_path, capsys, monkeyp
     assert build.main(["--weights", str(path), "-o", str(tmp_path / "e")]) == 1
     assert "needs TensorRT's Python package" in capsys.readouterr().err
     assert not (tmp_path / "e").exists()
+
+
+def test_nonkeyframe_engine_of_an_image_config_is_refused(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    from trtnet.benchmarks.emulator import random_weights
+
+    path = tmp_path / "m.safetensors"
+    save_file(random_weights("yolact_edge_mobilenetv2"), str(path))
+    assert build.main(["--weights", str(path), "-o", str(tmp_path / "e"), "--nonkeyframe"]) == 1
+    assert "--nonkeyframe needs a video config with a flow net; yolact_edge_mobilenetv2" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()

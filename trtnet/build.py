@@ -62,10 +62,15 @@ def build_engine(
     trt: Any, weights: Any, config: Any, *, plan: Optional[PrecisionPlan] = None,
     min_frame: tuple[int, int] = DEFAULT_MIN_FRAME, opt_frame: tuple[int, int] = DEFAULT_OPT_FRAME,
     max_frame: tuple[int, int] = DEFAULT_MAX_FRAME, workspace_mib: Optional[int] = None,
-    logger: Any = None,
+    logger: Any = None, nonkeyframe: bool = False,
 ) -> bytes:
-    """Serialized keyframe engine of ``config`` with ``weights`` (a WeightStore or file)."""
-    from trtnet.network.yolact_edge import build_keyframe
+    """Serialized engine of ``config`` with ``weights`` (a WeightStore or file).
+
+    ``nonkeyframe``: the video engine (partial backbone + flow warp of the keyframe state)
+    instead of the keyframe one. Its state inputs have static shapes, so the optimization
+    profile covers the frame alone in both cases.
+    """
+    from trtnet.network.yolact_edge import build_keyframe, build_nonkeyframe
 
     if not (min_frame[0] <= opt_frame[0] <= max_frame[0] and min_frame[1] <= opt_frame[1] <= max_frame[1]):
         raise BuildError(f"frame sizes must satisfy min <= opt <= max, got {min_frame}, {opt_frame}, {max_frame}")
@@ -77,7 +82,8 @@ def build_engine(
         raise BuildError(f"TensorRT could not create a builder (is a CUDA GPU available?): {exc}") from exc
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
-    tensors = build_keyframe(network, trt, store, config, plan=plan)
+    build_network = build_nonkeyframe if nonkeyframe else build_keyframe
+    tensors = build_network(network, trt, store, config, plan=plan)
 
     profile = builder.create_optimization_profile()
     profile.set_shape(names.INPUT, (1, *min_frame, 3), (1, *opt_frame, 3), (1, *max_frame, 3))
@@ -120,7 +126,8 @@ def resolve_config(store: Any, name: Optional[str]) -> Any:
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trtnet.build",
-        description="Build a TensorRT engine (keyframe/image network) of a YolactEdge model.",
+        description="Build a TensorRT engine of a YolactEdge model: the keyframe (image) network, "
+                    "or with --nonkeyframe the video network that warps a keyframe's features.",
     )
     p.add_argument("--config", default=None,
                    help="config name, e.g. yolact_edge_resnet50 (default: recognised from the weights)")
@@ -132,6 +139,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--opt-frame", type=parse_frame_size, default=DEFAULT_OPT_FRAME, metavar="HxW")
     p.add_argument("--max-frame", type=parse_frame_size, default=DEFAULT_MAX_FRAME, metavar="HxW")
     p.add_argument("--workspace", type=int, default=None, metavar="MiB", help="builder workspace limit")
+    p.add_argument("--nonkeyframe", action="store_true",
+                   help="build the non-keyframe (video) engine; needs a video config (flow net)")
     p.add_argument("--plugin-library", type=Path, default=None,
                    help="libtrtnet_plugins.so (default: found by trtnet.plugins.library_path())")
     return p
@@ -147,6 +156,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise BuildError(f"weights file not found: {args.weights}")
         store = WeightStore.load(args.weights)
         config = resolve_config(store, args.config)
+        if args.nonkeyframe and not config.is_video:
+            raise BuildError(f"--nonkeyframe needs a video config with a flow net; {config.name} has none")
         trt = import_tensorrt()
         from trtnet import plugins
 
@@ -155,6 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data = build_engine(
             trt, store, config, plan=plan, min_frame=args.min_frame,
             opt_frame=args.opt_frame, max_frame=args.max_frame, workspace_mib=args.workspace,
+            nonkeyframe=args.nonkeyframe,
         )
         write_atomically(args.output, data)
     except (BuildError, UnknownConfigError, PrecisionError, WeightError, FileNotFoundError, OSError,

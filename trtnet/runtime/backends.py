@@ -12,50 +12,25 @@ import numpy as np
 from .engine import Engine, EngineError, import_cupy, import_tensorrt, require_gpu
 
 
-def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = None) -> bytes:
-    """A serialized keyframe engine of ``config`` (trtnet.build's default frame range)."""
+def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = None, *,
+                       nonkeyframe: bool = False) -> bytes:
+    """A serialized keyframe (or non-keyframe) engine of ``config`` (trtnet.build's default frame range)."""
     from trtnet import plugins
     from trtnet.build import BuildError, build_engine
     from trtnet.precision import as_plan
 
     trt = import_tensorrt()
+    kind = "non-keyframe " if nonkeyframe else ""
     try:
         plugins.load()
-        return build_engine(trt, weights, config, plan=as_plan(precision))
-    except (BuildError, OSError, ImportError, RuntimeError) as exc:
-        raise EngineError(f"building the {getattr(config, 'name', config)} engine failed: {exc}") from exc
+        return build_engine(trt, weights, config, plan=as_plan(precision), nonkeyframe=nonkeyframe)
+    except (BuildError, OSError, ImportError, RuntimeError, TypeError) as exc:
+        raise EngineError(f"building the {getattr(config, 'name', config)} {kind}engine failed: {exc}") from exc
 
 
 def build_nonkeyframe_engine_bytes(weights: Any, config: Any, precision: Optional[str] = None) -> bytes:
-    """A serialized non-keyframe (video) engine of ``config``; frame range as trtnet.build's defaults.
-
-    The builder steps mirror :func:`trtnet.build.build_engine` (which builds keyframe engines
-    only); the state inputs have static shapes, so the profile covers the frame alone.
-    """
-    from trtnet import build, names, plugins
-    from trtnet.network.yolact_edge import build_nonkeyframe
-    from trtnet.precision import as_plan
-    from trtnet.weights import WeightStore
-
-    trt = import_tensorrt()
-    try:
-        plugins.load()
-        store = WeightStore.load(weights)
-        builder = trt.Builder(trt.Logger(trt.Logger.WARNING))
-        network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-        tensors = build_nonkeyframe(network, trt, store, config, plan=as_plan(precision))
-        profile = builder.create_optimization_profile()
-        profile.set_shape(names.INPUT, (1, *build.DEFAULT_MIN_FRAME, 3), (1, *build.DEFAULT_OPT_FRAME, 3),
-                          (1, *build.DEFAULT_MAX_FRAME, 3))
-        builder_config = builder.create_builder_config()
-        builder_config.add_optimization_profile(profile)
-        serialized = builder.build_serialized_network(network, builder_config)
-        del tensors  # the weights TensorRT points at lived until here
-    except (OSError, ImportError, RuntimeError, TypeError) as exc:
-        raise EngineError(f"building the {getattr(config, 'name', config)} non-keyframe engine failed: {exc}") from exc
-    if serialized is None:
-        raise EngineError("TensorRT failed to build the non-keyframe engine; see the TensorRT log above")
-    return bytes(memoryview(serialized))
+    """A serialized non-keyframe (video) engine of ``config``."""
+    return build_engine_bytes(weights, config, precision, nonkeyframe=True)
 
 
 def open_engine(engine: Optional[Union[str, os.PathLike]], weights: Any = None, config: Any = None,
