@@ -92,3 +92,13 @@ def test_nonkey_pass_of_vid_resnet50_matches_the_reference(fake_gpu, reference_d
     inter, union = (inst.masks & ref).sum((1, 2)), (inst.masks | ref).sum((1, 2))
     assert union.sum() > 1000
     assert ((inter / np.maximum(union, 1) >= 0.99) | (union - inter <= 4)).all()  # verify's mask rule
+
+
+def test_verify_tensorrt_backend_checks_the_nonkey_pass_with_both_engines(fake_gpu, reference_dir, capsys):
+    from trtnet import verify
+
+    code = verify.main([str(reference_dir / "vid_resnet50"), "--backend", "tensorrt", "--frames", "key,nonkey"])
+    report = capsys.readouterr().out
+    assert code == 0, report
+    assert "pass nonkey" in report and "2 passes run" in report and "-> PASS" in report
+    assert fake_gpu.trt.events.count("deserialize") == 2  # keyframe engine, then the non-keyframe one

@@ -96,17 +96,16 @@ def test_sliced_reference_compares_the_stored_channels_of_a_full_tensor(referenc
     assert "reference stores channels [0:8]" in report
 
 
-def test_nonkey_pass_is_not_run_by_a_backend_without_the_video_path(reference_dir):
+def test_every_pass_is_checked_and_a_nonkey_pass_follows_its_keyframe(reference_dir):
     ref = verify.ReferenceCase(reference_dir / "vid_resnet50")
-    assert verify.select_passes(ref, None, video=False) == (["key", "fullB"], ["nonkey"])
-    assert verify.select_passes(ref, None) == (["key", "nonkey", "fullB"], [])
+    assert verify.select_passes(ref, None) == ["key", "nonkey", "fullB"]
+    assert verify.select_passes(ref, "nonkey") == ["nonkey"]
     assert verify.keyframe_pass_of(ref, "nonkey") == "key"
 
 
-def test_requesting_nonkey_without_the_video_path_is_an_error(reference_dir, capsys):
-    code = verify.main([str(reference_dir / "vid_resnet50"), "--backend", "tensorrt", "--frames", "nonkey"])
-    assert code == 2
-    assert "non-keyframe (video) path" in capsys.readouterr().err
+def test_an_unknown_pass_is_a_clear_error(reference_dir, capsys):
+    assert verify.main([str(reference_dir / "vid_resnet50"), "--frames", "nonkey,B"]) == 2
+    assert "unknown pass(es) ['B']" in capsys.readouterr().err
 
 
 def test_tensorrt_backend_without_tensorrt_is_a_clear_error(reference_dir, capsys):

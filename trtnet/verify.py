@@ -531,60 +531,59 @@ def keyframe_pass_of(ref: ReferenceCase, pass_name: str) -> str:
     return earlier[-1]
 
 
-def _tensorrt_runner(ref: ReferenceCase, weights=None, precision: str | None = None, engine=None):
-    """TensorRT + GPU: the ``engine`` file, or an engine built here (trtnet.runtime.backends)."""
+def _tensorrt_runner(ref: ReferenceCase, weights=None, precision: str | None = None, engine=None,
+                     nonkey_engine=None):
+    """TensorRT + GPU: engine files, or engines built here (trtnet.runtime.backends)."""
     from trtnet.runtime import EngineError
     from trtnet.runtime.backends import verify_runner
 
     try:
-        return verify_runner(ref, weights, precision=precision, engine=engine)
+        runner = verify_runner(ref, weights, precision=precision, engine=engine, nonkey_engine=nonkey_engine)
     except EngineError as exc:
         raise VerifyError(f"--backend tensorrt: {exc}") from None
 
+    def run(r: ReferenceCase, pass_name: str) -> dict:
+        try:
+            return runner(r, pass_name)
+        except EngineError as exc:  # e.g. building the non-keyframe engine on first use
+            raise VerifyError(f"--backend tensorrt, pass {pass_name}: {exc}") from None
 
-def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str | None = None, engine=None
-                ) -> Callable[[ReferenceCase, str], dict]:
+    return run
+
+
+def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str | None = None, engine=None,
+                nonkey_engine=None) -> Callable[[ReferenceCase, str], dict]:
     if backend == "reference":
         return lambda r, p: reference_outputs(r, p)
     if backend == "emulator":
         return EmulatorRunner(ref, weights, precision)
     if backend == "tensorrt":
-        return _tensorrt_runner(ref, weights, precision, engine)
+        return _tensorrt_runner(ref, weights, precision, engine, nonkey_engine)
     raise VerifyError(f"unknown backend {backend!r} (emulator, tensorrt, reference)")
 
 
-def select_passes(ref: ReferenceCase, frames: str | None, *, video: bool = True) -> tuple[list[str], list[str]]:
-    """(passes to run, passes reported as not run). Non-keyframe passes need the video path
-    (``video``: the backend can run it; the TensorRT backend cannot yet)."""
-    if frames:
-        wanted = [f.strip() for f in frames.split(",") if f.strip()]
-        unknown = [f for f in wanted if f not in ref.passes]
-        if unknown:
-            raise VerifyError(f"unknown pass(es) {unknown} in {ref.path}; passes: {ref.passes}")
-        nonkey = [p for p in wanted if ref.is_video_nonkey(p) and not video]
-        if nonkey:
-            raise VerifyError(f"pass(es) {nonkey} need the non-keyframe (video) path, which this backend "
-                              "cannot run yet")
-        return wanted, []
-    run = [p for p in ref.passes if video or not ref.is_video_nonkey(p)]
-    return run, [p for p in ref.passes if p not in run]
+def select_passes(ref: ReferenceCase, frames: str | None) -> list[str]:
+    """The passes to check: those named in ``frames`` (comma-separated), else every pass."""
+    if not frames:
+        return list(ref.passes)
+    wanted = [f.strip() for f in frames.split(",") if f.strip()]
+    unknown = [f for f in wanted if f not in ref.passes]
+    if unknown:
+        raise VerifyError(f"unknown pass(es) {unknown} in {ref.path}; passes: {ref.passes}")
+    return wanted
 
 
 def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | None = None,
                 weights: str | Path | None = None, runner=None, precision: str | None = None,
-                tol: Tolerances = FP32, engine: str | Path | None = None) -> tuple[list[PassResult], ReferenceCase]:
+                tol: Tolerances = FP32, engine: str | Path | None = None,
+                nonkey_engine: str | Path | None = None) -> tuple[list[PassResult], ReferenceCase]:
     ref = ReferenceCase(case_dir)
-    to_run, not_run = select_passes(ref, frames, video=backend in ("reference", "emulator"))
+    to_run = select_passes(ref, frames)
     if runner is None:
-        runner = make_runner(backend, ref, weights, precision, engine)
+        runner = make_runner(backend, ref, weights, precision, engine, nonkey_engine)
     conf_thresh = _detect_settings(ref)["conf_thresh"]
-    results = []
-    for p in ref.passes:
-        if p in to_run:
-            results.append(verify_pass(ref, p, runner(ref, p), conf_thresh=conf_thresh, tol=tol))
-        elif p in not_run:
-            results.append(PassResult(p, ref.frame_of(p), "not run",
-                                      f"needs the non-keyframe (video) path, which the {backend} backend cannot run yet; excluded"))
+    results = [verify_pass(ref, p, runner(ref, p), conf_thresh=conf_thresh, tol=tol)
+               for p in ref.passes if p in to_run]
     return results, ref
 
 
@@ -600,6 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default fp32; the tolerances are fp32 targets, see --tolerance-factor)")
     parser.add_argument("--engine", help="--backend tensorrt: a serialized engine of the case's config "
                         "(default: build one here with trtnet.build)")
+    parser.add_argument("--nonkey-engine", help="--backend tensorrt, video cases: a serialized non-keyframe "
+                        "engine (python -m trtnet.build --nonkeyframe; default: build one here)")
     parser.add_argument("--tolerance-factor", type=float, default=1.0,
                         help="multiply every numeric tolerance (e.g. 20 for an fp16 plan); default 1")
     args = parser.parse_args(argv)
@@ -609,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results, ref = verify_case(args.case_dir, args.backend, args.frames, args.weights,
                                    precision=args.precision, tol=FP32.scaled(args.tolerance_factor),
-                                   engine=args.engine)
+                                   engine=args.engine, nonkey_engine=args.nonkey_engine)
     except (VerifyError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2

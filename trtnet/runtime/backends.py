@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 import numpy as np
 
-from .engine import Engine, EngineError, import_cupy, import_tensorrt, require_gpu
+from trtnet import names
+
+from .engine import Engine, EngineError, frame_batch, import_cupy, import_tensorrt, require_gpu
 
 
 def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = None, *,
@@ -34,38 +36,78 @@ def build_nonkeyframe_engine_bytes(weights: Any, config: Any, precision: Optiona
 
 
 def open_engine(engine: Optional[Union[str, os.PathLike]], weights: Any = None, config: Any = None,
-                precision: Optional[str] = None, **engine_kwargs: Any) -> Engine:
-    """The engine file ``engine``, or (None) a keyframe engine built now from weights + config."""
+                precision: Optional[str] = None, *, nonkeyframe: bool = False, **engine_kwargs: Any) -> Engine:
+    """The engine file ``engine``, or (None) an engine built now from weights + config
+    (the keyframe one, or with ``nonkeyframe`` the video one)."""
     trt, cupy = import_tensorrt(), import_cupy()
     require_gpu(cupy)  # before minutes of building
     if engine is None:
         if weights is None or config is None:
             raise EngineError("no --engine given, and no weights/config to build one")
-        engine = build_engine_bytes(weights, config, precision)
+        engine = build_engine_bytes(weights, config, precision, nonkeyframe=nonkeyframe)
     elif not Path(engine).is_file():
         raise EngineError(f"engine file not found: {engine}")
     return Engine(engine, trt=trt, cupy=cupy, **engine_kwargs)
 
 
 class VerifyRunner:
-    """Runs each (keyframe) pass of a reference case through a TensorRT engine; host arrays out."""
+    """Runs the passes of a reference case through TensorRT engines; host arrays out.
 
-    def __init__(self, engine: Engine) -> None:
+    Keyframe passes run the keyframe engine. A non-keyframe pass (video configs) runs the
+    non-keyframe engine on its frame with the state the keyframe engine exported on the
+    pass it follows, as trtnet.verify's emulator runner does.
+    """
+
+    def __init__(self, engine: Engine, nonkeyframe: Optional[Callable[[], Engine]] = None) -> None:
         self.engine = engine
+        self._make_nonkeyframe = nonkeyframe  # built (or opened) on first use
+        self._nonkeyframe: Optional[Engine] = None
+        self.outputs: dict[str, dict[str, np.ndarray]] = {}  # per keyframe pass, for its state
+
+    def _host(self, engine: Engine, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        return {name: engine.cupy.asnumpy(array) for name, array in outputs.items()}
 
     def __call__(self, ref: Any, pass_name: str) -> dict[str, np.ndarray]:
-        outputs = self.engine(np.ascontiguousarray(ref.image(pass_name)))
-        return {name: self.engine.cupy.asnumpy(array) for name, array in outputs.items()}
+        frame = np.ascontiguousarray(ref.image(pass_name))
+        if not ref.is_video_nonkey(pass_name):
+            out = self._host(self.engine, self.engine(frame))
+            self.outputs[pass_name] = out
+            return out
+        from trtnet.network.yolact_edge import keyframe_state
+        from trtnet.verify import keyframe_pass_of
+
+        key_pass = keyframe_pass_of(ref, pass_name)
+        if key_pass not in self.outputs:
+            self(ref, key_pass)
+        if self._nonkeyframe is None:
+            if self._make_nonkeyframe is None:
+                raise EngineError(f"pass {pass_name} needs a non-keyframe engine (--nonkey-engine)")
+            self._nonkeyframe = self._make_nonkeyframe()
+        engine = self._nonkeyframe
+        state = {k: np.ascontiguousarray(v, np.float32) for k, v in keyframe_state(self.outputs[key_pass]).items()}
+        return self._host(engine, engine.run({names.INPUT: frame_batch(frame), **state}))
 
 
 def verify_runner(ref: Any, weights: Any = None, precision: Optional[str] = None,
-                  engine: Optional[Union[str, os.PathLike]] = None) -> VerifyRunner:
-    """Runner for trtnet.verify: ``engine`` file, or one built from the case's weights and config."""
-    if engine is not None:
-        return VerifyRunner(open_engine(engine))
+                  engine: Optional[Union[str, os.PathLike]] = None,
+                  nonkey_engine: Optional[Union[str, os.PathLike]] = None) -> VerifyRunner:
+    """Runner for trtnet.verify: engine files, or engines built from the case's weights and config."""
     from trtnet.config import get_config
     from trtnet.weights import WeightStore
 
     config = get_config(ref.config_name)
-    store = WeightStore.load(weights or ref.weights_path)
-    return VerifyRunner(open_engine(None, store, config, precision))
+    store = None
+
+    def weights_store():
+        nonlocal store
+        if store is None:
+            store = WeightStore.load(weights or ref.weights_path)
+        return store
+
+    def nonkeyframe() -> Engine:
+        if nonkey_engine is not None:
+            return open_engine(nonkey_engine)
+        return open_engine(None, weights_store(), config, precision, nonkeyframe=True)
+
+    keyframe = open_engine(engine) if engine is not None else open_engine(None, weights_store(), config, precision)
+    return VerifyRunner(keyframe, nonkeyframe if config.is_video else None)
