@@ -15,6 +15,7 @@ import functools
 import numpy as np
 import pytest
 
+from upstream_match import BOX_ATOL, FEATURE_RTOL, SCORE_ATOL, assert_detections_match
 from trtnet import names
 from trtnet.config import get_config
 from trtnet.network import emulate_keyframe
@@ -26,9 +27,6 @@ FEATURES = (
     *names.BACKBONE, *names.FPN1, names.FPN1_LATERAL3, *names.FPN, names.PROTO, names.LOC,
 )
 FETCH = (names.PREPROCESSED, *FEATURES, names.CONF, names.MASK, names.PRIORS, names.BOXES)
-FEATURE_RTOL = 1e-3
-SCORE_ATOL = 1e-4
-BOX_ATOL = 1e-4
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,20 +100,4 @@ def test_decoded_boxes_of_candidates_match_upstream_detections(run):
 
 def test_detections_match_upstream_one_to_one(run):
     case, pass_name, out = run
-    ref = case.detections(pass_name)
-    count = int(out[names.DET_COUNT][0])
-    assert count == len(ref["det_scores"])
-    got_boxes = out[names.DET_BOXES][0, :count]
-    got_scores = out[names.DET_SCORES][0, :count]
-    got_classes = out[names.DET_CLASSES][0, :count]
-    got_coeffs = out[names.DET_COEFFS][0, :count]
-    coeff_tol = FEATURE_RTOL * np.abs(ref["det_mask_coefs"]).max()
-    free = np.ones(count, bool)
-    for box, score, cls, coeffs in zip(ref["det_boxes"], ref["det_scores"], ref["det_classes"],
-                                       ref["det_mask_coefs"]):
-        ok = (free & (got_classes == cls) & (np.abs(got_scores - score) <= SCORE_ATOL)
-              & (np.abs(got_boxes - box).max(1) <= BOX_ATOL))
-        assert ok.any(), f"{pass_name}: no match for class {cls} score {score:.5f} box {box}"
-        match = np.flatnonzero(ok)[0]
-        assert np.abs(got_coeffs[match] - coeffs).max() <= coeff_tol
-        free[match] = False
+    assert_detections_match(out, case.detections(pass_name), pass_name)

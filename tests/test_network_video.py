@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from upstream_match import FEATURE_RTOL, SCORE_ATOL, assert_detections_match
 from trtnet import emulator, names
 from trtnet.config import get_config
 from trtnet.network.layers import GraphError
@@ -43,9 +44,6 @@ FEATURES = {
     names.LOC: names.LOC,
 }
 FETCH = [t for t in FEATURES if t != names.PROTO] + [names.CONF, names.MASK, names.BOXES]
-FEATURE_RTOL = 1e-3
-SCORE_ATOL = 1e-4
-BOX_ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -92,21 +90,7 @@ def test_mask_coefficients_match_upstream(case, out):
 
 
 def test_detections_match_upstream_one_to_one(case, out):
-    ref = case.detections(PASS)
-    count = int(out[names.DET_COUNT][0])
-    assert count == len(ref["det_scores"])
-    got_boxes, got_scores = out[names.DET_BOXES][0, :count], out[names.DET_SCORES][0, :count]
-    got_classes, got_coeffs = out[names.DET_CLASSES][0, :count], out[names.DET_COEFFS][0, :count]
-    coeff_tol = FEATURE_RTOL * np.abs(ref["det_mask_coefs"]).max()
-    free = np.ones(count, bool)
-    for box, score, cls, coeffs in zip(ref["det_boxes"], ref["det_scores"], ref["det_classes"],
-                                       ref["det_mask_coefs"]):
-        ok = (free & (got_classes == cls) & (np.abs(got_scores - score) <= SCORE_ATOL)
-              & (np.abs(got_boxes - box).max(1) <= BOX_ATOL))
-        assert ok.any(), f"no match for class {cls} score {score:.5f} box {box}"
-        match = np.flatnonzero(ok)[0]
-        assert np.abs(got_coeffs[match] - coeffs).max() <= coeff_tol
-        free[match] = False
+    assert_detections_match(out, case.detections(PASS), PASS)
 
 
 # --- structure (no execution) ----------------------------------------------------------------
