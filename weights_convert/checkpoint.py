@@ -89,14 +89,15 @@ class Checkpoint:
         self._uses = Counter(t.storage.key for t in tensors.values())
 
     def sha256(self) -> str:
-        """sha256 of the whole file."""
+        """sha256 of the whole file. Safe to run on another thread while tensors are read:
+        it reads the read-only mapping, or else a file handle of its own."""
         h = hashlib.sha256()
         if self._map is not None:
             h.update(self._map)
             return h.hexdigest()
-        self._file.seek(0)
-        for chunk in iter(lambda: self._file.read(1 << 22), b""):
-            h.update(chunk)
+        with open(self.path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
         return h.hexdigest()
 
     def read(self, name: str, t: TensorRef, copy: bool = True) -> np.ndarray:

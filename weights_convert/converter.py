@@ -10,6 +10,7 @@ error naming the tensor, never a silent inf.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
@@ -126,13 +127,12 @@ def convert(src: "str | os.PathLike", dst: "str | os.PathLike", config: Optional
         raise ConverterError(f"output {dst} is the input file")
     if not os.path.isfile(src):
         raise CheckpointError(f"{src}: no such file")
-    with open_checkpoint(src) as ckpt:
-        try:
-            digest = ckpt.sha256()
-        except OSError as exc:
-            raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from None
+    with open_checkpoint(src) as ckpt, ThreadPoolExecutor(1) as pool:
+        # The source's sha256 (for the metadata) is computed on another core while the
+        # tensors stream out; hashlib releases the GIL, and the header is written last.
+        digest_job = pool.submit(ckpt.sha256)
         tensors, notes = find_state_dict(ckpt.obj, src)
-        result = ConversionResult(src, dst, ckpt.format, digest, None, None, notes=notes)
+        result = ConversionResult(src, dst, ckpt.format, "", None, None, notes=notes)
         _check_config({k: t.shape for k, t in tensors.items()}, config, result, src)
         plan = [(k, t, output_dtype(t.dtype, dtype)) for k, t in tensors.items()]
         changed = Counter((t.dtype.name, out.name) for _, t, out in plan if t.dtype != out)
@@ -141,13 +141,13 @@ def convert(src: "str | os.PathLike", dst: "str | os.PathLike", config: Optional
         metadata = {
             "format": "pt",
             "config": result.config or "",
-            "source_sha256": digest,
+            "source_sha256": "0" * 64,  # placeholder of the digest's length, filled in below
             "source_format": ckpt.format,
             "converter_version": f"weights_convert {__version__}",
         }
         if result.closest_config:
             metadata["closest_config"] = result.closest_config
-        header = build_header(entries, metadata)
+        header_size = len(build_header(entries, metadata))
         ckpt.plan(tensors)
         size = sum(e[3] for e in entries)
 
@@ -155,8 +155,15 @@ def convert(src: "str | os.PathLike", dst: "str | os.PathLike", config: Optional
             for key, t, out in plan:
                 yield cast(key, ckpt.read(key, t, copy=False), t.dtype, out)
 
-        write_atomic(dst, header, arrays(), size, durable=durable)
-    result.tensors, result.bytes_written = len(plan), len(header) + size
+        def header() -> bytes:
+            try:
+                result.source_sha256 = metadata["source_sha256"] = digest_job.result()
+            except OSError as exc:
+                raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from None
+            return build_header(entries, metadata)
+
+        write_atomic(dst, header, arrays(), size, durable=durable, header_size=header_size)
+    result.tensors, result.bytes_written = len(plan), header_size + size
     return result
 
 

@@ -11,7 +11,7 @@ import json
 import os
 import struct
 import tempfile
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -31,11 +31,15 @@ def build_header(entries: Sequence[tuple[str, str, tuple[int, ...], int]],
     return struct.pack("<Q", len(raw)) + raw
 
 
-def write_atomic(path: str, header: bytes, chunks: Iterable[np.ndarray],
-                 expected_size: int, durable: bool = True) -> None:
+def write_atomic(path: str, header: "bytes | Callable[[], bytes]", chunks: Iterable[np.ndarray],
+                 expected_size: int, durable: bool = True, header_size: Optional[int] = None) -> None:
     """Write ``header`` then every array of ``chunks`` to a temp file beside ``path``, then
     rename it over ``path``. On any error the temp file is removed and ``path`` untouched.
-    ``durable`` fsyncs the data before the rename (a crash then never leaves a torn file)."""
+    ``durable`` fsyncs the data before the rename (a crash then never leaves a torn file).
+
+    ``header`` may be a callable returning ``header_size`` bytes: it is called after the data
+    is written (the data goes first at offset ``header_size``), so a header value that takes
+    time to compute, such as the source's sha256, is computed while the data streams."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=directory)
@@ -43,13 +47,26 @@ def write_atomic(path: str, header: bytes, chunks: Iterable[np.ndarray],
         raise ConverterError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            _write(f, header, path)
+            late = callable(header)
+            if late:
+                if header_size is None:
+                    raise TypeError("header_size is needed when header is a callable")
+                f.seek(header_size)
+            else:
+                _write(f, header, path)
+                header_size = len(header)
             for arr in chunks:
                 _write(f, np.ascontiguousarray(arr).reshape(-1).view(np.uint8), path)
             written = f.tell()
-            if written != len(header) + expected_size:
+            if written != header_size + expected_size:
                 raise RuntimeError(f"internal error: wrote {written} bytes, header promised "
-                                   f"{len(header) + expected_size}")
+                                   f"{header_size + expected_size}")
+            if late:
+                raw = header()
+                if len(raw) != header_size:
+                    raise RuntimeError(f"internal error: header of {len(raw)} bytes, {header_size} reserved")
+                f.seek(0)
+                _write(f, raw, path)
             try:
                 f.flush()
                 if durable:
