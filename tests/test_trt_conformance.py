@@ -281,6 +281,10 @@ MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "fp16"))  # cas
 MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "int8"))  # Q/DQ, kernel via set_input
 MODEL_CASES += [("build_nonkeyframe", "yolact_edge_vid_resnet50", p) for p in ("fp16", "int8")
                 if "build_nonkeyframe" in _model_builders()]  # HALF warp plugin inputs; flow net Q/DQ
+# Presets mixing int8 and fp16 components (casts into Q/DQ at component borders).
+MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "int8_backbone_fpn"))
+if "build_nonkeyframe" in _model_builders():
+    MODEL_CASES.append(("build_nonkeyframe", "yolact_edge_vid_resnet50", "int8_backbone_fpn"))
 
 
 @pytest.mark.parametrize("builder,config_name,plan", MODEL_CASES, ids=str)

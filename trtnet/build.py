@@ -4,6 +4,9 @@
         --output yolact_edge_resnet50.engine [--precision-plan fp16] \\
         [--min-frame 64x64 --opt-frame 480x640 --max-frame 1080x1920]
 
+int8 plans (presets int8_backbone, int8_backbone_fpn, int8_all) need calibrated ranges:
+``python -m trtnet.calibrate ... -o cache.json``, then ``--calibration-cache cache.json``.
+
 The network is strongly typed (the precision plan chooses every type); the frame input
 has dynamic height and width covered by one optimization profile. The engine file is
 written atomically (temporary file + rename). Needs the real TensorRT (10.3+) and the
@@ -123,6 +126,27 @@ def resolve_config(store: Any, name: Optional[str]) -> Any:
         raise BuildError(str(exc)) from None
 
 
+def calibrated_plan(plan: PrecisionPlan, store: Any, config: Any, args: argparse.Namespace) -> PrecisionPlan:
+    """``plan`` with the ranges of ``--calibration-cache`` (checked against the network);
+    an int8 plan without a cache is an error saying how to make one."""
+    from trtnet.calibrate import load_plan
+
+    if not plan.uses_int8:
+        if args.calibration_cache is not None:
+            print(f"trtnet.build: note: plan {plan} has no int8 component; "
+                  f"{args.calibration_cache} is not used", file=sys.stderr)
+        return plan
+    if args.calibration_cache is None:
+        name = plan.preset or str(plan)
+        raise BuildError(
+            f"precision plan {name} quantizes to int8 and needs calibrated activation ranges: make "
+            f"them with python -m trtnet.calibrate --weights {args.weights} --images <folder of "
+            f"images> --precision-plan {name} -o calibration.json, then pass "
+            "--calibration-cache calibration.json"
+        )
+    return load_plan(args.calibration_cache, store, config, plan, nonkeyframe=args.nonkeyframe)
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m trtnet.build",
@@ -134,7 +158,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, type=Path, help=".safetensors (or .pth) checkpoint")
     p.add_argument("--output", "-o", required=True, type=Path, help="engine file to write")
     p.add_argument("--precision-plan", "--precision", dest="precision", default="fp32",
-                   help="precision plan: fp32 | fp16 | e.g. 'fp16,head=fp32' (default fp32)")
+                   help="precision plan: a preset (fp32, fp16, int8_backbone, int8_backbone_fpn, "
+                        "int8_all) or e.g. 'fp16,backbone=int8,head=fp32' (default fp32)")
+    p.add_argument("--calibration-cache", type=Path, default=None, metavar="JSON",
+                   help="int8 activation ranges from python -m trtnet.calibrate (needed by int8 plans)")
     p.add_argument("--min-frame", type=parse_frame_size, default=DEFAULT_MIN_FRAME, metavar="HxW")
     p.add_argument("--opt-frame", type=parse_frame_size, default=DEFAULT_OPT_FRAME, metavar="HxW")
     p.add_argument("--max-frame", type=parse_frame_size, default=DEFAULT_MAX_FRAME, metavar="HxW")
@@ -158,6 +185,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config = resolve_config(store, args.config)
         if args.nonkeyframe and not config.is_video:
             raise BuildError(f"--nonkeyframe needs a video config with a flow net; {config.name} has none")
+        plan = calibrated_plan(plan, store, config, args)
         trt = import_tensorrt()
         from trtnet import plugins
 

@@ -12,11 +12,17 @@ fp16: half weights and activations (casts at component borders). int8: explicit
 quantization as strongly typed TensorRT wants it -- each convolution reads its input through
 a Q/DQ pair (per-tensor scale = calibrated |max| / 127, looked up by tensor name in
 ``plan.amax``) and its kernel through a per-output-channel Q/DQ pair; everything between
-convolutions stays fp32. :class:`AmaxRecorder` lists the tensors a calibration must measure.
+convolutions stays fp32. :class:`AmaxRecorder` lists the tensors a calibration must measure;
+``python -m trtnet.calibrate`` measures them (trtnet.calibrate).
+
+Presets (:data:`PRESETS`) name the variants of the paper's Table I: ``fp32``, ``fp16``,
+``int8_backbone``, ``int8_backbone_fpn``, ``int8_all``. A preset name is accepted wherever a
+plan is, also as the first part of a custom plan (``int8_backbone_fpn,head=fp32``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Union
 
@@ -77,6 +83,8 @@ class PrecisionPlan:
     def activation_scale(self, tensor: str, component: str) -> float:
         """INT8 scale of activation ``tensor`` read by an int8 ``component``."""
         amax = self.amax.get(tensor)
+        if amax is None and calibration_name(tensor) != tensor:  # a cast reads its source's range
+            amax = self.amax.get(calibration_name(tensor))
         if amax is None:
             raise PrecisionError(
                 f"int8 {component}: no calibrated range for tensor {tensor!r}; calibrate the "
@@ -90,16 +98,34 @@ class PrecisionPlan:
 
     @classmethod
     def parse(cls, text: str) -> "PrecisionPlan":
-        """``'fp16'`` (everything) or ``'fp16,backbone=int8,head=fp32'`` (default first)."""
+        """``'fp16'`` (everything), a preset (``'int8_backbone_fpn'``) or
+        ``'fp16,backbone=int8,head=fp32'`` (default or preset first, then overrides)."""
         default = "fp32"
         comps: dict[str, str] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             if "=" in part:
                 comp, prec = (s.strip() for s in part.split("=", 1))
                 comps[comp] = prec
-            else:
+            elif part in PRESETS:
+                default = PRESETS[part].default
+                comps = {**PRESETS[part].components, **comps}
+            elif part in PRECISIONS:
                 default = part
+            else:
+                raise PrecisionError(
+                    f"unknown precision plan {part!r}; presets: {', '.join(PRESETS)}; or a "
+                    f"precision ({', '.join(PRECISIONS)}) with per-component overrides like "
+                    f"'fp16,backbone=int8' (components: {', '.join(COMPONENTS)})"
+                )
         return cls(comps, default)
+
+    @property
+    def preset(self) -> Optional[str]:
+        """Name of the preset this plan equals (None for a custom plan)."""
+        for name, plan in PRESETS.items():
+            if all(self.of(c) == plan.of(c) for c in COMPONENTS):
+                return name
+        return None
 
     def __str__(self) -> str:
         extra = ",".join(f"{c}={p}" for c, p in sorted(self.components.items()))
@@ -109,11 +135,22 @@ class PrecisionPlan:
 FP32 = PrecisionPlan()
 FP16 = PrecisionPlan(default="fp16")
 
+# The paper's Table I variants (upstream's torch2trt int8 switches), by name. int8 components
+# quantize their convolutions; the rest computes in fp16; preprocess, box decoding, the class
+# softmax and NMS stay fp32 in every plan.
+PRESETS: dict[str, PrecisionPlan] = {
+    "fp32": FP32,
+    "fp16": FP16,
+    "int8_backbone": PrecisionPlan({"backbone": "int8"}, "fp16"),
+    "int8_backbone_fpn": PrecisionPlan({"backbone": "int8", "fpn": "int8"}, "fp16"),
+    "int8_all": PrecisionPlan(default="int8"),
+}
+
 PlanLike = Union[PrecisionPlan, str, None]
 
 
 def as_plan(plan: PlanLike) -> PrecisionPlan:
-    """A PrecisionPlan from a plan, its text form, or None (all fp32)."""
+    """A PrecisionPlan from a plan, a preset name, its text form, or None (all fp32)."""
     if plan is None:
         return FP32
     if isinstance(plan, PrecisionPlan):
@@ -136,6 +173,20 @@ def numpy_dtype(precision: str):
     import numpy as np
 
     return np.float16 if precision == "fp16" else np.float32
+
+
+_CAST_SUFFIX = re.compile(r"\.cast_[a-z0-9]+$")
+
+
+def calibration_name(tensor: str) -> str:
+    """The fp32 network's name of the tensor an int8 layer reads.
+
+    A quantized layer reading another component's fp16 output reads a cast of it
+    (``fpn/P3.cast_float``); its range is the source tensor's (``fpn/P3``).
+    """
+    while _CAST_SUFFIX.search(tensor):
+        tensor = _CAST_SUFFIX.sub("", tensor)
+    return tensor
 
 
 class AmaxRecorder(dict):
