@@ -189,7 +189,7 @@ def test_cli_cache_covers_exactly_the_int8_inputs(mobilenet):
     required = cal.required_tensors(case.weights_path, case.config_name, "int8_backbone_fpn")
     assert sorted(cache.amax) == sorted(required)
     assert (cache.config, cache.plan, cache.method, cache.num_images) == (
-        MOBILENET, "fp16,backbone=int8,fpn=int8", "entropy", 1)
+        MOBILENET, "int8_backbone_fpn", "entropy", 1)
     # ReLU6 outputs can never exceed 6; the normalised image stays within its fp32 range.
     relu6 = [v for k, v in cache.amax.items() if k.endswith("relu6")]
     assert relu6 and max(relu6) <= 6.0

@@ -418,7 +418,7 @@ def calibrate(
     if count == 0:
         raise CalibrationError("calibration images: none given")
     amax = calibrator.amax(method)
-    return CalibrationCache(amax, config.name, str(plan), method, count,
+    return CalibrationCache(amax, config.name, plan.preset or str(plan), method, count,
                             seconds=time.perf_counter() - start)
 
 
