@@ -142,6 +142,13 @@ def test_cache_round_trip_is_atomic(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["calib.json"]
 
 
+def test_cache_keeps_observed_max_and_summarises_clipping(tmp_path):
+    cache = _cache(observed_max={"preprocessed": 2.5, "backbone/C3": 18.0})
+    loaded = cal.CalibrationCache.load(cache.save(tmp_path / "c.json"))
+    assert loaded.observed_max == {"preprocessed": 2.5, "backbone/C3": 18.0}
+    assert loaded.clipping_summary() == "2 ranges, 1 below the observed max (median 0.50x, lowest 0.50x: backbone/C3)"
+
+
 def test_cache_of_another_config_is_refused():
     with pytest.raises(cal.CalibrationError, match="was made for yolact_edge_mobilenetv2, not yolact_edge_resnet50"):
         _cache().check("yolact_edge_resnet50", [])

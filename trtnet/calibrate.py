@@ -251,12 +251,25 @@ class CalibrationCache:
     num_images: int
     trtnet_version: str = __version__
     seconds: float = field(default=0.0, compare=False)
+    # observed |max| of each tensor (diagnostics: how far the entropy threshold clips)
+    observed_max: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def clipping_summary(self) -> str:
+        """One line: how many ranges sit below the observed max, and the lowest ratio."""
+        ratios = {k: self.amax[k] / m for k, m in self.observed_max.items() if k in self.amax and m > 0}
+        clipped = {k: r for k, r in ratios.items() if r < 0.999}
+        if not clipped:
+            return f"{len(self.amax)} ranges, none below the observed max"
+        low = min(clipped, key=clipped.get)
+        return (f"{len(self.amax)} ranges, {len(clipped)} below the observed max "
+                f"(median {np.median(list(clipped.values())):.2f}x, lowest {clipped[low]:.2f}x: {low})")
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": CACHE_FORMAT, "config": self.config, "plan": self.plan, "method": self.method,
             "num_images": self.num_images, "trtnet_version": self.trtnet_version,
             "seconds": round(self.seconds, 1), "amax": {k: float(v) for k, v in self.amax.items()},
+            "observed_max": {k: float(v) for k, v in self.observed_max.items()},
         }
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
@@ -298,7 +311,8 @@ class CalibrationCache:
                 raise CalibrationError(f"calibration cache {path}: range of {name!r} must be a positive number, got {value!r}")
             amax[name] = float(value)
         return cls(amax, data["config"], data["plan"], data["method"], int(data["num_images"]),
-                   data.get("trtnet_version", "?"), float(data.get("seconds", 0.0)))
+                   data.get("trtnet_version", "?"), float(data.get("seconds", 0.0)),
+                   {k: float(v) for k, v in dict(data.get("observed_max") or {}).items()})
 
     def check(self, config: Union[Config, str], required: Iterable[str], *, source: str = "calibration cache",
               plan: PlanLike = None) -> None:
@@ -419,7 +433,8 @@ def calibrate(
         raise CalibrationError("calibration images: none given")
     amax = calibrator.amax(method)
     return CalibrationCache(amax, config.name, plan.preset or str(plan), method, count,
-                            seconds=time.perf_counter() - start)
+                            seconds=time.perf_counter() - start,
+                            observed_max={k: h.max for k, h in calibrator.histograms.items()})
 
 
 # -- CLI ------------------------------------------------------------------------------------
@@ -462,6 +477,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(f"wrote {args.output} ({len(cache.amax)} tensor ranges, {cache.config}, {cache.method}, "
           f"{cache.num_images} images, {cache.seconds:.0f} s)")
+    print(cache.clipping_summary())
     return 0
 
 
