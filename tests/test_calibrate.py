@@ -29,6 +29,7 @@ MOBILENET = "yolact_edge_mobilenetv2"
     ("int8_backbone", ("backbone",), ("fpn", "proto", "head", "flow")),
     ("int8_backbone_fpn", ("backbone", "fpn"), ("proto", "head", "flow")),
     ("int8_all", COMPONENTS, ()),
+    ("upstream", ("backbone", "proto", "flow"), ("fpn", "head")),
 ])
 def test_presets_name_the_paper_variants(name, int8, fp16):
     plan = as_plan(name)

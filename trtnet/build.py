@@ -4,7 +4,7 @@
         --output yolact_edge_resnet50.engine [--precision-plan fp16] \\
         [--min-frame 64x64 --opt-frame 480x640 --max-frame 1080x1920]
 
-int8 plans (presets int8_backbone, int8_backbone_fpn, int8_all) need calibrated ranges:
+int8 plans (presets int8_backbone, int8_backbone_fpn, int8_all, upstream) need calibrated ranges:
 ``python -m trtnet.calibrate ... -o cache.json``, then ``--calibration-cache cache.json``.
 
 The network is strongly typed (the precision plan chooses every type); the frame input
@@ -25,7 +25,7 @@ from typing import Any, Optional, Sequence
 
 from trtnet import names
 from trtnet.config import UnknownConfigError, get_config
-from trtnet.precision import PrecisionError, PrecisionPlan, as_plan
+from trtnet.precision import PRESETS, PrecisionError, PrecisionPlan, as_plan
 from trtnet.weights import WeightConfigError, WeightError, WeightStore
 from trtnet.weights import resolve_config as weights_resolve_config
 
@@ -158,8 +158,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, type=Path, help=".safetensors (or .pth) checkpoint")
     p.add_argument("--output", "-o", required=True, type=Path, help="engine file to write")
     p.add_argument("--precision-plan", "--precision", dest="precision", default="fp32",
-                   help="precision plan: a preset (fp32, fp16, int8_backbone, int8_backbone_fpn, "
-                        "int8_all) or e.g. 'fp16,backbone=int8,head=fp32' (default fp32)")
+                   help=f"precision plan: a preset ({', '.join(PRESETS)}) or e.g. "
+                        "'fp16,backbone=int8,head=fp32' (default fp32)")
     p.add_argument("--calibration-cache", type=Path, default=None, metavar="JSON",
                    help="int8 activation ranges from python -m trtnet.calibrate (needed by int8 plans)")
     p.add_argument("--min-frame", type=parse_frame_size, default=DEFAULT_MIN_FRAME, metavar="HxW")

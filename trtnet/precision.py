@@ -16,8 +16,9 @@ convolutions stays fp32. :class:`AmaxRecorder` lists the tensors a calibration m
 ``python -m trtnet.calibrate`` measures them (trtnet.calibrate).
 
 Presets (:data:`PRESETS`) name the variants of the paper's Table I: ``fp32``, ``fp16``,
-``int8_backbone``, ``int8_backbone_fpn``, ``int8_all``. A preset name is accepted wherever a
-plan is, also as the first part of a custom plan (``int8_backbone_fpn,head=fp32``).
+``int8_backbone``, ``int8_backbone_fpn``, ``int8_all``, and ``upstream`` (the int8/fp16 mix
+upstream deploys by default). A preset name is accepted wherever a plan is, also as the first
+part of a custom plan (``int8_backbone_fpn,head=fp32``).
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ class PrecisionPlan:
         if amax is None:
             raise PrecisionError(
                 f"int8 {component}: no calibrated range for tensor {tensor!r}; calibrate the "
-                f"network first (the plan's amax needs every tensor int8 layers read), or run "
-                f"{component} in fp16/fp32"
+                f"network first (python -m trtnet.calibrate writes a cache; "
+                f"trtnet.calibrate.load_plan applies it), or run {component} in fp16/fp32"
             )
         amax = float(amax)
         if not amax > 0.0 or amax != amax:
@@ -144,6 +145,10 @@ PRESETS: dict[str, PrecisionPlan] = {
     "int8_backbone": PrecisionPlan({"backbone": "int8"}, "fp16"),
     "int8_backbone_fpn": PrecisionPlan({"backbone": "int8", "fpn": "int8"}, "fp16"),
     "int8_all": PrecisionPlan(default="int8"),
+    # upstream's deployed default (torch2trt_* switches of yolact_edge_config/_vid_config):
+    # backbone, ProtoNet and flow net int8, FPN and head fp16. SPA belongs to our flow
+    # component, so it is int8 here where upstream keeps it fp16.
+    "upstream": PrecisionPlan({"backbone": "int8", "proto": "int8", "flow": "int8"}, "fp16"),
 }
 
 PlanLike = Union[PrecisionPlan, str, None]
