@@ -373,29 +373,15 @@ class Calibrator:
         return out
 
 
-def calibrate(
-    weights: WeightsSource, config: Union[Config, str, None], images: ImagesSource, *,
-    plan: PlanLike = DEFAULT_PLAN, method: str = "entropy", max_images: Optional[int] = None,
-    progress: Optional[Callable[[str], None]] = None,
-) -> CalibrationCache:
-    """Ranges for the int8 layers of ``plan`` from fp32 emulator passes over ``images``.
-
-    ``images``: a folder of images or a sequence of uint8 HxWx3 BGR frames (any size; the
-    network resizes them). ``config`` None: recognised from the weights. Video configs
-    calibrate the non-keyframe network as well (see the module docstring).
-    """
+def collect_histograms(
+    store: WeightStore, config: Config, plan: PrecisionPlan, images: ImagesSource, *,
+    max_images: Optional[int] = None, progress: Optional[Callable[[str], None]] = None,
+) -> tuple[Calibrator, int]:
+    """Histograms of the tensors ``plan``'s int8 layers read, over fp32 emulator passes on
+    ``images``; returns them and the number of images used (see :func:`calibrate`)."""
     from trtnet import emulator
     from trtnet.network import build_keyframe, build_nonkeyframe, keyframe_state
 
-    if method not in METHODS:
-        raise CalibrationError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
-    plan = as_plan(plan)
-    if not plan.uses_int8:
-        raise CalibrationError(f"precision plan {plan} has no int8 component: nothing to calibrate")
-    if max_images is not None and max_images < 1:
-        raise CalibrationError(f"max_images must be at least 1, got {max_images}")
-    store = WeightStore.load(weights)
-    config = resolve_config(store, config if isinstance(config, (str, type(None))) else config.name)
     video = config.is_video
     key_tensors = required_tensors(store, config, plan)
     nonkey_tensors = required_tensors(store, config, plan, nonkeyframe=True) if video else []
@@ -410,7 +396,6 @@ def calibrate(
         nonkey_net = emulator.Network()
         build_nonkeyframe(nonkey_net, emulator.trt, store, config)
 
-    start = time.perf_counter()
     count = 0
     frames = iter_images(images, max_images)
     frame = next(frames, None)
@@ -419,7 +404,7 @@ def calibrate(
         out = emulator.run(key_net, {names.INPUT: frame[None]}, fetch=key_fetch, outputs=False)
         calibrator.observe({k: out[k] for k in key_tensors})
         following = next(frames, None)
-        if video:
+        if video:  # non-keyframe pass on the next image (the same one if it is the only one)
             state = {k: np.ascontiguousarray(v, np.float32) for k, v in keyframe_state(out).items()}
             nonkey_frame = frame if following is None and count == 0 else following
             if nonkey_frame is not None:
@@ -431,6 +416,32 @@ def calibrate(
         frame = following
     if count == 0:
         raise CalibrationError("calibration images: none given")
+    return calibrator, count
+
+
+def calibrate(
+    weights: WeightsSource, config: Union[Config, str, None], images: ImagesSource, *,
+    plan: PlanLike = DEFAULT_PLAN, method: str = "entropy", max_images: Optional[int] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> CalibrationCache:
+    """Ranges for the int8 layers of ``plan`` from fp32 emulator passes over ``images``.
+
+    ``images``: a folder of images or a sequence of uint8 HxWx3 BGR frames (any size; the
+    network resizes them). ``config`` None: recognised from the weights. Video configs
+    calibrate the non-keyframe network as well (see the module docstring).
+    """
+    if method not in METHODS:
+        raise CalibrationError(f"unknown calibration method {method!r}; expected one of {', '.join(METHODS)}")
+    plan = as_plan(plan)
+    if not plan.uses_int8:
+        raise CalibrationError(f"precision plan {plan} has no int8 component: nothing to calibrate")
+    if max_images is not None and max_images < 1:
+        raise CalibrationError(f"max_images must be at least 1, got {max_images}")
+    store = WeightStore.load(weights)
+    config = resolve_config(store, config if isinstance(config, (str, type(None))) else config.name)
+    start = time.perf_counter()
+    calibrator, count = collect_histograms(store, config, plan, images, max_images=max_images,
+                                           progress=progress)
     amax = calibrator.amax(method)
     return CalibrationCache(amax, config.name, plan.preset or str(plan), method, count,
                             seconds=time.perf_counter() - start,
