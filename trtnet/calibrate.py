@@ -308,7 +308,9 @@ class CalibrationCache:
         amax = {}
         for name, value in data["amax"].items():
             if not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
-                raise CalibrationError(f"calibration cache {path}: range of {name!r} must be a positive number, got {value!r}")
+                raise CalibrationError(
+                    f"calibration cache {path}: range of {name!r} must be a positive number, got {value!r}"
+                )
             amax[name] = float(value)
         return cls(amax, data["config"], data["plan"], data["method"], int(data["num_images"]),
                    data.get("trtnet_version", "?"), float(data.get("seconds", 0.0)),
@@ -462,7 +464,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="folder of calibration images (jpg/png/...; any size, resized by the network)")
     p.add_argument("--config", default=None, help="config name (default: recognised from the weights)")
     p.add_argument("--precision-plan", "--precision", dest="precision", default=DEFAULT_PLAN,
-                   help=f"int8 plan to calibrate: a preset ({', '.join(p for p in PRESETS if 'int8' in p)}) "
+                   help=f"int8 plan to calibrate: a preset ({', '.join(n for n, v in PRESETS.items() if v.uses_int8)}) "
                         f"or e.g. 'fp16,backbone=int8' (default {DEFAULT_PLAN}: ranges for every plan)")
     p.add_argument("--method", choices=METHODS, default="entropy",
                    help="entropy: KL-divergence threshold (TensorRT's entropy calibrator); max: |max|")
