@@ -11,6 +11,7 @@ import argparse
 import pytest
 
 from trtnet import build
+from trtnet.files import write_atomically
 
 
 def test_frame_size_parses_height_by_width():
@@ -40,8 +41,8 @@ def test_real_bindings_fail_only_at_builder(trt):
 
 def test_engine_file_is_written_atomically(tmp_path):
     out = tmp_path / "sub" / "model.engine"
-    build.write_atomically(out, b"abc")
-    build.write_atomically(out, b"defg")
+    write_atomically(out, b"abc")
+    write_atomically(out, b"defg")
     assert out.read_bytes() == b"defg"
     assert [p.name for p in out.parent.iterdir()] == ["model.engine"]
 

@@ -10,7 +10,8 @@ import pytest
 
 from runtime_fakes import fake_gpu  # noqa: F401 - fixture
 from trtnet import verify
-from trtnet.build import build_engine, write_atomically
+from trtnet.build import build_engine
+from trtnet.files import write_atomically
 from trtnet.config import get_config
 from trtnet.reference_data import ReferenceCase
 from trtnet.runtime import EngineError, Segmenter

@@ -16,15 +16,14 @@ compiled trtnet plugin library.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from trtnet import names
 from trtnet.config import UnknownConfigError, get_config
+from trtnet.files import write_atomically
 from trtnet.precision import PRESETS, PrecisionError, PrecisionPlan, as_plan
 from trtnet.weights import WeightConfigError, WeightError, WeightStore
 from trtnet.weights import resolve_config as weights_resolve_config
@@ -100,22 +99,6 @@ def build_engine(
     if serialized is None:
         raise BuildError("TensorRT failed to build the engine; see the TensorRT log above")
     return bytes(memoryview(serialized))
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory + os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def resolve_config(store: Any, name: Optional[str]) -> Any:

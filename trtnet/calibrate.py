@@ -29,7 +29,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 
 from trtnet import __version__, names
 from trtnet.config import Config, UnknownConfigError, get_config
+from trtnet.files import write_atomically
 from trtnet.precision import (
     PRESETS,
     AmaxRecorder,
@@ -274,20 +274,8 @@ class CalibrationCache:
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the cache as JSON, atomically (temporary file + os.replace)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_json(), f, indent=1)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        text = json.dumps(self.to_json(), indent=1) + "\n"
+        path = write_atomically(path, text.encode("utf-8"))
         return path
 
     @classmethod

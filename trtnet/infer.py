@@ -11,14 +11,13 @@ The output file is written atomically (temp file + rename).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from trtnet.files import write_atomically
 from trtnet.masks import Instances
 
 DEFAULT_SCORE_THRESHOLD = 0.3  # upstream eval.py draws above --score_threshold; 0 shows all 100
@@ -75,14 +74,7 @@ def write_image_atomically(path: str | Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(path.suffix or ".png", image)
     if not ok:
         raise InferError(f"cannot encode an image as {path.suffix!r} for {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent or "."))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data.tobytes())
 
 
 def read_image(path: str | Path) -> np.ndarray:
