@@ -463,7 +463,8 @@ class EmulatorRunner:
     exported on the pass they follow (manifest: "moving_statistics: from key").
     """
 
-    def __init__(self, ref: ReferenceCase, weights: str | Path | None = None, precision: str | None = None):
+    def __init__(self, ref: ReferenceCase, weights: str | Path | None = None, precision: str | None = None,
+                 calibration_cache: str | Path | None = None):
         try:
             from trtnet import emulator
             from trtnet.config import get_config
@@ -472,6 +473,7 @@ class EmulatorRunner:
         except ImportError as exc:
             raise VerifyError(f"the network or emulator is not available: {exc}") from exc
         self.emulator, self.yolact_edge, self.precision = emulator, yolact_edge, precision
+        self.calibration_cache = calibration_cache
         self.config = get_config(ref.config_name)
         self.weights = load_weights(weights or ref.weights_path)
         self.keyframe = self._build(yolact_edge.build_keyframe)
@@ -481,7 +483,9 @@ class EmulatorRunner:
     def _build(self, builder) -> tuple:
         network = self.emulator.Network()
         try:
-            tensors = builder(network, self.emulator.trt, self.weights, self.config, plan=self.precision)
+            plan = plan_with_ranges(self.precision, self.calibration_cache, self.weights, self.config,
+                                    nonkeyframe=builder is self.yolact_edge.build_nonkeyframe)
+            tensors = builder(network, self.emulator.trt, self.weights, self.config, plan=plan)
         except Exception as exc:  # noqa: BLE001 - reported as a failed run, with the cause
             raise VerifyError(f"building the {self.config.name} network ({builder.__name__}) failed: "
                               f"{type(exc).__name__}: {exc}") from exc
@@ -531,14 +535,25 @@ def keyframe_pass_of(ref: ReferenceCase, pass_name: str) -> str:
     return earlier[-1]
 
 
+def plan_with_ranges(precision, calibration_cache, weights, config, *, nonkeyframe: bool = False):
+    """The precision plan to build: ``precision`` as given, or with the int8 ranges of
+    ``calibration_cache`` (python -m trtnet.calibrate), checked against the network."""
+    if calibration_cache is None:
+        return precision
+    from trtnet.calibrate import load_plan
+
+    return load_plan(calibration_cache, weights, config, precision, nonkeyframe=nonkeyframe)
+
+
 def _tensorrt_runner(ref: ReferenceCase, weights=None, precision: str | None = None, engine=None,
-                     nonkey_engine=None):
+                     nonkey_engine=None, calibration_cache=None):
     """TensorRT + GPU: engine files, or engines built here (trtnet.runtime.backends)."""
     from trtnet.runtime import EngineError
     from trtnet.runtime.backends import verify_runner
 
     try:
-        runner = verify_runner(ref, weights, precision=precision, engine=engine, nonkey_engine=nonkey_engine)
+        runner = verify_runner(ref, weights, precision=precision, engine=engine, nonkey_engine=nonkey_engine,
+                               calibration_cache=calibration_cache)
     except EngineError as exc:
         raise VerifyError(f"--backend tensorrt: {exc}") from None
 
@@ -552,13 +567,13 @@ def _tensorrt_runner(ref: ReferenceCase, weights=None, precision: str | None = N
 
 
 def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str | None = None, engine=None,
-                nonkey_engine=None) -> Callable[[ReferenceCase, str], dict]:
+                nonkey_engine=None, calibration_cache=None) -> Callable[[ReferenceCase, str], dict]:
     if backend == "reference":
         return lambda r, p: reference_outputs(r, p)
     if backend == "emulator":
-        return EmulatorRunner(ref, weights, precision)
+        return EmulatorRunner(ref, weights, precision, calibration_cache)
     if backend == "tensorrt":
-        return _tensorrt_runner(ref, weights, precision, engine, nonkey_engine)
+        return _tensorrt_runner(ref, weights, precision, engine, nonkey_engine, calibration_cache)
     raise VerifyError(f"unknown backend {backend!r} (emulator, tensorrt, reference)")
 
 
@@ -576,11 +591,12 @@ def select_passes(ref: ReferenceCase, frames: str | None) -> list[str]:
 def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | None = None,
                 weights: str | Path | None = None, runner=None, precision: str | None = None,
                 tol: Tolerances = FP32, engine: str | Path | None = None,
-                nonkey_engine: str | Path | None = None) -> tuple[list[PassResult], ReferenceCase]:
+                nonkey_engine: str | Path | None = None,
+                calibration_cache: str | Path | None = None) -> tuple[list[PassResult], ReferenceCase]:
     ref = ReferenceCase(case_dir)
     to_run = select_passes(ref, frames)
     if runner is None:
-        runner = make_runner(backend, ref, weights, precision, engine, nonkey_engine)
+        runner = make_runner(backend, ref, weights, precision, engine, nonkey_engine, calibration_cache)
     conf_thresh = _detect_settings(ref)["conf_thresh"]
     results = [verify_pass(ref, p, runner(ref, p), conf_thresh=conf_thresh, tol=tol)
                for p in ref.passes if p in to_run]
@@ -599,6 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default fp32; the tolerances are fp32 targets, see --tolerance-factor)")
     parser.add_argument("--engine", help="--backend tensorrt: a serialized engine of the case's config "
                         "(default: build one here with trtnet.build)")
+    parser.add_argument("--calibration-cache", help="int8 ranges for an int8 --precision plan "
+                        "(python -m trtnet.calibrate -o cache.json)")
     parser.add_argument("--nonkey-engine", help="--backend tensorrt, video cases: a serialized non-keyframe "
                         "engine (python -m trtnet.build --nonkeyframe; default: build one here)")
     parser.add_argument("--tolerance-factor", type=float, default=1.0,
@@ -610,7 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results, ref = verify_case(args.case_dir, args.backend, args.frames, args.weights,
                                    precision=args.precision, tol=FP32.scaled(args.tolerance_factor),
-                                   engine=args.engine, nonkey_engine=args.nonkey_engine)
+                                   engine=args.engine, nonkey_engine=args.nonkey_engine,
+                                   calibration_cache=args.calibration_cache)
     except (VerifyError, FileNotFoundError, KeyError) as exc:
         print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2

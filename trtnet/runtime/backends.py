@@ -15,7 +15,7 @@ from .engine import Engine, EngineError, frame_batch, import_cupy, import_tensor
 
 
 def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = None, *,
-                       nonkeyframe: bool = False) -> bytes:
+                       nonkeyframe: bool = False, calibration_cache: Any = None) -> bytes:
     """A serialized keyframe (or non-keyframe) engine of ``config`` (trtnet.build's default frame range)."""
     from trtnet import plugins
     from trtnet.build import BuildError, build_engine
@@ -25,8 +25,13 @@ def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = Non
     kind = "non-keyframe " if nonkeyframe else ""
     try:
         plugins.load()
-        return build_engine(trt, weights, config, plan=as_plan(precision), nonkeyframe=nonkeyframe)
-    except (BuildError, OSError, ImportError, RuntimeError, TypeError) as exc:
+        plan = as_plan(precision)
+        if calibration_cache is not None:
+            from trtnet.calibrate import load_plan
+
+            plan = load_plan(calibration_cache, weights, config, plan, nonkeyframe=nonkeyframe)
+        return build_engine(trt, weights, config, plan=plan, nonkeyframe=nonkeyframe)
+    except (BuildError, OSError, ImportError, RuntimeError, TypeError, ValueError) as exc:
         raise EngineError(f"building the {getattr(config, 'name', config)} {kind}engine failed: {exc}") from exc
 
 
@@ -36,7 +41,8 @@ def build_nonkeyframe_engine_bytes(weights: Any, config: Any, precision: Optiona
 
 
 def open_engine(engine: Optional[Union[str, os.PathLike]], weights: Any = None, config: Any = None,
-                precision: Optional[str] = None, *, nonkeyframe: bool = False, **engine_kwargs: Any) -> Engine:
+                precision: Optional[str] = None, *, nonkeyframe: bool = False, calibration_cache: Any = None,
+                **engine_kwargs: Any) -> Engine:
     """The engine file ``engine``, or (None) an engine built now from weights + config
     (the keyframe one, or with ``nonkeyframe`` the video one)."""
     trt, cupy = import_tensorrt(), import_cupy()
@@ -44,7 +50,8 @@ def open_engine(engine: Optional[Union[str, os.PathLike]], weights: Any = None, 
     if engine is None:
         if weights is None or config is None:
             raise EngineError("no --engine given, and no weights/config to build one")
-        engine = build_engine_bytes(weights, config, precision, nonkeyframe=nonkeyframe)
+        engine = build_engine_bytes(weights, config, precision, nonkeyframe=nonkeyframe,
+                                    calibration_cache=calibration_cache)
     elif not Path(engine).is_file():
         raise EngineError(f"engine file not found: {engine}")
     return Engine(engine, trt=trt, cupy=cupy, **engine_kwargs)
@@ -90,7 +97,8 @@ class VerifyRunner:
 
 def verify_runner(ref: Any, weights: Any = None, precision: Optional[str] = None,
                   engine: Optional[Union[str, os.PathLike]] = None,
-                  nonkey_engine: Optional[Union[str, os.PathLike]] = None) -> VerifyRunner:
+                  nonkey_engine: Optional[Union[str, os.PathLike]] = None,
+                  calibration_cache: Any = None) -> VerifyRunner:
     """Runner for trtnet.verify: engine files, or engines built from the case's weights and config."""
     from trtnet.config import get_config
     from trtnet.weights import WeightStore
@@ -107,7 +115,9 @@ def verify_runner(ref: Any, weights: Any = None, precision: Optional[str] = None
     def nonkeyframe() -> Engine:
         if nonkey_engine is not None:
             return open_engine(nonkey_engine)
-        return open_engine(None, weights_store(), config, precision, nonkeyframe=True)
+        return open_engine(None, weights_store(), config, precision, nonkeyframe=True,
+                           calibration_cache=calibration_cache)
 
-    keyframe = open_engine(engine) if engine is not None else open_engine(None, weights_store(), config, precision)
+    keyframe = (open_engine(engine) if engine is not None else
+                open_engine(None, weights_store(), config, precision, calibration_cache=calibration_cache))
     return VerifyRunner(keyframe, nonkeyframe if config.is_video else None)
