@@ -16,7 +16,7 @@ import numpy as np
 
 from . import kernels as K
 from . import trt
-from .tensor import ITensor
+from .tensor import ITensor, Named
 
 DT = trt.DataType
 FLOATS = (DT.FLOAT, DT.HALF)
@@ -74,9 +74,10 @@ def _float(v):
     return float(v)
 
 
-class ILayer:
+class ILayer(Named):
     """Base of all layers: name, type, inputs and outputs, like ``tensorrt.ILayer``."""
 
+    _what = "layer"
     _kind = "Layer"
     _layer_type: trt.LayerType
 
@@ -88,22 +89,7 @@ class ILayer:
         self._index = -1
         self._name = ""
 
-    # --- public API (recorded) ------------------------------------------------------
-    def _record(self, name: str, access: str, value=None) -> None:
-        self._network.usage.attribute(type(self).__name__, name, access, value)
-
-    @property
-    def name(self) -> str:
-        self._record("name", "get")
-        return self._name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self._record("name", "set")
-        if not isinstance(value, str) or not value:
-            raise TypeError(f"layer name must be a non-empty str, got {value!r}")
-        self._name = value
-
+    # --- public API (recorded; ``name`` comes from Named) -----------------------------
     @property
     def type(self) -> trt.LayerType:
         self._record("type", "get")

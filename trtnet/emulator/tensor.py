@@ -5,19 +5,17 @@ from __future__ import annotations
 from . import trt
 
 
-class ITensor:
-    """A tensor of the network: name, shape (``-1`` = dynamic), dtype."""
+class Named:
+    """The recorded ``name`` attribute shared by layers and tensors.
 
-    def __init__(self, network, producer, index: int, name: str):
-        self._network = network
-        self._producer = producer
-        self._index = index
-        self._name = name
-        self._input_dtype: trt.DataType | None = None
-        self._input_shape: trt.Dims | None = None
+    Every access is recorded under the emulated class's name (``ITensor``,
+    ``IConvolutionLayer``...) for the conformance tests against the real bindings.
+    """
+
+    _what = "tensor"  # for error messages
 
     def _record(self, name: str, access: str, value=None) -> None:
-        self._network.usage.attribute("ITensor", name, access, value)
+        self._network.usage.attribute(type(self).__name__, name, access, value)
 
     @property
     def name(self) -> str:
@@ -28,8 +26,20 @@ class ITensor:
     def name(self, value: str) -> None:
         self._record("name", "set")
         if not isinstance(value, str) or not value:
-            raise TypeError(f"tensor name must be a non-empty str, got {value!r}")
+            raise TypeError(f"{self._what} name must be a non-empty str, got {value!r}")
         self._name = value
+
+
+class ITensor(Named):
+    """A tensor of the network: name, shape (``-1`` = dynamic), dtype."""
+
+    def __init__(self, network, producer, index: int, name: str):
+        self._network = network
+        self._producer = producer
+        self._index = index
+        self._name = name
+        self._input_dtype: trt.DataType | None = None
+        self._input_shape: trt.Dims | None = None
 
     @property
     def shape(self) -> trt.Dims:
