@@ -10,7 +10,9 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace trtnet {
@@ -89,6 +91,29 @@ private:
     std::vector<Float> floats_;
     std::vector<nvinfer1::PluginField> fields_;
     nvinfer1::PluginFieldCollection fc_{};
+};
+
+// What every trtnet creator shares: the field names it declares, and the plugin's name,
+// version and namespace. A creator derives from CreatorBase<ItsPlugin> and writes only
+// createPlugin (reading the fields it declared here).
+template <typename Plugin>
+class CreatorBase : public nvinfer1::IPluginCreatorV3One {
+public:
+    using Field = std::pair<char const*, nvinfer1::PluginFieldType>;
+
+    explicit CreatorBase(std::initializer_list<Field> fields) {
+        for (Field const& f : fields) fields_.emplace_back(f.first, nullptr, f.second, 1);
+        field_names_.nbFields = static_cast<int32_t>(fields_.size());
+        field_names_.fields = fields_.data();
+    }
+    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return &field_names_; }
+    char const* getPluginName() const noexcept override { return Plugin::kName; }
+    char const* getPluginVersion() const noexcept override { return kVersion; }
+    char const* getPluginNamespace() const noexcept override { return kNamespace; }
+
+private:
+    std::vector<nvinfer1::PluginField> fields_;
+    nvinfer1::PluginFieldCollection field_names_{};
 };
 
 inline bool is_float_type(nvinfer1::DataType t) {

@@ -153,15 +153,12 @@ PluginFieldCollection const* FastNMSPlugin::getFieldsToSerialize() noexcept {
     return fields_.collection();
 }
 
-FastNMSCreator::FastNMSCreator() {
-    fields_.emplace_back("top_k", nullptr, PluginFieldType::kINT32, 1);
-    fields_.emplace_back("conf_thresh", nullptr, PluginFieldType::kFLOAT32, 1);
-    fields_.emplace_back("nms_thresh", nullptr, PluginFieldType::kFLOAT32, 1);
-    fields_.emplace_back("max_det", nullptr, PluginFieldType::kINT32, 1);
-    fields_.emplace_back("background_class", nullptr, PluginFieldType::kINT32, 1);
-    field_names_.nbFields = static_cast<int32_t>(fields_.size());
-    field_names_.fields = fields_.data();
-}
+FastNMSCreator::FastNMSCreator()
+    : CreatorBase({{"top_k", PluginFieldType::kINT32},
+                   {"conf_thresh", PluginFieldType::kFLOAT32},
+                   {"nms_thresh", PluginFieldType::kFLOAT32},
+                   {"max_det", PluginFieldType::kINT32},
+                   {"background_class", PluginFieldType::kINT32}}) {}
 
 IPluginV3* FastNMSCreator::createPlugin(char const*, PluginFieldCollection const* fc, TensorRTPhase) noexcept {
     nms::Settings s;  // defaults = specs.FAST_NMS defaults

@@ -131,11 +131,7 @@ PluginFieldCollection const* InverseWarpPlugin::getFieldsToSerialize() noexcept 
     return fields_.collection();
 }
 
-InverseWarpCreator::InverseWarpCreator() {
-    fields_.emplace_back("flow_divisor", nullptr, PluginFieldType::kFLOAT32, 1);
-    field_names_.nbFields = static_cast<int32_t>(fields_.size());
-    field_names_.fields = fields_.data();
-}
+InverseWarpCreator::InverseWarpCreator() : CreatorBase({{"flow_divisor", PluginFieldType::kFLOAT32}}) {}
 
 IPluginV3* InverseWarpCreator::createPlugin(char const*, PluginFieldCollection const* fc, TensorRTPhase) noexcept {
     float divisor = 8.0f;

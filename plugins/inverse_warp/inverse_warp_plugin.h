@@ -64,19 +64,11 @@ private:
     FieldWriter fields_;
 };
 
-class InverseWarpCreator : public nvinfer1::IPluginCreatorV3One {
+class InverseWarpCreator : public CreatorBase<InverseWarpPlugin> {
 public:
     InverseWarpCreator();
     nvinfer1::IPluginV3* createPlugin(char const* name, nvinfer1::PluginFieldCollection const* fc,
                                       nvinfer1::TensorRTPhase phase) noexcept override;
-    nvinfer1::PluginFieldCollection const* getFieldNames() noexcept override { return &field_names_; }
-    char const* getPluginName() const noexcept override { return InverseWarpPlugin::kName; }
-    char const* getPluginVersion() const noexcept override { return kVersion; }
-    char const* getPluginNamespace() const noexcept override { return kNamespace; }
-
-private:
-    std::vector<nvinfer1::PluginField> fields_;
-    nvinfer1::PluginFieldCollection field_names_{};
 };
 
 }  // namespace plugin
