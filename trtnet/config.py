@@ -31,6 +31,15 @@ COCO_CLASSES = (
     "toothbrush",
 )
 
+# COCO's category id of each contiguous class (upstream data/config.py COCO_LABEL_MAP, inverted:
+# COCO skips ids 12, 26, 29, 30, 45, 66, 68, 69, 71 and 83). Results for COCO's evaluation use it.
+COCO_CATEGORY_IDS = (
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
+    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
+    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
+    85, 86, 87, 88, 89, 90,
+)
+
 YOUTUBE_VIS_CLASSES = (
     "person", "giant_panda", "lizard", "parrot", "skateboard", "sedan", "ape", "dog", "snake",
     "monkey", "hand", "rabbit", "duck", "cat", "cow", "fish", "train", "horse", "turtle",
@@ -167,6 +176,8 @@ class Config:
     detect: DetectSpec = field(default_factory=DetectSpec)
     flow: Optional[FlowSpec] = None       # None: image-only model (no flow net, no SPA)
     use_semantic_segmentation_loss: bool = True  # checkpoint holds semantic_seg_conv.*
+    # dataset category id of each class; None: 1..N (upstream's label_map None, e.g. YouTube-VIS)
+    label_map: Optional[tuple[int, ...]] = None
 
     @property
     def is_video(self) -> bool:
@@ -176,6 +187,11 @@ class Config:
     @property
     def mask_dim(self) -> int:
         return self.proto.mask_dim
+
+    @property
+    def category_ids(self) -> tuple[int, ...]:
+        """The dataset category id of each 0-based class (upstream's get_label_map, inverted)."""
+        return self.label_map or tuple(range(1, len(self.class_names) + 1))
 
 
 RESNET101 = BackboneSpec("resnet", (3, 4, 23, 3), (1, 2, 3))
@@ -187,7 +203,7 @@ MOBILENETV2 = BackboneSpec(
     (3, 4, 6),
 )
 
-_COCO = dict(num_classes=len(COCO_CLASSES) + 1, class_names=COCO_CLASSES)
+_COCO = dict(num_classes=len(COCO_CLASSES) + 1, class_names=COCO_CLASSES, label_map=COCO_CATEGORY_IDS)
 _YTVIS = dict(num_classes=len(YOUTUBE_VIS_CLASSES) + 1, class_names=YOUTUBE_VIS_CLASSES)
 
 _yolact_edge = Config("yolact_edge", RESNET101, **_COCO)

@@ -2,7 +2,9 @@
 
 Engines, calibration caches and result images are written to a temporary file in the
 target's directory, flushed to disk, then renamed over the target: a crash or an error
-leaves either the old file or the new one, never a torn one.
+leaves either the old file or the new one, never a torn one. The target's folder must
+exist (a typo in a path is an error, not a new directory tree), and the file gets the
+permissions any new file gets (0666 minus the umask), not the temporary file's 0600.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Union
 def write_atomically(path: Union[str, os.PathLike], data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same directory + os.replace."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(2, "folder does not exist (it is not created)", str(path.parent))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -29,3 +33,10 @@ def write_atomically(path: Union[str, os.PathLike], data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def new_file_mode() -> int:
+    """0666 minus the process umask: the mode ``open(path, "w")`` would give a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask

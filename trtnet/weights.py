@@ -31,6 +31,10 @@ class MissingWeightError(WeightError, KeyError):
         return str(self.args[0])
 
 
+class WeightFileError(WeightError, ValueError):
+    """The weights file is missing, unreadable, truncated or not a checkpoint (message names it)."""
+
+
 class WeightShapeError(WeightError, ValueError):
     """A checkpoint tensor has a shape the network cannot use."""
 
@@ -105,19 +109,21 @@ class WeightStore:
             return cls(source)
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {path}")
-        if path.suffix == ".safetensors":
-            from safetensors.numpy import load_file
+            raise WeightFileError(f"weights file not found: {path}")
+        if path.suffix not in (".safetensors", ".pth", ".pt"):
+            raise WeightFileError(
+                f"unsupported weights file {path}: expected .safetensors or .pth "
+                "(convert a .pth with `python -m weights_convert`)"
+            )
+        from weights_convert import load_state_dict
+        from weights_convert.errors import ConverterError
 
-            return cls(load_file(str(path)), source=str(path))
-        if path.suffix in (".pth", ".pt"):
-            from weights_convert import load_state_dict
-
+        try:  # one reader for both formats: its errors name the file and what is wrong
             return cls(load_state_dict(str(path)), source=str(path))
-        raise ValueError(
-            f"unsupported weights file {path}: expected .safetensors or .pth "
-            "(convert a .pth with `python -m weights_convert`)"
-        )
+        except ConverterError as exc:
+            raise WeightFileError(str(exc)) from None
+        except OSError as exc:
+            raise WeightFileError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
 
     # -- plain lookup ---------------------------------------------------------------
     def __contains__(self, key: str) -> bool:

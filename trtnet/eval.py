@@ -1,0 +1,424 @@
+"""``python -m trtnet.eval``: box and mask AP on a COCO-format dataset, like the paper's Table I.
+
+    python -m trtnet.eval --annotations instances_val2017.json --images val2017/ \\
+        --weights model.safetensors --precision-plan fp32 fp16 int8_backbone_fpn \\
+        --calibration-cache calibration.json -o metrics.json
+
+Every image of the annotation file is segmented (the keyframe network on the NumPy
+emulator, or a TensorRT engine), postprocessed like upstream's COCO evaluation
+(``postprocess`` with crop, no score threshold, up to 100 detections), encoded as COCO
+results (boxes x, y, w, h; masks as RLE) and scored with pycocotools' COCOeval. Classes
+map to the dataset's category ids as upstream's label map does (COCO's ids skip a few
+numbers; YouTube-VIS uses 1..40); a dataset whose category names do not match the
+config's classes is refused. Frames of a video dataset in COCO format (YouTube-VIS
+frames as images, ``file_name`` like ``<video>/<frame>.jpg``) are evaluated the same way,
+each frame by the keyframe network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from trtnet import cli, names
+from trtnet.config import Config, UnknownConfigError, get_config
+from trtnet.files import write_atomically
+from trtnet.masks import Instances
+from trtnet.precision import COMPONENTS, PRESETS, PrecisionError, PrecisionPlan, as_plan
+from trtnet.weights import WeightError, resolve_config
+
+# COCOeval.stats, in its order (pycocotools cocoeval.py summarize())
+STATS_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+IOU_TYPES = ("bbox", "segm")
+
+Runner = Callable[[np.ndarray], Mapping[str, Any]]  # BGR frame HxWx3 -> det/* and proto outputs
+
+
+class EvalError(RuntimeError):
+    """The evaluation cannot run (bad annotation file, categories, images); the message says why."""
+
+
+# -- dataset -----------------------------------------------------------------------------
+
+
+def _quiet():
+    """pycocotools prints progress to stdout; keep the command's output to its own table."""
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def _norm(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").split())
+
+
+def category_map(config: Config, categories: Sequence[Mapping[str, Any]], source: str = "") -> dict[int, int]:
+    """0-based class -> the dataset's category id, as upstream's label map assigns them.
+
+    Every category of the dataset must be one of the config's classes under the same id
+    (names compared without case and '_' vs ' '); classes the dataset lacks are dropped."""
+    by_id = dict(zip(config.category_ids, range(len(config.class_names))))
+    wrong = []
+    mapping: dict[int, int] = {}
+    for cat in categories:
+        cid, cname = cat.get("id"), cat.get("name", "?")
+        cls = by_id.get(cid) if isinstance(cid, int) else None
+        if cls is None:
+            wrong.append(f"category {cid} {cname!r} is no class of {config.name}")
+        elif _norm(config.class_names[cls]) != _norm(cname):
+            wrong.append(f"category {cid} is {cname!r} in the dataset but {config.class_names[cls]!r} "
+                         f"in {config.name}")
+        else:
+            mapping[cls] = cid
+    if wrong:
+        more = f"; and {len(wrong) - 5} more" if len(wrong) > 5 else ""
+        raise EvalError(f"{source}: the dataset's categories do not fit config {config.name} "
+                        f"(its {len(config.class_names)} classes and upstream's category ids): "
+                        f"{'; '.join(wrong[:5])}{more}")
+    if not mapping:
+        raise EvalError(f"{source}: the dataset has no categories")
+    return mapping
+
+
+@dataclass
+class Dataset:
+    """A COCO-format annotation file and the folder its ``file_name``s are relative to."""
+
+    annotations: Path
+    images: Path
+    coco: Any                       # pycocotools.coco.COCO
+    image_ids: list[int]
+    has_masks: bool
+
+    def image_path(self, image_id: int) -> Path:
+        return self.images / self.coco.imgs[image_id]["file_name"]
+
+    def read(self, image_id: int) -> np.ndarray:
+        import cv2
+
+        path = self.image_path(image_id)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise EvalError(f"cannot read {path} as an image")
+        info = self.coco.imgs[image_id]
+        if (info.get("height"), info.get("width")) != image.shape[:2]:
+            raise EvalError(f"{path} is {image.shape[0]}x{image.shape[1]} but {self.annotations} says "
+                            f"{info.get('height')}x{info.get('width')}")
+        return image
+
+
+def _check_annotations(data: Any, source: Path) -> None:
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
+                                             for k in ("images", "annotations", "categories")):
+        raise EvalError(f"{source} is not a COCO annotation file (needs lists 'images', 'annotations' "
+                        "and 'categories')")
+    for i, img in enumerate(data["images"]):
+        if not (isinstance(img, dict) and "id" in img and isinstance(img.get("file_name"), str)
+                and isinstance(img.get("height"), int) and isinstance(img.get("width"), int)):
+            raise EvalError(f"{source}: images[{i}] needs id, file_name, height and width")
+    ids = {img["id"] for img in data["images"]}
+    for i, ann in enumerate(data["annotations"]):
+        if not (isinstance(ann, dict) and all(k in ann for k in ("id", "image_id", "category_id", "bbox"))):
+            raise EvalError(f"{source}: annotations[{i}] needs id, image_id, category_id and bbox")
+        if ann["image_id"] not in ids:
+            raise EvalError(f"{source}: annotations[{i}] refers to image {ann['image_id']}, which is not listed")
+        ann.setdefault("iscrowd", 0)
+        if "area" not in ann:
+            ann["area"] = float(ann["bbox"][2] * ann["bbox"][3])
+
+
+def load_dataset(annotations: str | Path, images: str | Path, *, max_images: Optional[int] = None) -> Dataset:
+    """The dataset, checked before any image is segmented: readable JSON in COCO's layout and
+    every listed image file present."""
+    from pycocotools.coco import COCO
+
+    annotations, images = Path(annotations), Path(images)
+    try:
+        data = json.loads(annotations.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EvalError(f"{annotations} is not a JSON file: {exc}") from None
+    _check_annotations(data, annotations)
+    coco = COCO()
+    coco.dataset = data
+    with _quiet():
+        coco.createIndex()
+    image_ids = sorted(coco.getImgIds())
+    if max_images is not None:
+        image_ids = image_ids[:max_images]
+    if not image_ids:
+        raise EvalError(f"{annotations} lists no images")
+    has_masks = bool(data["annotations"]) and all("segmentation" in a for a in data["annotations"])
+    dataset = Dataset(annotations, images, coco, image_ids, has_masks)
+    missing = [str(dataset.image_path(i)) for i in image_ids if not dataset.image_path(i).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise EvalError(f"{len(missing)} image(s) of {annotations} not found under {images}: "
+                        f"{', '.join(missing[:3])}{more}")
+    return dataset
+
+
+# -- results and metrics -------------------------------------------------------------------
+
+
+def coco_results(image_id: int, inst: Instances, cat_of_class: Mapping[int, int]) -> dict[str, list[dict]]:
+    """Detections of one image as COCO results, one list per IoU type (as upstream's eval
+    writes its bbox and mask files apart): boxes x, y, w, h in pixels, masks as RLE.
+    Like upstream, an empty mask is still a result (a false positive for mask AP)."""
+    from pycocotools import mask as mask_utils
+
+    out: dict[str, list[dict]] = {"bbox": [], "segm": []}
+    classes = np.asarray(inst.classes).astype(np.int64)
+    boxes = np.asarray(inst.boxes).reshape(-1, 4)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    # upstream's eval keeps a detection only if its pixel box has an area (and so do we)
+    keep = [i for i, c in enumerate(classes) if int(c) in cat_of_class and area[i] > 0]
+    if not keep:
+        return out
+    masks = np.asfortranarray(np.asarray(inst.masks)[keep].transpose(1, 2, 0).astype(np.uint8))
+    rles = mask_utils.encode(masks)
+    for k, i in enumerate(keep):
+        x1, y1, x2, y2 = (float(v) for v in boxes[i])
+        common = {"image_id": int(image_id), "category_id": int(cat_of_class[int(classes[i])]),
+                  "score": float(inst.scores[i])}
+        out["bbox"].append({**common, "bbox": [x1, y1, x2 - x1, y2 - y1]})
+        rle = rles[k]
+        out["segm"].append({**common, "segmentation": {"size": list(rle["size"]),
+                                                         "counts": rle["counts"].decode("ascii")}})
+    return out
+
+
+def coco_metrics(dataset: Dataset, results: Sequence[dict], iou_type: str) -> dict[str, float]:
+    """COCOeval's 12 summary numbers (STATS_NAMES) of ``results`` on the dataset's images."""
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:  # loadRes cannot take an empty list; nothing detected scores 0
+        return {k: 0.0 for k in STATS_NAMES}
+    with _quiet():
+        detections = dataset.coco.loadRes(list(results))
+        evaluator = COCOeval(dataset.coco, detections, iou_type)
+        evaluator.params.imgIds = list(dataset.image_ids)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {k: float(v) for k, v in zip(STATS_NAMES, evaluator.stats)}
+
+
+@dataclass
+class PlanResult:
+    """One row of the table: a plan (or engine) and its metrics."""
+
+    label: str
+    plan: Optional[PrecisionPlan]
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    ms_per_frame: float = 0.0
+    detections: int = 0
+
+    def as_json(self) -> dict:
+        return {**self.metrics, "ms_per_frame": self.ms_per_frame}
+
+
+def evaluate(dataset: Dataset, runner: Runner, cat_of_class: Mapping[int, int], *, label: str = "fp32",
+             plan: Optional[PrecisionPlan] = None, progress: bool = False,
+             instances: Optional[Callable[[Mapping[str, Any], tuple[int, int]], Instances]] = None) -> PlanResult:
+    """Segment every image with ``runner`` and score the results (box AP; mask AP when the
+    annotations have segmentations). ``instances``: the postprocess (default upstream's)."""
+    from trtnet.runtime.segmenter import instances_from_outputs, to_host
+
+    postprocess = instances or (lambda out, hw: to_host(instances_from_outputs(out, hw)))
+    results: dict[str, list[dict]] = {t: [] for t in IOU_TYPES}
+    seconds = 0.0
+    ids = dataset.image_ids
+    if progress:
+        from tqdm import tqdm
+
+        ids = tqdm(ids, desc=label, unit="frame", file=sys.stderr)
+    for image_id in ids:
+        image = dataset.read(image_id)
+        start = time.perf_counter()
+        inst = postprocess(runner(image), image.shape[:2])
+        seconds += time.perf_counter() - start
+        for t, found in coco_results(image_id, inst, cat_of_class).items():
+            results[t] += found
+    row = PlanResult(label, plan, ms_per_frame=1000 * seconds / len(dataset.image_ids),
+                     detections=len(results["bbox"]))
+    for t in IOU_TYPES if dataset.has_masks else ("bbox",):
+        row.metrics[t] = coco_metrics(dataset, results[t], t)
+    return row
+
+
+# -- runners -------------------------------------------------------------------------------
+
+
+def emulator_runner(store: Any, config: Config, plan: PrecisionPlan) -> Runner:
+    """The keyframe network built once on the NumPy emulator, run per frame."""
+    from trtnet import emulator
+    from trtnet.network.yolact_edge import build_keyframe
+
+    network = emulator.Network()
+    build_keyframe(network, emulator.trt, store, config, plan=plan)
+
+    def run(image: np.ndarray) -> dict[str, np.ndarray]:
+        return emulator.run(network, {names.INPUT: np.ascontiguousarray(image[None])})
+
+    return run
+
+
+def tensorrt_runner(engine: Optional[Path], store: Any, config: Config, plan: Optional[PrecisionPlan]) -> Runner:
+    """A TensorRT engine (file, or built here for ``plan``), outputs copied to the host."""
+    from trtnet.runtime import EngineError
+    from trtnet.runtime.backends import open_engine
+
+    try:
+        runner = open_engine(engine, store, config, plan)
+    except EngineError as exc:
+        raise EvalError(f"--backend tensorrt: {exc}") from None
+
+    def run(image: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: runner.cupy.asnumpy(v) for k, v in runner(image).items()}
+
+    return run
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def format_table(rows: Sequence[PlanResult], config: Config) -> str:
+    """Precision per component, box AP, mask AP (x100, as the paper prints them) and ms/frame."""
+    comps = [c for c in COMPONENTS if c != "flow" or config.is_video]
+    head = (f"{'plan':<22}" + "".join(f"{c:>9}" for c in comps)
+            + f"{'box AP':>9}{'mask AP':>9}{'ms/frame':>10}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        precs = [r.plan.of(c) if r.plan is not None else "engine" for c in comps]
+        box = r.metrics.get("bbox", {}).get("AP")
+        mask = r.metrics.get("segm", {}).get("AP")
+        lines.append(f"{r.label:<22}" + "".join(f"{p:>9}" for p in precs)
+                     + f"{_ap(box):>9}{_ap(mask):>9}{r.ms_per_frame:>10.1f}")
+    return "\n".join(lines)
+
+
+def _ap(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+# -- CLI -----------------------------------------------------------------------------------
+
+EXAMPLES = (
+    "python -m trtnet.eval --annotations val2017.json --images val2017/ --weights r50.safetensors",
+    "python -m trtnet.eval --annotations val2017.json --images val2017/ --weights r50.safetensors "
+    "--precision-plan fp32 fp16 int8_backbone_fpn --calibration-cache r50.calib.json -o metrics.json",
+    "python -m trtnet.eval --annotations val2017.json --images val2017/ --config yolact_edge_resnet50 "
+    "--engine r50.fp16.engine r50.int8.engine",
+)
+
+
+def make_parser():
+    p = cli.make_parser("python -m trtnet.eval", __doc__.split("\n\n")[0].strip("`").split(": ", 1)[-1],
+                        EXAMPLES)
+    p.add_argument("--annotations", required=True, type=Path, metavar="JSON",
+                   help="COCO-format annotation file (images, annotations with bbox and segmentation, "
+                        "categories)")
+    p.add_argument("--images", required=True, type=Path, metavar="DIR",
+                   help="folder the annotation file's image file_names are relative to")
+    cli.add_weights(p, required=False, help="checkpoint (.safetensors or .pth); needed unless every row "
+                                            "is an --engine")
+    cli.add_config(p)
+    p.add_argument("--precision-plan", dest="precision", nargs="+", default=None, metavar="PLAN",
+                   help=f"one or more plans, one table row each: presets ({', '.join(PRESETS)}) or e.g. "
+                        "'fp16,head=fp32' (default fp32)")
+    p.add_argument("--calibration-cache", type=Path, default=None, metavar="JSON",
+                   help="int8 ranges for int8 plans (python -m trtnet.calibrate -o cache.json)")
+    cli.add_backend(p)
+    p.add_argument("--engine", type=Path, nargs="+", default=None, metavar="FILE",
+                   help="serialized engines (python -m trtnet.build), one row each; implies --backend "
+                        "tensorrt")
+    p.add_argument("--max-images", type=int, default=None, metavar="N",
+                   help="evaluate only the first N images (by id)")
+    cli.add_output(p, "write the metrics as JSON: {plan: {bbox: {AP, AP50, ...}, segm: {...}, "
+                      "ms_per_frame}}", required=False)
+    return p
+
+
+def _plans(args) -> list[PrecisionPlan]:
+    return [as_plan(text) for text in (args.precision or ["fp32"])]
+
+
+def _label(plan: PrecisionPlan) -> str:
+    return plan.preset or str(plan)
+
+
+def run(args, parser) -> int:
+    backend = cli.backend_of(parser, args, "engine")
+    if args.engine and args.precision:
+        parser.error("--precision-plan does not apply to --engine (an engine's precision is fixed at build time)")
+    if args.max_images is not None and args.max_images < 1:
+        parser.error("--max-images must be >= 1")
+    if args.config is not None:
+        get_config(args.config)
+    plans = [] if args.engine else _plans(args)
+    cli.input_file(args.annotations, "annotation file")
+    cli.input_dir(args.images, "image folder")
+    engines = [cli.input_file(e, "engine file") for e in args.engine or ()]
+    if args.calibration_cache is not None:
+        cli.input_file(args.calibration_cache, "calibration cache")
+    if args.weights is None and not (engines and args.config):
+        raise cli.CliError("give --weights (or --engine with --config, to name the classes)")
+    if args.output is not None:
+        cli.output_file(args.output, "metrics file", suffixes=(".json",),
+                        inputs=[args.annotations, args.weights, args.calibration_cache, *engines])
+    int8 = [p for p in plans if p.uses_int8]
+    if int8 and args.calibration_cache is None:
+        raise cli.CliError(f"plan {_label(int8[0])} quantizes to int8 and needs --calibration-cache "
+                           "(python -m trtnet.calibrate --weights W --images DIR -o cache.json)")
+
+    store = cli.load_weights(args.weights) if args.weights is not None else None
+    config = resolve_config(store, args.config) if store is not None else get_config(args.config)
+    dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
+    cat_of_class = category_map(config, dataset.coco.dataset["categories"], str(args.annotations))
+    if not dataset.has_masks:
+        print("note: the annotations have no segmentations: box AP only", file=sys.stderr)
+
+    rows_to_run: list[tuple[str, Optional[PrecisionPlan], Callable[[], Runner]]] = []
+    if engines:
+        for e in engines:
+            rows_to_run.append((e.name, None, lambda e=e: tensorrt_runner(e, store, config, None)))
+    else:
+        from trtnet.calibrate import load_plan
+
+        for plan in plans:
+            full = load_plan(args.calibration_cache, store, config, plan) if plan.uses_int8 else plan
+            make = (lambda full=full: emulator_runner(store, config, full)) if backend == "emulator" else \
+                (lambda full=full: tensorrt_runner(None, store, config, full))
+            rows_to_run.append((_label(plan), plan, make))
+
+    print(f"evaluating {len(dataset.image_ids)} images of {args.annotations} ({len(cat_of_class)} categories) "
+          f"with {config.name} on {backend}: {', '.join(r[0] for r in rows_to_run)}", file=sys.stderr)
+    start = time.perf_counter()
+    rows = [evaluate(dataset, make(), cat_of_class, label=label, plan=plan, progress=True)
+            for label, plan, make in rows_to_run]
+    print(format_table(rows, config))
+    if args.output is not None:
+        text = json.dumps({r.label: r.as_json() for r in rows}, indent=2) + "\n"
+        write_atomically(args.output, text.encode("utf-8"))
+        print(f"wrote {args.output}")
+    print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return cli.EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from trtnet.calibrate import CalibrationError
+
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    return cli.run("trtnet.eval", lambda: run(args, parser),
+                   (EvalError, UnknownConfigError, PrecisionError, WeightError, CalibrationError, OSError))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
