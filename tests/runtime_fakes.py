@@ -27,6 +27,7 @@ from trtnet import emulator
 from trtnet.emulator.usage import ApiUsage
 
 MAGIC = b"FAKETRT1"
+TIMING_MAGIC = b"FAKETIMING1\n"
 HEADER = 24           # magic, total length (8 bytes), token (8 bytes)
 PADDED_SIZE = 1024    # every fake engine is at least this long (the runtime rejects tiny files)
 
@@ -137,6 +138,23 @@ class MemoryPoolType(enum.IntEnum):
     WORKSPACE = 0
 
 
+class BuilderFlag(enum.IntEnum):  # 10.3's and 11.4's value (tests/test_build_options.py checks)
+    TF32 = 6
+
+
+class IProgressMonitor:
+    """Base class of progress monitors (the real one is a pybind11 trampoline)."""
+
+    def __init__(self) -> None:
+        pass
+
+
+class ProfilingVerbosity(enum.IntEnum):
+    LAYER_NAMES_ONLY = 0
+    NONE = 1
+    DETAILED = 2
+
+
 class _Recorder:
     """Base of the fake classes: every public method call and property read is recorded."""
 
@@ -160,6 +178,7 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
     mod.__version__ = "fake"
     mod.usage = usage
     mod.events = []          # ordered log: "deserialize", ...
+    mod.built = []           # per build_serialized_network: network, profile, tf32
     networks: dict[int, dict] = {}
     tokens = itertools.count(1)
 
@@ -199,12 +218,92 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             name, lo, opt, hi = _bind(args, kwargs, ("input", "min", "opt", "max"))
             self.shapes[name] = tuple(tuple(int(d) for d in s) for s in (lo, opt, hi))
 
+    class ITimingCache(_Recorder):
+        """Entries are the layer names a build "timed"; serialized as sorted lines."""
+
+        _cls = "ITimingCache"
+        _usage = usage
+
+        def __init__(self, entries: set) -> None:
+            self.entries = set(entries)
+
+        def combine(self, *args, **kwargs) -> bool:
+            self._rec("combine", args, kwargs)
+            other, _ignore = _bind(args, kwargs, ("input_cache", "ignore_mismatch"))
+            self.entries |= other.entries
+            return True
+
+        def serialize(self, *args, **kwargs) -> bytes:
+            self._rec("serialize", args, kwargs)
+            return TIMING_MAGIC + "\n".join(sorted(self.entries)).encode()
+
     class IBuilderConfig(_Recorder):
+        """Flags start as TensorRT's defaults: TF32 set (NvInfer.h kTF32 "Enabled by default")."""
+
         _cls = "IBuilderConfig"
         _usage = usage
 
         def __init__(self) -> None:
             self.profiles: list[IOptimizationProfile] = []
+            self.flags_set = {BuilderFlag.TF32}
+            self._verbosity = ProfilingVerbosity.LAYER_NAMES_ONLY
+            self._monitor = None
+            self.timing_cache: ITimingCache | None = None
+
+        def set_flag(self, *args, **kwargs) -> None:
+            self._rec("set_flag", args, kwargs)
+            (flag,) = _bind(args, kwargs, ("flag",))
+            self.flags_set.add(BuilderFlag(int(flag)))
+
+        def clear_flag(self, *args, **kwargs) -> None:
+            self._rec("clear_flag", args, kwargs)
+            (flag,) = _bind(args, kwargs, ("flag",))
+            self.flags_set.discard(BuilderFlag(int(flag)))
+
+        def get_flag(self, *args, **kwargs) -> bool:
+            self._rec("get_flag", args, kwargs)
+            (flag,) = _bind(args, kwargs, ("flag",))
+            return BuilderFlag(int(flag)) in self.flags_set
+
+        @property
+        def profiling_verbosity(self):
+            self._get("profiling_verbosity")
+            return self._verbosity
+
+        @profiling_verbosity.setter
+        def profiling_verbosity(self, value) -> None:
+            self._usage.attribute(self._cls, "profiling_verbosity", "set", value)
+            assert isinstance(value, ProfilingVerbosity), f"fake: profiling_verbosity = {value!r}"
+            self._verbosity = value
+
+        @property
+        def progress_monitor(self):
+            self._get("progress_monitor")
+            return self._monitor
+
+        @progress_monitor.setter
+        def progress_monitor(self, value) -> None:
+            self._usage.attribute(self._cls, "progress_monitor", "set")
+            self._monitor = value
+
+        def create_timing_cache(self, *args, **kwargs):
+            self._rec("create_timing_cache", args, kwargs)
+            (blob,) = _bind(args, kwargs, ("serialized_timing_cache",))
+            blob = bytes(blob)
+            if blob and not blob.startswith(TIMING_MAGIC):
+                return None  # TensorRT returns nullptr for a blob it cannot read
+            body = blob[len(TIMING_MAGIC):].decode()
+            return ITimingCache({e for e in body.split("\n") if e})
+
+        def set_timing_cache(self, *args, **kwargs) -> bool:
+            self._rec("set_timing_cache", args, kwargs)
+            cache, _ignore = _bind(args, kwargs, ("cache", "ignore_mismatch"))
+            self.timing_cache = cache
+            return True
+
+        def get_timing_cache(self, *args, **kwargs):
+            self._rec("get_timing_cache", args, kwargs)
+            return self.timing_cache
 
         def add_optimization_profile(self, *args, **kwargs) -> int:
             self._rec("add_optimization_profile", args, kwargs)
@@ -238,8 +337,21 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
         def build_serialized_network(self, *args, **kwargs):
             self._rec("build_serialized_network", args, kwargs)
             network, config = _bind(args, kwargs, ("network", "config"))
+            monitor = config._monitor
+            if monitor is not None:  # the phases TensorRT reports, in miniature
+                monitor.phase_start("Building", None, 2)
+                for step in range(2):
+                    if not monitor.step_complete("Building", step):
+                        monitor.phase_finish("Building")
+                        return None
+                monitor.phase_finish("Building")
+            if config.timing_cache is not None:  # "time" every convolution not in the cache yet
+                config.timing_cache.entries |= {network.get_layer(i).name for i in range(network.num_layers)
+                                                if network.get_layer(i).type == mod.LayerType.CONVOLUTION}
             token = next(tokens)
-            networks[token] = {"network": network, "profile": config.profiles[0].shapes}
+            networks[token] = {"network": network, "profile": config.profiles[0].shapes,
+                               "tf32": BuilderFlag.TF32 in config.flags_set}
+            mod.built.append(networks[token])
             return serialize(token)
 
     def serialize(token: int) -> bytes:
@@ -391,6 +503,10 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
     mod.TensorIOMode = TensorIOMode
     mod.NetworkDefinitionCreationFlag = NetworkDefinitionCreationFlag
     mod.MemoryPoolType = MemoryPoolType
+    mod.BuilderFlag = BuilderFlag
+    mod.IProgressMonitor = IProgressMonitor
+    mod.ProfilingVerbosity = ProfilingVerbosity
+    mod.ITimingCache = ITimingCache
     mod.serialize = serialize
     return mod
 
@@ -419,7 +535,7 @@ def _write(ptr: int, array: np.ndarray) -> None:
 def api_usage_classes() -> tuple[str, ...]:
     """The fake classes whose recorded usage is checked against the real bindings."""
     return ("Logger", "Runtime", "ICudaEngine", "IExecutionContext", "Builder", "IBuilderConfig",
-            "IOptimizationProfile")
+            "IOptimizationProfile", "ITimingCache")
 
 
 # ---------------------------------------------------------------------------------------

@@ -63,21 +63,6 @@ def test_weights_of_another_config_are_refused_before_tensorrt():
         build.resolve_config(_store("yolact_edge_mobilenetv2"), "yolact_edge_resnet50")
 
 
-def test_without_tensorrt_the_cli_says_what_to_install(tmp_path, capsys, monkeypatch):
-    import sys
-
-    from safetensors.numpy import save_file
-
-    from trtnet.benchmarks.emulator import random_weights
-
-    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
-    path = tmp_path / "m.safetensors"
-    save_file(random_weights("yolact_edge_mobilenetv2"), str(path))
-    assert build.main(["--weights", str(path), "-o", str(tmp_path / "e")]) == 1
-    assert "needs TensorRT's Python package" in capsys.readouterr().err
-    assert not (tmp_path / "e").exists()
-
-
 def test_nonkeyframe_engine_of_an_image_config_is_refused(tmp_path, capsys):
     from safetensors.numpy import save_file
 
