@@ -251,7 +251,7 @@ def test_a_plan_without_int8_needs_no_calibration():
 
 def test_cli_reports_a_missing_image_folder(tmp_path, capsys):
     weights = tmp_path / "w.safetensors"
-    weights.write_bytes(b"")
+    weights.write_bytes(b"checked after the image folder")
     rc = cal.main(["--weights", str(weights), "--images", str(tmp_path / "nope"), "-o", str(tmp_path / "c.json")])
     assert rc == 1
     assert f"calibration images: {tmp_path / 'nope'} is not a directory" in capsys.readouterr().err

@@ -148,10 +148,10 @@ def test_existing_output_is_untouched_on_failure(reference_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["{d}/t.pth", "{d}/o.safetensors"], "error: {d}/t.pth: not a readable zip archive"),
+    (["{d}/t.pth", "{d}/o.safetensors"], "weights_convert: error: {d}/t.pth: not a readable zip archive"),
     (["{ref}/vid_resnet50/weights.pth", "{d}/o.safetensors", "--config", "yolact_edge"],
-     "error: {ref}/vid_resnet50/weights.pth does not match config yolact_edge: "),
-    (["{d}/none.pth", "{d}/o.safetensors"], "error: {d}/none.pth: no such file"),
+     "weights_convert: error: {ref}/vid_resnet50/weights.pth does not match config yolact_edge: "),
+    (["{d}/none.pth", "{d}/o.safetensors"], "weights_convert: error: checkpoint not found: {d}/none.pth"),
 ])
 def test_cli_error_is_one_line_and_nonzero(reference_dir, tmp_path, capsys, args, match):
     _cut(reference_dir / FORMATS / "zip_fp32.pth", tmp_path / "t.pth", 5000)
@@ -167,7 +167,8 @@ def test_cli_unwritable_output_directory(reference_dir, tmp_path, capsys):
     rc = main([str(reference_dir / FORMATS / "zip_fp32.pth"),
                str(tmp_path / "missing_dir" / "o.safetensors")])
     err = capsys.readouterr().err
-    assert rc == 1 and err.startswith("error: ") and err.count("\n") == 1
+    assert rc == 1 and err.startswith("weights_convert: error: ") and err.count("\n") == 1
+    assert "missing_dir does not exist" in err and not (tmp_path / "missing_dir").exists()
 
 
 def test_broadcast_view_memory_bomb_is_refused(tmp_path):

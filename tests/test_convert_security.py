@@ -105,7 +105,7 @@ def test_cli_refuses_hostile_checkpoint_with_one_line(tmp_path, capsys):
     rc = main([str(tmp_path / "evil.pth"), str(tmp_path / "out.safetensors")])
     err = capsys.readouterr().err
     assert rc == 1
-    assert err.count("\n") == 1 and err.startswith("error: ") and "builtins.eval" in err
+    assert err.count("\n") == 1 and err.startswith("weights_convert: error: ") and "builtins.eval" in err
     assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
 
 

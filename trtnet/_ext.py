@@ -20,12 +20,41 @@ from typing import Any
 _HERE = Path(__file__).resolve().parent
 PLUGIN_LIBRARY_NAME = "libtrtnet_plugins.so"
 
+
+
+def _installed_twin() -> Any:
+    """trtnet._C of the installed package, for when the source tree (the current directory, first
+    on sys.path under ``python -m``) shadows an installation that has the built extension."""
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    for entry in sys.path:
+        folder = Path(entry or ".").resolve() / "trtnet"
+        if folder == _HERE or not folder.is_dir():
+            continue
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            candidate = folder / f"_C{suffix}"
+            if candidate.is_file():
+                spec = importlib.util.spec_from_file_location(f"{__package__}._C", candidate)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules[spec.name] = module
+                return module
+    return None
+
+
 try:
     from . import _C  # type: ignore[attr-defined]
     IMPORT_ERROR: str | None = None
-except ImportError as exc:  # not built, or built for another Python
-    _C = None
+except ImportError as exc:  # not built (e.g. run from the source tree), or built for another Python
     IMPORT_ERROR = str(exc)
+    try:
+        _C = _installed_twin()
+    except ImportError:
+        _C = None
+    if _C is not None:
+        IMPORT_ERROR = None
 
 AVAILABLE: bool = _C is not None
 BUILD_INFO: dict[str, Any] = dict(_C.BUILD_INFO) if _C is not None else {"cuda": False}
@@ -33,7 +62,8 @@ HAS_CUDA: bool = bool(BUILD_INFO.get("cuda"))
 
 # Path of libtrtnet_plugins.so installed next to _C (None when it was not built: it needs
 # nvcc and TensorRT's headers at build time). trtnet.plugins.library_path() reads this.
-PLUGIN_LIBRARY: str | None = str(_HERE / PLUGIN_LIBRARY_NAME) if (_HERE / PLUGIN_LIBRARY_NAME).is_file() else None
+_BUILT = Path(_C.__file__).resolve().parent if _C is not None and getattr(_C, "__file__", None) else _HERE
+PLUGIN_LIBRARY: str | None = str(_BUILT / PLUGIN_LIBRARY_NAME) if (_BUILT / PLUGIN_LIBRARY_NAME).is_file() else None
 
 _HOW_TO_BUILD = (
     "Build it with `pip install .` (or `pip install -e .`) from the trtnet source tree on a machine "

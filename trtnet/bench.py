@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 
 import trtnet.benchmarks as _benchmarks
@@ -20,18 +21,36 @@ def available() -> list[str]:
                   if not m.name.startswith("_"))
 
 
+EXAMPLES = (
+    "python -m trtnet.bench kernels --arch 87 120 --repeat 20",
+    "python -m trtnet.bench emulator --config yolact_edge_mobilenetv2 --profile",
+    "python -m trtnet.bench NAME --help        # the options of one benchmark",
+)
+
+
+def plain(doc: str) -> str:
+    """A docstring as help text: reStructuredText roles and literals become plain text."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", doc or "")
+    return text.replace("``", "").strip()
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trtnet.bench", description=__doc__)
+    from trtnet import cli
+
+    parser = cli.make_parser("python -m trtnet.bench",
+                             "Benchmarks that print figures (speed, registers, memory); none asserts on "
+                             "time. Each NAME below has its own --help.", EXAMPLES)
     sub = parser.add_subparsers(dest="name", metavar="NAME", required=True)
     for name in available():
         module = importlib.import_module(f"trtnet.benchmarks.{name}")
-        summary = (module.__doc__ or "").strip().splitlines()[0:1]
-        p = sub.add_parser(name, help=summary[0] if summary else None,
-                           description=module.__doc__)
+        doc = plain(module.__doc__ or "")
+        summary = doc.split("\n\n")[0].replace("\n", " ")
+        p = sub.add_parser(name, help=summary, description=doc, epilog=cli.EXIT_CODES_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     args = parser.parse_args(argv)
-    return int(args._run(args) or 0)
+    return cli.run(f"trtnet.bench {args.name}", lambda: args._run(args), (ImportError, OSError, RuntimeError))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ state of the keyframe pass it follows), run on the pass's frame, and every
 reference tensor it can match is compared (max abs error, error relative to the
 tensor's max abs value, pass/fail), then the detections (one-to-one matching by
 class/score/box, box error in pixels, score error, mask IoU). Exit status: 0 when
-everything passes, 1 when a check fails, 2 when the run itself is impossible.
+everything passes, 1 when a check fails or the run is impossible (bad folder, weights,
+engine), 2 for a bad command line (e.g. --engine with --backend emulator).
 
 Backends: ``emulator`` (NumPy, CPU), ``tensorrt`` (real TensorRT + GPU) and
 ``reference``, which runs no network: it feeds the case's own stored head outputs
@@ -603,42 +604,76 @@ def verify_case(case_dir: str | Path, backend: str = "emulator", frames: str | N
     return results, ref
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trtnet.verify", description=__doc__.split("\n\n")[0])
-    parser.add_argument("case_dir", help="reference case folder (manifest.json, inputs.npz, outputs.npz, weights)")
-    parser.add_argument("--backend", default="emulator", choices=("emulator", "tensorrt", "reference"),
-                        help="emulator: NumPy on CPU (default); tensorrt: real TensorRT + GPU; reference: no "
-                        "network, the folder's own head outputs through trtnet's Fast NMS and masks")
+EXAMPLES = (
+    "python -m trtnet.verify ../shared/reference/mobilenetv2",
+    "python -m trtnet.verify ../shared/reference/vid_resnet50 --frames key,nonkey",
+    "python -m trtnet.verify path/to/case --engine model.engine          # implies --backend tensorrt",
+    "python -m trtnet.verify path/to/case --precision-plan int8_backbone_fpn --calibration-cache c.json "
+    "--tolerance-factor 50",
+)
+
+
+def make_parser():
+    from trtnet import cli
+
+    parser = cli.make_parser("python -m trtnet.verify", __doc__.split("\n\n")[0], EXAMPLES)
+    parser.add_argument("case_dir", type=Path,
+                        help="reference case folder (manifest.json, inputs.npz, outputs.npz, weights)")
+    parser.add_argument("--backend", default=None, choices=("emulator", "tensorrt", "reference"),
+                        help="emulator: NumPy on CPU (default); tensorrt: real TensorRT + GPU (implied by "
+                        "--engine); reference: no network, the folder's own head outputs through trtnet's "
+                        "Fast NMS and masks")
     parser.add_argument("--frames", help="comma-separated passes to check (default: every pass the backend can run)")
-    parser.add_argument("--weights", help="weights file (default: the case's weights.pth)")
-    parser.add_argument("--precision", help="precision plan for the network, e.g. fp16 or fp16,head=fp32 "
-                        "(default fp32; the tolerances are fp32 targets, see --tolerance-factor)")
-    parser.add_argument("--engine", help="--backend tensorrt: a serialized engine of the case's config "
-                        "(default: build one here with trtnet.build)")
-    parser.add_argument("--calibration-cache", help="int8 ranges for an int8 --precision plan "
-                        "(python -m trtnet.calibrate -o cache.json)")
-    parser.add_argument("--nonkey-engine", help="--backend tensorrt, video cases: a serialized non-keyframe "
-                        "engine (python -m trtnet.build --nonkeyframe; default: build one here)")
+    cli.add_weights(parser, required=False, help="weights file (default: the case's weights.pth)")
+    parser.add_argument("--precision-plan", "--precision", dest="precision", metavar="PLAN",
+                        help="precision plan for the network, e.g. fp16 or fp16,head=fp32 (default fp32; the "
+                        "tolerances are fp32 targets, see --tolerance-factor)")
+    parser.add_argument("--engine", type=Path, metavar="FILE",
+                        help="a serialized keyframe engine of the case's config (implies --backend tensorrt; "
+                        "default with --backend tensorrt: build one here with trtnet.build)")
+    parser.add_argument("--calibration-cache", type=Path, metavar="JSON",
+                        help="int8 ranges for an int8 --precision-plan (python -m trtnet.calibrate -o cache.json)")
+    parser.add_argument("--nonkey-engine", type=Path, metavar="FILE",
+                        help="video cases: a serialized non-keyframe engine (python -m trtnet.build "
+                        "--nonkeyframe; implies --backend tensorrt; default: build one here)")
     parser.add_argument("--tolerance-factor", type=float, default=1.0,
                         help="multiply every numeric tolerance (e.g. 20 for an fp16 plan); default 1")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from trtnet import cli
+    from trtnet.calibrate import CalibrationError
+    from trtnet.config import UnknownConfigError
+    from trtnet.precision import PrecisionError
+    from trtnet.weights import WeightError
+
+    parser = make_parser()
     args = parser.parse_args(argv)
+    backend = cli.backend_of(parser, args, "engine", "nonkey_engine")
     if not args.tolerance_factor > 0:
-        print("error: --tolerance-factor must be > 0", file=sys.stderr)
-        return 2
-    try:
-        results, ref = verify_case(args.case_dir, args.backend, args.frames, args.weights,
+        parser.error("--tolerance-factor must be > 0")
+
+    def run() -> int:
+        cli.input_dir(args.case_dir, "reference case folder")
+        for path, what in ((args.weights, "weights file"), (args.engine, "engine file"),
+                           (args.nonkey_engine, "non-keyframe engine file"),
+                           (args.calibration_cache, "calibration cache")):
+            if path is not None:
+                cli.input_file(path, what)
+        results, ref = verify_case(args.case_dir, backend, args.frames, args.weights,
                                    precision=args.precision, tol=FP32.scaled(args.tolerance_factor),
                                    engine=args.engine, nonkey_engine=args.nonkey_engine,
                                    calibration_cache=args.calibration_cache)
-    except (VerifyError, FileNotFoundError, KeyError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    backend = args.backend + (f", precision {args.precision}" if args.precision else "")
-    if args.tolerance_factor != 1.0:
-        backend += f", tolerances x {args.tolerance_factor:g}"
-    print(format_report(ref, backend, results))
-    ran = [r for r in results if r.status == "run"]
-    return 0 if ran and all(r.passed for r in ran) else 1
+        label = backend + (f", precision {args.precision}" if args.precision else "")
+        if args.tolerance_factor != 1.0:
+            label += f", tolerances x {args.tolerance_factor:g}"
+        print(format_report(ref, label, results))
+        ran = [r for r in results if r.status == "run"]
+        return 0 if ran and all(r.passed for r in ran) else 1
+
+    return cli.run("trtnet.verify", run, (VerifyError, FileNotFoundError, KeyError, WeightError,
+                                          UnknownConfigError, PrecisionError, CalibrationError, OSError))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SM architectures for the ptxas report (default: %(default)s)")
     parser.add_argument("--source-dir", type=Path, default=_REPO / "plugins",
                         help="directory holding the .cu files (default: the source tree's plugins/)")
-    parser.add_argument("--nvcc", default=shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc")
+    parser.add_argument("--nvcc", default=shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc",
+                        help="the nvcc compiler for the register report (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per case (median is printed)")
     parser.add_argument("--no-ptxas", action="store_true", help="skip the register / spill report")
     parser.add_argument("--no-host", action="store_true", help="skip the CPU-twin timings")
