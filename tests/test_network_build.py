@@ -40,7 +40,7 @@ def test_real_bindings_fail_only_at_builder(trt):
 
 
 def test_engine_file_is_written_atomically(tmp_path):
-    out = tmp_path / "sub" / "model.engine"
+    out = tmp_path / "model.engine"  # the folder must exist: write_atomically never creates it
     write_atomically(out, b"abc")
     write_atomically(out, b"defg")
     assert out.read_bytes() == b"defg"

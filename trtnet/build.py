@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from trtnet import names
+from trtnet import cli, names
 from trtnet.config import UnknownConfigError, get_config
 from trtnet.files import write_atomically
 from trtnet.precision import PRESETS, PrecisionError, PrecisionPlan, as_plan
@@ -333,16 +333,9 @@ def positive_int(text: str) -> int:
 
 def check_output(args: argparse.Namespace) -> None:
     """Refuse an output that cannot be written, before any work."""
-    out = args.output
-    if out is None:
+    if args.output is None:
         raise BuildError("no engine file given: pass -o/--output FILE (or --dry-run to only print the plan)")
-    if out.is_dir():
-        raise BuildError(f"output {out} is a directory; give the engine file's name")
-    if not out.parent.is_dir():
-        raise BuildError(f"the directory of the output {out} does not exist")
-    for given in (args.weights, args.calibration_cache):
-        if given is not None and given.exists() and out.resolve() == given.resolve():
-            raise BuildError(f"output {out} is the input {given}; choose another engine file name")
+    cli.output_file(args.output, "engine file", inputs=(args.weights, args.calibration_cache, args.timing_cache))
 
 
 def plugin_library_path() -> Optional[Path]:
@@ -381,11 +374,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             get_config(args.config)  # an unknown name is reported before loading anything
         plan = as_plan(args.precision)
         check_frame_range(args.min_frame, args.opt_frame, args.max_frame)
-        if not args.weights.is_file():
-            raise BuildError(f"weights file not found: {args.weights}")
+        cli.input_file(args.weights, "weights file")
         if not args.dry_run:
             check_output(args)
-        store = WeightStore.load(args.weights)
+        store = cli.load_weights(args.weights)
         config = resolve_config(store, args.config)
         if args.nonkeyframe and not config.is_video:
             raise BuildError(f"--nonkeyframe needs a video config with a flow net; {config.name} has none")
@@ -429,8 +421,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            plugin_library=plugin_library)
         write_atomically(args.output, built.data)
         sidecar_file = write_sidecar(args.output, sidecar)
-    except (BuildError, UnknownConfigError, PrecisionError, WeightError, FileNotFoundError, OSError,
-            ValueError) as exc:
+    except (cli.CliError, BuildError, UnknownConfigError, PrecisionError, WeightError, FileNotFoundError,
+            OSError, ValueError) as exc:
         print(f"trtnet.build: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"wrote {args.output} ({len(built.data) / 2**20:.1f} MiB) and {sidecar_file.name} "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -129,15 +130,18 @@ def output_file(path: PathLike, what: str, *, suffixes: Optional[Iterable[str]] 
     if not parent.is_dir():
         raise CliError(f"{what} {path}: folder {parent} does not exist (it is not created)")
     if path.is_dir():
-        raise CliError(f"{what} {path} is a folder, expected a file name")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CliError(f"{what} {path}: folder {parent} is not writable")
+        raise CliError(f"{what} {path} is a directory; give a file name")
+    try:  # a real probe: access() says yes to root even where nothing can be created
+        with tempfile.TemporaryFile(dir=parent, prefix=f".{path.name}.probe."):
+            pass
+    except OSError as exc:
+        raise CliError(f"{what} {path}: folder {parent} is not writable ({exc.strerror or exc})") from None
     if path.exists() and not os.access(path, os.W_OK):
         raise CliError(f"{what} {path} exists and is not writable")
     for other in inputs:
         if other is not None and (_same_file(path, Path(other))
                                   or path.resolve() == Path(other).resolve()):
-            raise CliError(f"{what} {path} is also an input; choose another file name")
+            raise CliError(f"{what} {path} is the input {other}; choose another file name")
     return path
 
 
