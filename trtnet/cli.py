@@ -121,6 +121,12 @@ def output_file(path: PathLike, what: str, *, suffixes: Optional[Iterable[str]] 
     its folder exists and is writable (never created), it is not a folder, its extension is
     one of ``suffixes`` (when given), and it is none of ``inputs``."""
     path = Path(path)
+    if path.is_dir():
+        raise CliError(f"{what} {path} is a directory; give a file name")
+    for other in inputs:
+        if other is not None and (_same_file(path, Path(other))
+                                  or path.resolve() == Path(other).resolve()):
+            raise CliError(f"{what} {path} is the input {other}; choose another file name")
     if suffixes is not None:
         suffixes = tuple(suffixes)
         if path.suffix.lower() not in suffixes:
@@ -129,8 +135,6 @@ def output_file(path: PathLike, what: str, *, suffixes: Optional[Iterable[str]] 
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CliError(f"{what} {path}: folder {parent} does not exist (it is not created)")
-    if path.is_dir():
-        raise CliError(f"{what} {path} is a directory; give a file name")
     try:  # a real probe: access() says yes to root even where nothing can be created
         with tempfile.TemporaryFile(dir=parent, prefix=f".{path.name}.probe."):
             pass
@@ -138,10 +142,6 @@ def output_file(path: PathLike, what: str, *, suffixes: Optional[Iterable[str]] 
         raise CliError(f"{what} {path}: folder {parent} is not writable ({exc.strerror or exc})") from None
     if path.exists() and not os.access(path, os.W_OK):
         raise CliError(f"{what} {path} exists and is not writable")
-    for other in inputs:
-        if other is not None and (_same_file(path, Path(other))
-                                  or path.resolve() == Path(other).resolve()):
-            raise CliError(f"{what} {path} is the input {other}; choose another file name")
     return path
 
 

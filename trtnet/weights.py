@@ -121,6 +121,9 @@ class WeightStore:
         try:  # one reader for both formats: its errors name the file and what is wrong
             return cls(load_state_dict(str(path)), source=str(path))
         except ConverterError as exc:
+            if path.suffix == ".safetensors" and "not a PyTorch checkpoint" in str(exc):
+                raise WeightFileError(f"{path}: not a safetensors file (no valid header) nor a PyTorch "
+                                      "checkpoint: truncated or corrupted?") from None
             raise WeightFileError(str(exc)) from None
         except OSError as exc:
             raise WeightFileError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
