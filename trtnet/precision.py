@@ -11,8 +11,11 @@ cheap and need the range); only the convolutional components follow the plan.
 fp16: half weights and activations (casts at component borders). int8: explicit
 quantization as strongly typed TensorRT wants it -- each convolution reads its input through
 a Q/DQ pair (per-tensor scale = calibrated |max| / 127, looked up by tensor name in
-``plan.amax``) and its kernel through a per-output-channel Q/DQ pair; everything between
-convolutions stays fp32. :class:`AmaxRecorder` lists the tensors a calibration must measure;
+``plan.amax``) and its kernel through a per-output-channel Q/DQ pair, each add reads its
+residual input through a Q/DQ pair; the pairs dequantize to fp16, so what TensorRT does not
+fuse into an int8 kernel (resizes, pools, unfused adds) runs in half precision
+(trtnet.network.layers.Graph cites NVIDIA's placement recommendations; trtnet.int8_audit
+checks a built network against them). :class:`AmaxRecorder` lists the tensors a calibration must measure;
 ``python -m trtnet.calibrate`` measures them (trtnet.calibrate).
 
 Presets (:data:`PRESETS`) name the variants of the paper's Table I: ``fp32``, ``fp16``,
@@ -168,16 +171,16 @@ def as_plan(plan: PlanLike) -> PrecisionPlan:
 def trt_dtype(trt, precision: str):
     """The TensorRT DataType activations of a ``precision`` component are kept in.
 
-    int8 components keep fp32 activations between their Q/DQ pairs (explicit quantization).
+    int8 components keep fp16 activations between their Q/DQ pairs (explicit quantization).
     """
-    return trt.DataType.HALF if precision == "fp16" else trt.DataType.FLOAT
+    return trt.DataType.FLOAT if precision == "fp32" else trt.DataType.HALF
 
 
 def numpy_dtype(precision: str):
-    """NumPy dtype of the weights of a ``precision`` component."""
+    """NumPy dtype of the weights (biases, kernels before quantization) of a ``precision`` component."""
     import numpy as np
 
-    return np.float16 if precision == "fp16" else np.float32
+    return np.float32 if precision == "fp32" else np.float16
 
 
 _CAST_SUFFIX = re.compile(r"\.cast_[a-z0-9]+$")

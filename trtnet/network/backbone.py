@@ -82,7 +82,7 @@ def inverted_residual(g: Graph, x: Any, prefix: str, out_ch: int, stride: int, e
     if stride == 1 and in_ch == out_ch:
         y = conv_bn(g, y, f"{prefix}.conv.{k + 1}", f"{prefix}.conv.{k + 2}", out_channels=out_ch,
                     kernel=1, act=None, component=COMPONENT)
-        return add(g, x, y, f"{prefix}.add", component=COMPONENT, out_name=prefix)
+        return add(g, y, x, f"{prefix}.add", component=COMPONENT, out_name=prefix)
     return conv_bn(g, y, f"{prefix}.conv.{k + 1}", f"{prefix}.conv.{k + 2}", out_channels=out_ch,
                    kernel=1, act=None, component=COMPONENT, out_name=prefix)
 

@@ -153,7 +153,8 @@ def final_p3(g: Graph, warped_p4: Any, lateral: Any) -> Any:
     """P3 of a non-keyframe: bilinear upsample of warped P4 to the lateral's size + lateral."""
     size = tuple(int(d) for d in tuple(lateral.shape)[2:])
     up = resize_bilinear(g, warped_p4, size, "fpn_phase_1_final.upsample_P4", component=FPN_COMPONENT)
-    return add(g, up, lateral, "fpn_phase_1_final.add_P3", component=FPN_COMPONENT,
+    # the lateral also feeds the flow net and SPA: it cannot fuse into the add
+    return add(g, lateral, up, "fpn_phase_1_final.add_P3", component=FPN_COMPONENT, fuse_branch=False,
                out_name=names.FPN1_FINAL_P3)
 
 
@@ -168,5 +169,5 @@ def build_spa(g: Graph, lateral: Any, levels: Sequence[Any], level_names: Sequen
         both = concat(g, [g.into(x, COMPONENT), c3], 1, f"spa.concat@{level}")
         refined = conv(g, both, f"spa.refine_convs.{i}.0", kernel=3, padding=1, act=LRELU_01,
                        component=COMPONENT)
-        outs.append(add(g, x, refined, f"spa.add@{level}", component=COMPONENT, out_name=SPA_NAMES[level]))
+        outs.append(add(g, refined, x, f"spa.add@{level}", component=COMPONENT, out_name=SPA_NAMES[level]))
     return outs

@@ -5,7 +5,8 @@ plan), the input tensor, the checkpoint key of the layer, and the component it b
 to; it names the TensorRT layer and its output after the checkpoint key and returns the
 output tensor. Precision lives here, not in the model code: a helper casts its inputs to
 the type its component's plan asks for (fp16: half weights and activations; int8: Q/DQ
-pairs on each convolution's input and kernel, see trtnet.precision).
+pairs on each convolution's input and kernel and on the residual input of adds, activations
+in fp16; see Graph and trtnet.precision).
 
 The code only uses API present in TensorRT 10.3 and 11.4 and never imports tensorrt:
 ``trt`` is either the real module or ``trtnet.emulator.trt``.
@@ -68,6 +69,8 @@ class Graph:
         self.weights = WeightStore.load(self.weights)
         self._casts: dict[tuple[int, str], tuple[Any, Any]] = {}  # (source kept alive, cast)
         self._qdq: dict[int, tuple[Any, Any]] = {}  # activation -> (source kept alive, fake-quantized)
+        self._conv_outputs: dict[int, Any] = {}  # conv (+activation) outputs, kept alive
+        self.components: dict[str, str] = {}  # layer name -> component (int8 audit)
 
     # -- naming -------------------------------------------------------------------
     def named(self, layer: Any, name: str, out_name: Optional[str] = None) -> Any:
@@ -84,7 +87,8 @@ class Graph:
 
     def constant(self, arr: np.ndarray, name: str) -> Any:
         """A constant tensor holding ``arr`` (float32/int32 as given), named ``name``."""
-        arr = self.weights.keep(np.ascontiguousarray(arr))
+        arr = np.asarray(arr)  # 0-D stays 0-D (np.ascontiguousarray would make it 1-D)
+        arr = self.weights.keep(arr if arr.flags.c_contiguous else arr.copy(order="C"))
         layer = self.network.add_constant(tuple(arr.shape), self.trt.Weights(arr))
         return self.named(layer, name)
 
@@ -107,28 +111,82 @@ class Graph:
         return self.cast(x, self.dtype_for(component))
 
     # -- explicit quantization (int8 components) ------------------------------------
-    def _qdq_pair(self, x: Any, scale: np.ndarray, axis: int, name: str) -> Any:
-        s = self.constant(np.asarray(scale, np.float32), f"{name}.scale")
-        q = self.network.add_quantize(x, s, self.trt.DataType.INT8)
-        q.axis = axis
+    # Placement follows NVIDIA's "Q/DQ Layer-Placement Recommendations" (TensorRT developer
+    # guide, "Working with Quantized Types", https://docs.nvidia.com/deeplearning/tensorrt/
+    # latest/inference-library/work-quantized-types.html#q-dq-layer-placement-recommendations):
+    # quantize every input of a weighted layer (the activation per tensor, the kernel per
+    # output channel), quantize the residual (identity) input of an add so TensorRT can fuse
+    # the add into the convolution that produces the other input, and put no Q/DQ on layer
+    # outputs. DQ outputs are fp16, so what TensorRT does not fuse runs in half precision.
+    #
+    # Types, as both header sets require of strongly typed networks: NvInfer.h 10.3
+    # IQuantizeLayer "For strongly typed networks, input data type must match the scale data
+    # type"; IDequantizeLayer "output data type is inferred from scale data type"; 11.1
+    # IQuantizeLayer "if the scale data type is kHALF or kBF16, it must match the input data
+    # type", IDequantizeLayer "The output data type must be configured explicitly using
+    # setToType". So every scale is a constant in the type of the float side it faces: the Q
+    # scale in its input's type, the DQ scale in fp16 (to_type HALF), per-tensor scales 0-D
+    # ("must be a scalar for per-tensor quantization"), per-channel only on constant kernels
+    # ("Per-channel quantization is supported only for weight inputs").
+    def _scale_constant(self, scale: np.ndarray, dtype: Any, name: str) -> Any:
+        return self.constant(np.asarray(scale, _NUMPY_FLOAT[str(dtype).split(".")[-1]]), name)
+
+    def _qdq_pair(self, x: Any, scale: np.ndarray, axis: Optional[int], name: str, component: str) -> Any:
+        half = self.trt.DataType.HALF
+        q_scale = self._scale_constant(scale, x.dtype, f"{name}.scale")
+        dq_scale = q_scale if x.dtype == half else self._scale_constant(scale, half, f"{name}.dq_scale")
+        q = self.network.add_quantize(x, q_scale, self.trt.DataType.INT8)
         q_out = self.named(q, f"{name}.quantize")
-        dq = self.network.add_dequantize(q_out, s, self.trt.DataType.FLOAT)
-        dq.axis = axis
-        return self.named(dq, f"{name}.dequantize")
+        dq = self.network.add_dequantize(q_out, dq_scale, half)
+        if axis is not None:  # per channel; a 0-D scale is per tensor whatever the axis
+            q.axis = dq.axis = axis
+        out = self.named(dq, f"{name}.dequantize")
+        self.components[q.name] = self.components[dq.name] = component
+        return out
 
     def quantized(self, x: Any, component: str) -> Any:
-        """Activation ``x`` through a Q/DQ pair with its calibrated per-tensor scale."""
+        """Activation ``x`` through a Q/DQ pair with its calibrated per-tensor scale (0-D),
+        dequantized to fp16; one pair per tensor, however many layers read it."""
         if id(x) not in self._qdq:
-            scale = self.plan.activation_scale(x.name, component)
-            self._qdq[id(x)] = (x, self._qdq_pair(x, np.array(scale, np.float32), 0, x.name))
+            scale = fp16_scale(self.plan.activation_scale(x.name, component))
+            self._qdq[id(x)] = (x, self._qdq_pair(x, np.array(scale), None, x.name, component))
         return self._qdq[id(x)][1]
 
-    def quantized_kernel(self, kernel: np.ndarray, name: str) -> Any:
-        """Kernel [O, ...] as a constant through a per-output-channel symmetric Q/DQ pair."""
-        amax = np.abs(kernel.reshape(kernel.shape[0], -1)).max(axis=1).astype(np.float64)
-        scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-        k = self.constant(np.ascontiguousarray(kernel, np.float32), f"{name}.kernel")
-        return self._qdq_pair(k, scale, 0, f"{name}.kernel")
+    def quantized_kernel(self, kernel: np.ndarray, name: str, component: str) -> Any:
+        """Kernel [O, ...] as an fp16 constant through a per-output-channel symmetric Q/DQ pair."""
+        k16 = np.ascontiguousarray(kernel, np.float16)
+        if not np.isfinite(k16).all():
+            raise GraphError(f"{name}: kernel values exceed the fp16 range; int8 needs fp16 kernels")
+        amax = np.abs(k16.reshape(k16.shape[0], -1)).max(axis=1).astype(np.float32)
+        k = self.constant(k16, f"{name}.kernel")
+        return self._qdq_pair(k, fp16_scale(amax / 127.0, amax), 0, f"{name}.kernel", component)
+
+    def is_dequantized(self, x: Any) -> bool:
+        return any(pair[1] is x for pair in self._qdq.values())
+
+    def fusable(self, x: Any) -> bool:
+        """``x`` is a convolution's output (after its activation, if any) from a helper."""
+        return id(x) in self._conv_outputs
+
+
+_NUMPY_FLOAT = {"FLOAT": np.float32, "HALF": np.float16}
+FP16_MIN_NORMAL = float(np.finfo(np.float16).tiny)  # 2**-14
+
+
+def fp16_scale(scale: Any, amax: Any = None) -> np.ndarray:
+    """``scale`` rounded to a positive normal fp16 value (the type of every scale constant).
+
+    With ``amax``: rounded up where rounding to nearest would put ``amax`` beyond 127 steps,
+    so a per-channel kernel scale never clips its own channel. Scales below fp16's smallest
+    normal number are raised to it (tiny channels keep fewer levels; TensorRT wants > 0).
+    """
+    s = np.maximum(np.asarray(scale, np.float32), FP16_MIN_NORMAL).astype(np.float16)
+    s = np.maximum(s, np.float16(FP16_MIN_NORMAL))
+    if amax is not None:
+        low = np.asarray(amax, np.float32) / s.astype(np.float32) > 127.0
+        s = np.where(low, np.nextafter(s, np.float16(np.inf)), s)
+        s = np.where(np.asarray(amax) > 0, s, np.float16(1.0))
+    return np.asarray(s, np.float16)
 
 
 def _channels(x: Any, layer: str) -> int:
@@ -153,26 +211,28 @@ def _conv_layer(
     stride: int, padding: int, groups: int, act: Optional[Act], component: str,
     out_name: Optional[str],
 ) -> Any:
-    x = g.into(x, component)
     out_ch, _, kh, kw = kernel.shape
     int8 = g.plan.of(component) == "int8"
-    if int8:  # explicit quantization: Q/DQ on the input, kernel as a tensor from its own Q/DQ
-        x = g.quantized(x, component)
-    kernel_w = g.trt.Weights(g.trt.DataType.FLOAT) if int8 else g.weights_of(kernel, component)
+    # int8: the input's Q/DQ pair does the cast (Q reads x in its own type, DQ gives fp16)
+    x = g.quantized(x, component) if int8 else g.into(x, component)
+    kernel_w = g.trt.Weights(g.dtype_for(component)) if int8 else g.weights_of(kernel, component)
     args = [x, int(out_ch), (int(kh), int(kw)), kernel_w]
     if bias is not None:
         args.append(g.weights_of(bias, component))
     layer = g.network.add_convolution_nd(*args)
+    g.components[name] = component
     if int8:
-        layer.set_input(1, g.quantized_kernel(kernel, name))
+        layer.set_input(1, g.quantized_kernel(kernel, name, component))
     layer.stride_nd = (stride, stride)
     layer.padding_nd = (padding, padding)
     if groups != 1:
         layer.num_groups = groups
     if act is None:
-        return g.named(layer, name, out_name)
-    y = g.named(layer, name)
-    return activation(g, y, act, f"{name}.{act.label}", out_name)
+        y = g.named(layer, name, out_name)
+    else:
+        y = activation(g, g.named(layer, name), act, f"{name}.{act.label}", out_name)
+    g._conv_outputs[id(y)] = y
+    return y
 
 
 def conv(
@@ -216,12 +276,24 @@ def conv_bn(
 
 
 def add(
-    g: Graph, a: Any, b: Any, name: str, *, component: str, act: Optional[Act] = None,
-    out_name: Optional[str] = None,
+    g: Graph, branch: Any, identity: Any, name: str, *, component: str, act: Optional[Act] = None,
+    out_name: Optional[str] = None, fuse_branch: bool = True,
 ) -> Any:
-    """``a + b`` (same shape or broadcast), then ``act``; the result is named ``out_name``."""
-    a, b = g.into(a, component), g.into(b, component)
+    """``branch + identity`` (same shape or broadcast), then ``act``; named ``out_name``.
+
+    int8: the identity (residual) input reads through a Q/DQ pair, and so does the branch
+    unless it is a convolution's output TensorRT can fuse the add into (NVIDIA's Q/DQ
+    placement recommendations, see Graph). ``fuse_branch=False``: the branch is read by
+    other layers too (it cannot fuse), so it is quantized as well.
+    """
+    if g.plan.of(component) == "int8":
+        if not (fuse_branch and g.fusable(branch)) and not g.is_dequantized(branch):
+            branch = g.quantized(branch, component)
+        if not g.is_dequantized(identity):
+            identity = g.quantized(identity, component)
+    a, b = g.into(branch, component), g.into(identity, component)
     layer = g.network.add_elementwise(a, b, g.trt.ElementWiseOperation.SUM)
+    g.components[name] = component
     if act is None:
         return g.named(layer, name, out_name)
     return activation(g, g.named(layer, name), act, f"{name}.{act.label}", out_name)
