@@ -84,6 +84,7 @@ class ILayer(Named):
     def __init__(self, network, inputs: list, num_outputs: int = 1):
         self._network = network
         self._inputs: list[ITensor | None] = list(inputs)
+        network._read_tensors.update(id(t) for t in self._inputs if t is not None)
         self._attrs: dict[str, Any] = {}
         self._outputs = [ITensor(network, self, i, "") for i in range(num_outputs)]
         self._index = -1
@@ -124,7 +125,8 @@ class ILayer(Named):
         while len(self._inputs) <= index:
             self._inputs.append(None)
         self._inputs[index] = tensor
-        self._network._version += 1
+        self._network._read_tensors.add(id(tensor))
+        self._changed()
         self._on_set_input(index)
         self._validate()
 
@@ -150,11 +152,20 @@ class ILayer(Named):
 
     def _set(self, name: str, value) -> None:
         self._attrs[name] = value
-        self._network._version += 1  # cached shapes/dtypes downstream are stale
+        self._changed()
 
     def _pop(self, name: str) -> None:
         self._attrs.pop(name, None)
-        self._network._version += 1
+        self._changed()
+
+    def _changed(self) -> None:
+        """Drop inferred shapes/dtypes that may be stale: only this layer's while no layer
+        reads its outputs yet (the usual case while a helper configures the layer it just
+        added), else every cache (downstream ones depend on it)."""
+        if any(id(t) in self._network._read_tensors for t in self._outputs):
+            self._network._version += 1
+        else:
+            self._cache_version = self._folded = None
 
     def _err(self, msg: str) -> str:
         return f"{self._name} ({type(self).__name__}): {msg}"

@@ -46,6 +46,7 @@ class Network:
         self._inputs: list[ITensor] = []
         self._outputs: list[ITensor] = []
         self._version = 0  # bumped by every attribute change; keys the shape/dtype caches
+        self._read_tensors: set[int] = set()  # ids of tensors some layer reads (ILayer._changed)
         self.usage = ApiUsage()
 
     # --- network-level properties -------------------------------------------------

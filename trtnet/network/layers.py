@@ -136,10 +136,12 @@ class Graph:
         q_scale = self._scale_constant(scale, x.dtype, f"{name}.scale")
         dq_scale = q_scale if x.dtype == half else self._scale_constant(scale, half, f"{name}.dq_scale")
         q = self.network.add_quantize(x, q_scale, self.trt.DataType.INT8)
+        if axis is not None:  # per channel; a 0-D scale is per tensor whatever the axis
+            q.axis = axis
         q_out = self.named(q, f"{name}.quantize")
         dq = self.network.add_dequantize(q_out, dq_scale, half)
-        if axis is not None:  # per channel; a 0-D scale is per tensor whatever the axis
-            q.axis = dq.axis = axis
+        if axis is not None:
+            dq.axis = axis
         out = self.named(dq, f"{name}.dequantize")
         self.components[q.name] = self.components[dq.name] = component
         return out
