@@ -19,8 +19,8 @@ from trtnet import emulator, names
 from trtnet.config import get_config
 from trtnet.network.layers import GraphError
 from trtnet.network.yolact_edge import (
-    KEYFRAME_OUTPUTS, NONKEY_REFERENCE_NAMES, STATE_INPUTS, build_keyframe, build_nonkeyframe, emulate_keyframe,
-    emulate_nonkeyframe, keyframe_state,
+    KEYFRAME_OUTPUTS, NONKEY_REFERENCE_NAMES, NONKEYFRAME_OUTPUTS, STATE_INPUTS, build_keyframe, build_nonkeyframe,
+    emulate_keyframe, emulate_nonkeyframe, keyframe_state,
 )
 from trtnet.reference_data import ReferenceCase
 from trtnet.weights import WeightStore
@@ -110,7 +110,8 @@ def test_keyframe_exports_what_the_nonkeyframe_network_takes(case, weights):
     assert key_outputs == {*KEYFRAME_OUTPUTS, *STATE_INPUTS}
     assert inputs == [names.INPUT, names.KEY_LATERAL3, names.KEY_FPN1_P4, names.KEY_FPN1_P5]
     assert set(STATE_INPUTS.values()) == {names.KEY_LATERAL3, names.KEY_FPN1_P4, names.KEY_FPN1_P5}
-    assert outputs == set(KEYFRAME_OUTPUTS)  # the same detections/proto as a keyframe
+    assert outputs == set(NONKEYFRAME_OUTPUTS)  # the same detections/proto as a keyframe + motion
+    assert set(NONKEYFRAME_OUTPUTS) - set(KEYFRAME_OUTPUTS) == {names.FLOW_MOTION}
 
 
 def test_nonkeyframe_runs_the_partial_backbone_and_the_trt_flow_net_only(case, weights):

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from trtnet import profiling
+
 try:  # optional GPU backend
     import cupy as _cupy  # type: ignore[import-not-found]
 except Exception:  # noqa: BLE001 - any import failure just means CPU only
@@ -181,5 +183,6 @@ def postprocess(count, boxes, scores, classes, coeffs, protos, frame_hw: tuple[i
     if score_threshold > 0:
         keep = scores > score_threshold
         boxes, scores, classes, coeffs = boxes[keep], scores[keep], classes[keep], coeffs[keep]
-    masks = assemble_masks(protos, coeffs, boxes, frame_hw=frame_hw, crop=crop)
+    with profiling.stage(profiling.MASKS):
+        masks = assemble_masks(protos, coeffs, boxes, frame_hw=frame_hw, crop=crop)
     return Instances(classes, scores, boxes_to_pixels(boxes, frame_hw), masks)

@@ -58,6 +58,9 @@ FLOW_BIAS_P4, FLOW_BIAS_P5 = "flow/bias_P4", "flow/bias_P5"
 WARPED_P4, WARPED_P5 = "warp/warped_P4", "warp/warped_P5"
 SPA_P4, SPA_P5 = "spa/P4", "spa/P5"
 FPN1_FINAL_P3 = "fpn_phase_1_final/P3"
+# float32 [1]: how far the frame has moved from its keyframe (flow.motion_statistic); the
+# non-keyframe engine's output that --adaptive-keyframes thresholds.
+FLOW_MOTION = "flow/motion"
 
 
 def in_pass(pass_name: str, name: str) -> str:

@@ -7,6 +7,7 @@
                                                                     flow3) ─ pred2 ─> (P4)
     keyframe P4/P5 ─ InverseWarp(flow, scale, bias) ─> warped P4/P5
     P3 = bilinear up(warped P4) + current lateral ;  SPA(current lateral, warped P4, P5)
+    pre-convs (current, keyframe) ─ avg pool 4x4 ─ mean|cur - key| / mean|key| ─> flow/motion
 
 Upstream evaluates the TensorRT variant of the flow net (FlowNetMiniTRT): only flow levels
 2 (P4) and 3 (P5) are computed, so ``pred1``/``upfeat2``/``upflow2`` of a checkpoint are
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from trtnet import names
 from trtnet.config import Config
 from trtnet.network.layers import (
-    LRELU_01, Graph, GraphError, add, concat, conv, elementwise, resize_bilinear,
+    LRELU_01, Graph, GraphError, add, concat, conv, elementwise, resize_bilinear, unary,
 )
 from trtnet.plugins.specs import INVERSE_WARP
 
@@ -34,6 +37,8 @@ SCALE_NAMES = {"P4": names.FLOW_SCALE_P4, "P5": names.FLOW_SCALE_P5}
 BIAS_NAMES = {"P4": names.FLOW_BIAS_P4, "P5": names.FLOW_BIAS_P5}
 WARPED_NAMES = {"P4": names.WARPED_P4, "P5": names.WARPED_P5}
 SPA_NAMES = {"P4": names.SPA_P4, "P5": names.SPA_P5}
+MOTION_POOL = 4        # feature cells averaged before comparing: sub-cell jitter is not motion
+MOTION_EPSILON = 1e-6  # keeps the ratio finite for an all-zero keyframe feature map
 
 
 def check_flow_config(config: Config) -> None:
@@ -171,3 +176,34 @@ def build_spa(g: Graph, lateral: Any, levels: Sequence[Any], level_names: Sequen
                        component=COMPONENT)
         outs.append(add(g, refined, x, f"spa.add@{level}", component=COMPONENT, out_name=SPA_NAMES[level]))
     return outs
+
+
+def motion_statistic(g: Graph, current: Any, keyframe: Any) -> Any:
+    """How far the frame has moved from its keyframe, float32 [N]: the relative L1 change of
+    the flow net's own input features (the pre-convs of both laterals), average-pooled
+    MOTION_POOL x MOTION_POOL: ``mean|pool(current) - pool(keyframe)| / mean|pool(keyframe)|``.
+
+    0 on the keyframe's own frame, growing with the displacement. It reads the two maps the
+    flow net compares rather than the flow's magnitude, which only a trained flow net makes
+    follow motion (with the random reference weights |flow| stays ~1 cell whether the frame
+    moved 0 or 32 pixels, while this statistic grows monotonically). A handful of pooling,
+    elementwise and reduce layers on P3/4-sized maps: negligible next to the flow net.
+    """
+    pooled = []
+    for x, which in ((current, "current"), (keyframe, "keyframe")):
+        layer = g.network.add_pooling_nd(x, g.trt.PoolingType.AVERAGE, (MOTION_POOL, MOTION_POOL))
+        layer.stride_nd = (MOTION_POOL, MOTION_POOL)
+        pooled.append(g.cast(g.named(layer, f"flow.motion.pool@{which}"), g.trt.DataType.FLOAT))
+    every = 0b1110  # C, H, W: one value per frame of the batch
+
+    def mean_abs(x: Any, name: str) -> Any:
+        magnitude = unary(g, x, "ABS", f"{name}.abs")
+        return g.named(g.network.add_reduce(magnitude, g.trt.ReduceOperation.AVG, every, False), name)
+
+    change = mean_abs(elementwise(g, pooled[0], pooled[1], "SUB", "flow.motion.change"), "flow.motion.mean_change")
+    scale = mean_abs(pooled[1], "flow.motion.mean_keyframe")
+    eps = g.constant(np.full((1,), MOTION_EPSILON, np.float32), "flow.motion.epsilon")
+    scale = elementwise(g, scale, eps, "SUM", "flow.motion.scale")
+    ratio = elementwise(g, change, scale, "DIV", "flow.motion.ratio")
+    ratio.name = names.FLOW_MOTION
+    return ratio

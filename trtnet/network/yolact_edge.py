@@ -35,6 +35,9 @@ from trtnet.weights import WeightsSource
 
 # Outputs of the keyframe engine; video models also export the state later frames need.
 KEYFRAME_OUTPUTS = names.DETECTIONS + (names.PROTO,)
+# Outputs of the non-keyframe engine: the keyframe's, plus the motion statistic that
+# adaptive keyframe selection thresholds (trtnet.network.flow.motion_statistic).
+NONKEYFRAME_OUTPUTS = KEYFRAME_OUTPUTS + (names.FLOW_MOTION,)
 KEYFRAME_STATE = (names.FPN1_LATERAL3, names.FPN1_P4, names.FPN1_P5)
 # Non-keyframe engine input fed by each exported keyframe state tensor ("key/" + its name).
 STATE_INPUTS = {
@@ -126,7 +129,8 @@ def build_nonkeyframe(
     Inputs: the frame (``frame``) and the keyframe state a keyframe engine exports, float32:
     key/fpn_phase_1/lateral3 [1,F,h3,w3], key/fpn_phase_1/P4, key/fpn_phase_1/P5
     (see :data:`STATE_INPUTS` and :func:`keyframe_state`). Marked outputs: det/* and proto,
-    as the keyframe network's. Video configs only (a flow net in the checkpoint).
+    as the keyframe network's, and flow/motion (:data:`NONKEYFRAME_OUTPUTS`). Video configs
+    only (a flow net in the checkpoint).
     """
     config = _as_config(config)
     flow_net.check_flow_config(config)
@@ -139,6 +143,7 @@ def build_nonkeyframe(
     current = flow_net.pre_convs(g, lateral, config, "current", names.FLOW_PRECONV_CURRENT)
     keyframe = flow_net.pre_convs(g, key_lateral, config, "keyframe", names.FLOW_PRECONV_KEYFRAME)
     flows = flow_net.build_flow_net(g, current, keyframe, config)
+    motion = flow_net.motion_statistic(g, current, keyframe)
     key_inputs, warped = [], []
     for level, label in zip(flow_net.WARP_LEVELS, (names.KEY_FPN1_P4, names.KEY_FPN1_P5)):
         flow, scale, bias = flows[level]
@@ -151,6 +156,7 @@ def build_nonkeyframe(
     if config.flow.use_spa:
         refined = flow_net.build_spa(g, lateral, warped, flow_net.WARP_LEVELS)
     tensors = build_predictions(g, [p3, *refined], config)
+    tensors[names.FLOW_MOTION] = _export_fp32(g, motion, names.FLOW_MOTION)
     tensors.update((t.name, t) for t in (frame, image, c3, lateral, key_lateral, current, keyframe,
                                          *key_inputs, *warped, p3, *refined))
     for flow, scale, bias in flows.values():

@@ -1,9 +1,13 @@
-"""TensorRT runtime: :class:`Engine` (CuPy buffers, stream, optional CUDA graph) and
-:class:`Segmenter` (frames -> instances), :class:`VideoSegmenter` (keyframe + non-keyframe engines). Needs ``tensorrt`` and ``cupy`` only when used."""
+"""Runtime: :class:`Engine` (TensorRT on CuPy buffers, stream, optional CUDA graph) or
+:class:`EmulatedEngine` (the same interface on trtnet's NumPy emulator), :class:`Segmenter`
+(frames -> instances), :class:`VideoSegmenter` (keyframe + non-keyframe engines). Needs
+``tensorrt`` and ``cupy`` only when a TensorRT engine is used."""
 
+from .emulated import EmulatedEngine, HostStream, emulated_engines
 from .engine import NUMPY_DTYPES, Engine, EngineError, numpy_dtype
-from .segmenter import Segmenter, instances_from_outputs, to_host
+from .segmenter import Segmenter, instances_from_outputs, is_engine, to_host
 from .video import VideoSegmenter
 
-__all__ = ["NUMPY_DTYPES", "Engine", "EngineError", "Segmenter", "instances_from_outputs", "numpy_dtype",
-           "to_host", "VideoSegmenter"]
+__all__ = ["NUMPY_DTYPES", "EmulatedEngine", "Engine", "EngineError", "HostStream", "Segmenter",
+           "VideoSegmenter", "emulated_engines", "instances_from_outputs", "is_engine", "numpy_dtype",
+           "to_host"]

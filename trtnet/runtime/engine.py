@@ -20,7 +20,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from trtnet import names
+from trtnet import names, profiling
 
 EngineSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 
@@ -264,19 +264,15 @@ class Engine:
 
     def run(self, inputs: Mapping[str, Any], *, synchronize: bool = True) -> dict[str, Any]:
         """Set every input by name, enqueue the engine, return the output buffers by name."""
-        unknown = sorted(set(inputs) - set(self.inputs))
-        if unknown:
-            raise EngineError(f"{self.source} has no input(s) {unknown} (inputs: {', '.join(self.inputs)})")
-        missing = [n for n in self.inputs if n not in inputs]
-        if missing:
-            raise EngineError(f"input(s) {missing} of {self.source} not given")
+        check_input_names(self.source, self.inputs, inputs)
         ctx = self.context
         key = []
         for name in self.inputs:
             given = inputs[name]
             shape = tuple(int(d) for d in (given.shape if hasattr(given, "shape") else np.shape(given)))
             self._check_in_profile(name, shape)  # before any copy or allocation
-            staged = self._stage_input(name, inputs[name])
+            with profiling.stage(profiling.UPLOAD):  # host -> device copy (none for device arrays)
+                staged = self._stage_input(name, inputs[name])
             if not ctx.set_input_shape(name, shape):
                 raise EngineError(f"TensorRT rejected shape {shape} for input {name!r} of {self.source}")
             ptr = device_pointer(staged)
@@ -318,6 +314,16 @@ class Engine:
     def _execute(self) -> None:
         if not self.context.execute_async_v3(self.stream.ptr):
             raise EngineError(f"TensorRT failed to enqueue {self.source} (see the TensorRT log)")
+
+
+def check_input_names(source: str, declared: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Every declared input given, nothing else (the same rule for every executor)."""
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise EngineError(f"{source} has no input(s) {unknown} (inputs: {', '.join(declared)})")
+    missing = [n for n in declared if n not in given]
+    if missing:
+        raise EngineError(f"input(s) {missing} of {source} not given")
 
 
 def frame_batch(frame: Any) -> Any:

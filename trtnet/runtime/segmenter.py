@@ -1,8 +1,10 @@
-"""Frames in, instances out: an :class:`Engine` plus the mask assembler.
+"""Frames in, instances out: an engine plus the mask assembler.
 
-The postprocess is :func:`instances_from_outputs`, shared with ``python -m trtnet.infer``
-(and any backend producing the det/* and proto tensors): upstream's ``postprocess`` via
-:func:`trtnet.masks.postprocess`, on CuPy arrays on the engine's stream.
+The engine is a TensorRT :class:`Engine` or anything offering its interface (an
+:class:`~trtnet.runtime.emulated.EmulatedEngine` on CPU): named inputs in, named outputs
+out, a ``stream``. The postprocess is :func:`instances_from_outputs` (any backend producing
+the det/* and proto tensors): upstream's ``postprocess`` via :func:`trtnet.masks.postprocess`,
+on CuPy arrays on the engine's stream, or on NumPy arrays.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from trtnet import names
+from trtnet import names, profiling
 from trtnet.masks import Instances, postprocess
 
 from .engine import Engine, EngineError, EngineSource, frame_batch
@@ -30,6 +32,22 @@ def instances_from_outputs(outputs: Mapping[str, Any], frame_hw: tuple[int, int]
                        frame_hw, crop=crop, score_threshold=score_threshold)
 
 
+def is_engine(engine: Any) -> bool:
+    """True for an object with the Engine interface (TensorRT or emulated), False for a file/bytes."""
+    return all(hasattr(engine, attr) for attr in ("run", "inputs", "outputs", "stream"))
+
+
+def assemble_on_stream(outputs: Mapping[str, Any], frame_hw: tuple[int, int], stream: Any, *,
+                       score_threshold: float, crop: bool, on_device: bool) -> Instances:
+    """Instances of one frame from an engine's outputs: the mask assembler's work follows the
+    engine on its ``stream``, then the result is copied to the host unless ``on_device``."""
+    with profiling.stage(profiling.POSTPROCESS):
+        with stream:
+            inst = instances_from_outputs(outputs, frame_hw, score_threshold=score_threshold, crop=crop)
+        stream.synchronize()
+        return inst if on_device else to_host(inst)
+
+
 def to_host(inst: Instances) -> Instances:
     """Every field as a NumPy array (copies from the GPU when they are CuPy arrays)."""
     return Instances(*(a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
@@ -37,7 +55,8 @@ def to_host(inst: Instances) -> Instances:
 
 
 class Segmenter:
-    """Instance segmentation of single images with a keyframe engine.
+    """Instance segmentation of single images with a keyframe engine (TensorRT, a file or
+    bytes of one, or an emulated engine).
 
     ``Segmenter("model.engine")(frame)`` -> Instances (classes 0-based foreground, scores,
     pixel boxes x1, y1, x2, y2, bool masks [D, H, W]) like upstream's ``postprocess``;
@@ -46,7 +65,7 @@ class Segmenter:
 
     def __init__(self, engine: Engine | EngineSource, *, score_threshold: float = 0.0, crop: bool = True,
                  on_device: bool = False, **engine_kwargs: Any) -> None:
-        self.engine = engine if isinstance(engine, Engine) else Engine(engine, **engine_kwargs)
+        self.engine = engine if is_engine(engine) else Engine(engine, **engine_kwargs)
         missing = [n for n in REQUIRED_OUTPUTS if n not in self.engine.outputs]
         if missing:
             raise EngineError(f"{self.engine.source} has no output(s) {', '.join(missing)}: not a trtnet "
@@ -61,10 +80,8 @@ class Segmenter:
 
     def __call__(self, frame: Any, score_threshold: Optional[float] = None) -> Instances:
         batch = frame_batch(frame)
-        frame_hw = (int(batch.shape[1]), int(batch.shape[2]))
-        outputs = self.engine(batch, synchronize=False)
+        with profiling.stage(profiling.KEYFRAME_ENGINE):
+            outputs = self.engine(batch, synchronize=False)
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        with self.engine.stream:  # the assembler's kernels follow the engine on its stream
-            inst = instances_from_outputs(outputs, frame_hw, score_threshold=threshold, crop=self.crop)
-        self.engine.stream.synchronize()
-        return inst if self.on_device else to_host(inst)
+        return assemble_on_stream(outputs, (int(batch.shape[1]), int(batch.shape[2])), self.engine.stream,
+                                  score_threshold=threshold, crop=self.crop, on_device=self.on_device)

@@ -3,21 +3,30 @@
 Upstream ``eval.py`` runs the full network on every k-th frame (``every_k_frames = 5``,
 frame index % k == 0) and keeps its phase-1 features (P4, P5) and C3 lateral; the frames
 in between run the partial backbone + FeatFlowNet and warp that keyframe state. Here the
-state never leaves the GPU: the non-keyframe engine reads the keyframe engine's output
-buffers in place (both engines share one stream; the buffers are overwritten only by the
-next keyframe).
+state never leaves the device: the non-keyframe engine reads the keyframe engine's outputs
+in place (both engines share one stream; the buffers are overwritten only by the next
+keyframe). The engines are TensorRT engines or emulated ones (trtnet.runtime.emulated):
+the schedule below needs neither TensorRT nor CuPy.
+
+Adaptive keyframes (beyond the paper, its "smart keyframe selection" future work): every
+non-keyframe engine also outputs ``flow/motion``, how far the frame has moved from its
+keyframe (trtnet.network.flow.motion_statistic). With a ``motion_threshold``, a non-keyframe
+whose motion is above it makes the next frame a keyframe; ``keyframe_interval`` is then
+the longest run allowed between keyframes.
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from trtnet import names
+import numpy as np
+
+from trtnet import names, profiling
 from trtnet.masks import Instances
 from trtnet.network.yolact_edge import STATE_INPUTS
 
 from .engine import Engine, EngineError, EngineSource, frame_batch
-from .segmenter import REQUIRED_OUTPUTS, instances_from_outputs, to_host
+from .segmenter import REQUIRED_OUTPUTS, assemble_on_stream, is_engine
 
 DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
 
@@ -25,20 +34,29 @@ DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
 class VideoSegmenter:
     """Frames of one video in order -> Instances per frame.
 
-    ``keyframe``: an engine built with the keyframe state exported (trtnet.build of a video
-    config does); ``nonkeyframe``: the non-keyframe engine of the same config and weights.
-    Call :meth:`reset` at a cut or a new video.
+    ``keyframe``: an engine exporting the keyframe state (trtnet.build of a video config
+    does, as does ``EmulatedEngine(weights, config)``); ``nonkeyframe``: the non-keyframe
+    engine of the same config and weights. Both are Engine-like objects sharing one stream,
+    or engine files/bytes (then loaded with TensorRT). Call :meth:`reset` at a cut or a new
+    video. After each frame, ``last_was_keyframe`` says which engine ran and ``last_motion``
+    is the non-keyframe's motion statistic (None after a keyframe).
+
+    Schedule: a keyframe when ``keyframe_interval`` frames have passed since the last one
+    (from the first frame: upstream's frame % k == 0), or, with ``motion_threshold``, right
+    after a non-keyframe whose motion was above the threshold.
     """
 
     def __init__(self, keyframe: Engine | EngineSource, nonkeyframe: Engine | EngineSource, *,
-                 keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL, score_threshold: float = 0.0,
-                 crop: bool = True, on_device: bool = False, **engine_kwargs: Any) -> None:
+                 keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL, motion_threshold: Optional[float] = None,
+                 score_threshold: float = 0.0, crop: bool = True, on_device: bool = False,
+                 **engine_kwargs: Any) -> None:
         if int(keyframe_interval) < 1:
             raise ValueError(f"keyframe_interval must be >= 1, got {keyframe_interval}")
-        self.keyframe = keyframe if isinstance(keyframe, Engine) else Engine(keyframe, **engine_kwargs)
+        if motion_threshold is not None and not motion_threshold >= 0:
+            raise ValueError(f"motion_threshold must be >= 0, got {motion_threshold}")
+        self.keyframe = keyframe if is_engine(keyframe) else Engine(keyframe, **engine_kwargs)
         stream_kwargs = {"stream": self.keyframe.stream, **engine_kwargs}
-        self.nonkeyframe = (nonkeyframe if isinstance(nonkeyframe, Engine)
-                            else Engine(nonkeyframe, **stream_kwargs))
+        self.nonkeyframe = nonkeyframe if is_engine(nonkeyframe) else Engine(nonkeyframe, **stream_kwargs)
         self.stream = self.keyframe.stream
         if self.nonkeyframe.stream is not self.stream:
             raise EngineError("the keyframe and non-keyframe engines must share one stream (pass stream=)")
@@ -54,28 +72,60 @@ class VideoSegmenter:
         if not_taken:
             raise EngineError(f"{self.nonkeyframe.source} is not a non-keyframe engine (no input(s) "
                               f"{', '.join(not_taken)})")
+        if motion_threshold is not None and names.FLOW_MOTION not in self.nonkeyframe.outputs:
+            raise EngineError(f"adaptive keyframes need the {names.FLOW_MOTION} output, which the non-keyframe "
+                              f"engine {self.nonkeyframe.source} lacks: rebuild it with this trtnet "
+                              "(python -m trtnet.build --nonkeyframe)")
         self.keyframe_interval = int(keyframe_interval)
+        self.motion_threshold = None if motion_threshold is None else float(motion_threshold)
         self.score_threshold = score_threshold
         self.crop = crop
         self.on_device = on_device
         self.reset()
 
+    @property
+    def adaptive(self) -> bool:
+        return self.motion_threshold is not None
+
     def reset(self) -> None:
         """Forget the keyframe: the next frame is a keyframe."""
         self.index = 0
         self._state: Optional[dict[str, Any]] = None
+        self._since_keyframe = 0
+        self._motion: Any = None  # the last non-keyframe's flow/motion output, read lazily
         self.last_was_keyframe = False
+
+    @property
+    def last_motion(self) -> Optional[float]:
+        """The motion statistic of the last frame if it was a non-keyframe (else None)."""
+        if self._motion is None:
+            return None
+        value = self._motion.get() if hasattr(self._motion, "get") else self._motion
+        return float(np.asarray(value).reshape(-1)[0])
+
+    def next_is_keyframe(self) -> bool:
+        """Whether the next frame will run the keyframe engine."""
+        if self._state is None or self._since_keyframe >= self.keyframe_interval:
+            return True
+        if self.adaptive and self._motion is not None:
+            return self.last_motion > self.motion_threshold
+        return False
 
     def outputs(self, frame: Any) -> dict[str, Any]:
         """Raw outputs for the next frame (device buffers, valid until the next call of that engine)."""
         batch = frame_batch(frame)
-        if self._state is None or self.index % self.keyframe_interval == 0:
-            out = self.keyframe(batch, synchronize=False)
+        if self.next_is_keyframe():
+            with profiling.stage(profiling.KEYFRAME_ENGINE):
+                out = self.keyframe(batch, synchronize=False)
             self._state = {name: out[exported] for exported, name in STATE_INPUTS.items()}
+            self._since_keyframe, self._motion = 0, None
             self.last_was_keyframe = True
         else:
-            out = self.nonkeyframe.run({names.INPUT: batch, **self._state}, synchronize=False)
+            with profiling.stage(profiling.NONKEYFRAME_ENGINE):
+                out = self.nonkeyframe.run({names.INPUT: batch, **self._state}, synchronize=False)
+            self._motion = out.get(names.FLOW_MOTION)
             self.last_was_keyframe = False
+        self._since_keyframe += 1
         self.index += 1
         return out
 
@@ -83,8 +133,5 @@ class VideoSegmenter:
         batch = frame_batch(frame)
         out = self.outputs(batch)
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        with self.stream:
-            inst = instances_from_outputs(out, (int(batch.shape[1]), int(batch.shape[2])),
-                                          score_threshold=threshold, crop=self.crop)
-        self.stream.synchronize()
-        return inst if self.on_device else to_host(inst)
+        return assemble_on_stream(out, (int(batch.shape[1]), int(batch.shape[2])), self.stream,
+                                  score_threshold=threshold, crop=self.crop, on_device=self.on_device)
