@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from trtnet import cli, names
+from trtnet.coco import coco_results
 from trtnet.config import Config, UnknownConfigError, get_config
 from trtnet.files import write_atomically
 from trtnet.masks import Instances
@@ -164,33 +165,6 @@ def load_dataset(annotations: str | Path, images: str | Path, *, max_images: Opt
 
 
 # -- results and metrics -------------------------------------------------------------------
-
-
-def coco_results(image_id: int, inst: Instances, cat_of_class: Mapping[int, int]) -> dict[str, list[dict]]:
-    """Detections of one image as COCO results, one list per IoU type (as upstream's eval
-    writes its bbox and mask files apart): boxes x, y, w, h in pixels, masks as RLE.
-    Like upstream, an empty mask is still a result (a false positive for mask AP)."""
-    from pycocotools import mask as mask_utils
-
-    out: dict[str, list[dict]] = {"bbox": [], "segm": []}
-    classes = np.asarray(inst.classes).astype(np.int64)
-    boxes = np.asarray(inst.boxes).reshape(-1, 4)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    # upstream's eval keeps a detection only if its pixel box has an area (and so do we)
-    keep = [i for i, c in enumerate(classes) if int(c) in cat_of_class and area[i] > 0]
-    if not keep:
-        return out
-    masks = np.asfortranarray(np.asarray(inst.masks)[keep].transpose(1, 2, 0).astype(np.uint8))
-    rles = mask_utils.encode(masks)
-    for k, i in enumerate(keep):
-        x1, y1, x2, y2 = (float(v) for v in boxes[i])
-        common = {"image_id": int(image_id), "category_id": int(cat_of_class[int(classes[i])]),
-                  "score": float(inst.scores[i])}
-        out["bbox"].append({**common, "bbox": [x1, y1, x2 - x1, y2 - y1]})
-        rle = rles[k]
-        out["segm"].append({**common, "segmentation": {"size": list(rle["size"]),
-                                                         "counts": rle["counts"].decode("ascii")}})
-    return out
 
 
 def coco_metrics(dataset: Dataset, results: Sequence[dict], iou_type: str) -> dict[str, float]:

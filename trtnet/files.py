@@ -9,30 +9,44 @@ permissions any new file gets (0666 minus the umask), not the temporary file's 0
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 
 def write_atomically(path: Union[str, os.PathLike], data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file in the same directory + os.replace."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(2, "folder does not exist (it is not created)", str(path.parent))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        os.fchmod(fd, new_file_mode())
-        with os.fdopen(fd, "wb") as f:
+    with replaced_on_success(path) as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    return path
+
+
+@contextlib.contextmanager
+def replaced_on_success(path: Union[str, os.PathLike], *, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temporary file next to ``path`` (mode 0666 minus the umask) for a writer that wants a
+    file name; renamed over ``path`` when the block ends normally, removed when it raises.
+    ``keep_suffix``: the temporary name ends with ``path``'s extension (OpenCV's VideoWriter
+    picks the container from it)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(2, "folder does not exist (it is not created)", str(path.parent))
+    suffix = path.suffix if keep_suffix else ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=str(path.parent))
+    try:
+        os.fchmod(fd, new_file_mode())
+        os.close(fd)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
 def new_file_mode() -> int:

@@ -3,11 +3,11 @@
 (frames -> instances), :class:`VideoSegmenter` (keyframe + non-keyframe engines). Needs
 ``tensorrt`` and ``cupy`` only when a TensorRT engine is used."""
 
-from .emulated import EmulatedEngine, HostStream, emulated_engines
+from .backends import open_engines
+from .emulated import EmulatedEngine, HostStream
 from .engine import NUMPY_DTYPES, Engine, EngineError, numpy_dtype
 from .segmenter import Segmenter, instances_from_outputs, is_engine, to_host
 from .video import VideoSegmenter
 
 __all__ = ["NUMPY_DTYPES", "EmulatedEngine", "Engine", "EngineError", "HostStream", "Segmenter",
-           "VideoSegmenter", "emulated_engines", "instances_from_outputs", "is_engine", "numpy_dtype",
-           "to_host"]
+           "VideoSegmenter", "instances_from_outputs", "is_engine", "numpy_dtype", "open_engines", "to_host"]

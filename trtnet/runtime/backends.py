@@ -1,5 +1,6 @@
-"""The TensorRT backend of ``python -m trtnet.verify`` and ``python -m trtnet.infer``:
-an engine from a file, or built here with :func:`trtnet.build.build_engine`."""
+"""Engines for the commands: :func:`open_engines` gives the keyframe (and non-keyframe)
+engine of either backend behind one interface (the emulator's EmulatedEngine, or TensorRT:
+an engine from a file, or built here with :func:`trtnet.build.build_engine`)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,44 @@ def open_engine(engine: Optional[Union[str, os.PathLike]], weights: Any = None, 
     elif not Path(engine).is_file():
         raise EngineError(f"engine file not found: {engine}")
     return Engine(engine, trt=trt, cupy=cupy, **engine_kwargs)
+
+
+def open_engines(backend: str, weights: Any, config: Any, *, video: Optional[bool] = None,
+                 engine: Optional[Union[str, os.PathLike]] = None,
+                 nonkey_engine: Optional[Union[str, os.PathLike]] = None,
+                 precision: Any = None, calibration_cache: Any = None) -> tuple[Any, Optional[Any]]:
+    """(keyframe engine, non-keyframe engine or None) on ``backend`` ('emulator' or 'tensorrt'),
+    with the same interface either way, sharing one stream. ``video`` (default: the config's)
+    asks for the non-keyframe engine too. TensorRT engines come from ``engine``/``nonkey_engine``
+    files or are built now from the weights; the emulator builds its networks from the weights."""
+    from .emulated import EmulatedEngine
+
+    video = config.is_video if video is None else video
+    if backend == "emulator":
+        if engine is not None or nonkey_engine is not None:
+            raise EngineError("an engine file runs on the TensorRT backend, not the emulator")
+        if weights is None:
+            raise EngineError("the emulator backend needs weights")
+
+        def plan_for(nonkeyframe: bool) -> Any:
+            if calibration_cache is None:
+                return precision
+            from trtnet.calibrate import load_plan
+
+            return load_plan(calibration_cache, weights, config, precision, nonkeyframe=nonkeyframe)
+
+        key = EmulatedEngine(weights, config, plan=plan_for(False))
+        nonkey = (EmulatedEngine(weights, config, nonkeyframe=True, plan=plan_for(True), stream=key.stream)
+                  if video else None)
+        return key, nonkey
+    if backend != "tensorrt":
+        raise EngineError(f"unknown backend {backend!r} (emulator, tensorrt)")
+    key = open_engine(engine, weights, config, precision, calibration_cache=calibration_cache)
+    if not video:
+        return key, None
+    nonkey = open_engine(nonkey_engine, weights, config, precision, nonkeyframe=True,
+                         calibration_cache=calibration_cache, stream=key.stream)
+    return key, nonkey
 
 
 class VerifyRunner:

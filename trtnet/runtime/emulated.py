@@ -18,7 +18,7 @@ callers must not rely on either).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -110,12 +110,3 @@ class EmulatedEngine:
             raise EngineError(f"{self.source} failed: {exc}") from exc
         return {name: out[name] for name in (*self.outputs, *self.fetch)}
 
-
-def emulated_engines(weights: Any, config: Any, *, plan: Any = None,
-                     video: Optional[bool] = None) -> tuple[EmulatedEngine, Optional[EmulatedEngine]]:
-    """(keyframe engine, non-keyframe engine or None) for ``config`` on the emulator, sharing
-    one stream like TensorRT engines that feed each other. ``video`` defaults to the config's."""
-    key = EmulatedEngine(weights, config, plan=plan)
-    if not (key.config.is_video if video is None else video):
-        return key, None
-    return key, EmulatedEngine(weights, key.config, nonkeyframe=True, plan=plan, stream=key.stream)
