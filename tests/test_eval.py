@@ -209,3 +209,18 @@ def test_cli_refuses_a_dataset_of_other_categories(reference_dir, tmp_path, caps
     code = trt_eval.main(["--annotations", str(ann), "--images", str(tmp_path), "--weights", str(ref.weights_path)])
     err = capsys.readouterr().err
     assert code == 1 and "do not fit config yolact_edge_mobilenetv2" in err and "'giant_panda'" in err
+
+
+def test_an_engines_sidecar_names_its_config_and_plan(tmp_path, capsys):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"serialized")
+    (tmp_path / "m.engine.json").write_text(json.dumps({
+        "config": "yolact_edge_vid_resnet50", "precision_plan": {"plan": "fp16,head=fp32"}}))
+    assert trt_eval.engine_description(engine)["config"] == "yolact_edge_vid_resnet50"
+    assert trt_eval.engine_description(tmp_path / "other.engine") == {}
+    ann = tmp_path / "a.json"
+    ann.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    code = trt_eval.main(["--annotations", str(ann), "--images", str(tmp_path), "--engine", str(engine),
+                          "--config", "yolact_edge_mobilenetv2"])
+    err = capsys.readouterr().err
+    assert code == 1 and "was built for yolact_edge_vid_resnet50" in err and "Traceback" not in err

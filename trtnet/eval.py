@@ -259,6 +259,19 @@ def tensorrt_runner(engine: Optional[Path], store: Any, config: Config, plan: Op
     return run
 
 
+def engine_description(engine: Path) -> dict:
+    """What trtnet.build recorded about ``engine`` in its sidecar (config, precision plan), or {}
+    when there is no readable sidecar (the row then shows the plan as 'engine')."""
+    from trtnet.engine_sidecar import sidecar_path
+
+    path = sidecar_path(engine)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -341,6 +354,10 @@ def run(args, parser) -> int:
     engines = [cli.input_file(e, "engine file") for e in args.engine or ()]
     if args.calibration_cache is not None:
         cli.input_file(args.calibration_cache, "calibration cache")
+    described = {e: engine_description(e) for e in engines}
+    engine_configs = {d["config"] for d in described.values() if d.get("config")}
+    if args.config is None and args.weights is None and len(engine_configs) == 1:
+        args.config = engine_configs.pop()  # named by the engines' sidecars (trtnet.build)
     if args.weights is None and not (engines and args.config):
         raise cli.CliError("give --weights (or --engine with --config, to name the classes)")
     if args.output is not None:
@@ -353,15 +370,15 @@ def run(args, parser) -> int:
 
     store = cli.load_weights(args.weights) if args.weights is not None else None
     config = resolve_config(store, args.config) if store is not None else get_config(args.config)
-    dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
-    cat_of_class = category_map(config, dataset.coco.dataset["categories"], str(args.annotations))
-    if not dataset.has_masks:
-        print("note: the annotations have no segmentations: box AP only", file=sys.stderr)
-
     rows_to_run: list[tuple[str, Optional[PrecisionPlan], Callable[[], Runner]]] = []
     if engines:
         for e in engines:
-            rows_to_run.append((e.name, None, lambda e=e: tensorrt_runner(e, store, config, None)))
+            built_for = described[e].get("config")
+            if built_for and get_config(built_for).name != config.name:
+                raise cli.CliError(f"engine {e} was built for {built_for} (its sidecar says), not {config.name}")
+            plan_text = described[e].get("precision_plan", {}).get("plan")
+            plan = as_plan(plan_text) if plan_text else None
+            rows_to_run.append((e.name, plan, lambda e=e: tensorrt_runner(e, store, config, None)))
     else:
         from trtnet.calibrate import load_plan
 
@@ -370,6 +387,11 @@ def run(args, parser) -> int:
             make = (lambda full=full: emulator_runner(store, config, full)) if backend == "emulator" else \
                 (lambda full=full: tensorrt_runner(None, store, config, full))
             rows_to_run.append((_label(plan), plan, make))
+
+    dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
+    cat_of_class = category_map(config, dataset.coco.dataset["categories"], str(args.annotations))
+    if not dataset.has_masks:
+        print("note: the annotations have no segmentations: box AP only", file=sys.stderr)
 
     print(f"evaluating {len(dataset.image_ids)} images of {args.annotations} ({len(cat_of_class)} categories) "
           f"with {config.name} on {backend}: {', '.join(r[0] for r in rows_to_run)}", file=sys.stderr)
