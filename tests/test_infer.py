@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from trtnet import infer
+from trtnet import infer, media, overlay
 from trtnet.config import get_config
 from trtnet.masks import Instances
 from trtnet.reference_data import ReferenceCase
@@ -25,10 +25,10 @@ def _reference_instances(ref: ReferenceCase, pass_name: str) -> Instances:
 
 
 def _decoration_zone(inst: Instances, shape, margin: int = 25) -> np.ndarray:
-    """Box outlines and labels live on and just above the boxes."""
+    """Box outlines and labels live on the boxes, just above or below them."""
     zone = np.zeros(shape[:2], bool)
     for x1, y1, x2, y2 in inst.boxes:
-        zone[max(y1 - margin, 0): y2 + 2, max(x1 - 2, 0): x2 + 4 * margin] = True
+        zone[max(y1 - margin, 0): y2 + margin, max(x1 - 4 * margin, 0): x2 + 4 * margin] = True
     return zone
 
 
@@ -45,7 +45,7 @@ def test_draw_colours_exactly_the_mask_pixels_plus_boxes_and_labels(reference_di
     ref = ReferenceCase(reference_dir / "mobilenetv2")
     inst = _reference_instances(ref, "img0")
     image = ref.image("img0")
-    drawn = infer.draw(image, inst, get_config(ref.config_name).class_names, max_drawn=None)
+    drawn = overlay.draw(image, inst, get_config(ref.config_name).class_names, max_drawn=None)
     assert drawn.shape == image.shape and drawn.dtype == np.uint8
     _check_drawing(image, drawn, inst, len(inst.scores))
 
@@ -53,15 +53,15 @@ def test_draw_colours_exactly_the_mask_pixels_plus_boxes_and_labels(reference_di
 def test_png_is_written_atomically_and_reads_back(tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     out = tmp_path / "x.png"
-    infer.write_image_atomically(out, image)
+    media.write_image(out, image)
     np.testing.assert_array_equal(cv2.imread(str(out)), image)  # PNG is lossless
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temp file left behind
 
 
 def test_missing_image_is_a_clear_error(tmp_path, capsys, reference_dir):
     code = infer.main([str(tmp_path / "nope.png"), "--weights", str(reference_dir / "mobilenetv2" / "weights.pth"),
-                       "--out", str(tmp_path / "o.png")])
-    assert code == 2 and "image not found" in capsys.readouterr().err
+                       "-o", str(tmp_path / "o.png")])
+    assert code == 1 and f"input not found: {tmp_path / 'nope.png'}" in capsys.readouterr().err
 
 
 def test_cli_on_reference_image_draws_the_reference_detections(reference_dir, tmp_path, capsys):
@@ -70,7 +70,7 @@ def test_cli_on_reference_image_draws_the_reference_detections(reference_dir, tm
     cv2.imwrite(str(image_path), ref.image("img0"))
     out = tmp_path / "result.png"
     code = infer.main([str(image_path), "--weights", str(ref.weights_path), "--backend", "emulator",
-                       "--out", str(out), "--score-threshold", str(THRESHOLD), "--max-drawn", "100"])
+                       "-o", str(out), "--score-threshold", str(THRESHOLD), "--max-drawn", "100"])
     assert code == 0, capsys.readouterr().err
     inst = _reference_instances(ref, "img0")
     assert f"{len(inst.scores)} detections above {THRESHOLD:g}" in capsys.readouterr().out

@@ -1,166 +1,315 @@
-"""Segment one image and draw the result.
+"""``python -m trtnet.infer``: segment an image, a folder of images, a video file or a camera.
 
-``python -m trtnet.infer --weights W IMAGE --out result.png [--backend emulator] [--config NAME]``
+SOURCE is an image, a folder of images (sorted by name), a video file (anything OpenCV
+decodes) or a camera index (0, 1, ...). Video configs run YolactEdge's schedule on every
+multi-frame source, on either backend: a keyframe every --keyframe-interval frames and
+the cheap non-keyframe network (flow-warped keyframe features) in between; with
+--adaptive-keyframes a keyframe also follows any non-keyframe whose motion statistic
+exceeds --motion-threshold (then --keyframe-interval is the longest gap). A folder is a
+frame sequence (a frame of another size starts with a keyframe); --keyframe-interval 1
+treats its images independently.
 
-Runs the keyframe network (NumPy emulator on CPU, or TensorRT), assembles the masks
-like upstream's postprocess, and draws masks, boxes, class names and scores with
-OpenCV. The config is recognised from the checkpoint's keys and shapes unless given.
-The output file is written atomically (temp file + rename).
+Outputs: -o an overlay (masks, boxes, labels) as an image, a folder (one image per frame)
+or a video (the input's size and frame rate; codec by extension: .mp4/.m4v/.mov mp4v,
+.avi MJPG, .mkv XVID); --json COCO-style results (image_id, frame, category_id, bbox,
+score, segmentation as RLE); --log one JSON line per frame (frame, keyframe, motion,
+detections, milliseconds per stage). Every file is written under a temporary name and
+renamed when complete. A camera runs until --max-frames or Ctrl-C (then the outputs are
+completed); any other source is interrupted without output.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import sys
+import time
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
-import numpy as np
-
-from trtnet.files import write_atomically
-from trtnet.masks import Instances
+from trtnet import cli, profiling
+from trtnet.media import FolderWriter, MediaError, Source, VideoWriter, open_source, output_kind, write_image
+from trtnet.overlay import DEFAULT_MAX_DRAWN, draw
+from trtnet.runtime.video import DEFAULT_KEYFRAME_INTERVAL, DEFAULT_MOTION_THRESHOLD
 
 DEFAULT_SCORE_THRESHOLD = 0.3  # upstream eval.py draws above --score_threshold; 0 shows all 100
-DEFAULT_MAX_DRAWN = 15         # upstream eval.py --top_k default for display
+PROG = "python -m trtnet.infer"
+EXAMPLES = (
+    "python -m trtnet.infer photo.jpg --weights yolact_edge_mobilenetv2.safetensors -o out.png",
+    "python -m trtnet.infer frames/ --weights W.safetensors -o overlays/ --json results.json",
+    "python -m trtnet.infer clip.mp4 --weights yolact_edge_vid_resnet50.safetensors -o out.mp4 "
+    "--json results.json --log frames.jsonl",
+    "python -m trtnet.infer clip.mp4 --weights W.safetensors --adaptive-keyframes --keyframe-interval 30 "
+    "--log frames.jsonl",
+    "python -m trtnet.infer 0 --engine key.engine --nonkey-engine nonkey.engine --config yolact_edge_vid_resnet50 "
+    "-o camera.mp4 --max-frames 300",
+)
+LOG_SUFFIXES = (".jsonl", ".log")
 
 
-class InferError(RuntimeError):
-    """Inference cannot run (bad image, unknown config, missing backend)."""
+def make_parser():
+    p = cli.make_parser(PROG, __doc__.split("\n\n")[0].split(": ", 1)[-1], EXAMPLES)
+    p.add_argument("source", metavar="SOURCE", help="an image, a folder of images, a video file, or a camera index")
+    cli.add_weights(p, required=False, help="checkpoint (.safetensors or .pth); optional with --engine and --config")
+    cli.add_config(p)
+    p.add_argument("-o", "--output", "--out", dest="output", type=Path, metavar="PATH",
+                   help="overlay: an image file (image input), a video file (.mp4 .m4v .mov .avi .mkv) or a "
+                        "folder (no extension: created if its parent exists)")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="COCO-style results: image_id, frame, category_id, bbox, score, segmentation (RLE)")
+    p.add_argument("--log", type=Path, metavar="FILE",
+                   help="one JSON line per frame: frame, keyframe, motion, detections, ms per stage (.jsonl)")
+    cli.add_backend(p)
+    p.add_argument("--engine", type=Path, metavar="FILE",
+                   help="keyframe engine (python -m trtnet.build); implies --backend tensorrt "
+                        "(default with tensorrt: build one from --weights)")
+    p.add_argument("--nonkey-engine", type=Path, metavar="FILE",
+                   help="non-keyframe engine of a video config (python -m trtnet.build --nonkeyframe); "
+                        "implies --backend tensorrt")
+    p.add_argument("--precision-plan", dest="precision", default=None, metavar="PLAN",
+                   help="precision plan when the network is built here (emulator, or tensorrt without --engine): "
+                        "a preset such as fp16 or int8_backbone_fpn, or e.g. 'fp16,head=fp32' (default fp32)")
+    p.add_argument("--calibration-cache", type=Path, default=None, metavar="JSON",
+                   help="int8 ranges for an int8 --precision-plan (python -m trtnet.calibrate -o cache.json)")
+    p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD, metavar="S",
+                   help=f"keep detections scoring above S in every output (default {DEFAULT_SCORE_THRESHOLD})")
+    p.add_argument("--max-drawn", type=int, default=DEFAULT_MAX_DRAWN, metavar="N",
+                   help=f"draw at most the N best detections (default {DEFAULT_MAX_DRAWN})")
+    p.add_argument("--keyframe-interval", type=int, default=DEFAULT_KEYFRAME_INTERVAL, metavar="N",
+                   help=f"video configs: a keyframe every N frames (default {DEFAULT_KEYFRAME_INTERVAL}, as "
+                        "upstream; 1: every frame); with --adaptive-keyframes the longest gap")
+    p.add_argument("--adaptive-keyframes", action="store_true",
+                   help="video configs: also a keyframe right after a frame whose motion statistic "
+                        "(flow/motion) is above --motion-threshold")
+    p.add_argument("--motion-threshold", type=float, default=DEFAULT_MOTION_THRESHOLD, metavar="M",
+                   help="--adaptive-keyframes: the motion above which the next frame is a keyframe "
+                        f"(relative feature change; default {DEFAULT_MOTION_THRESHOLD})")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="stop after N frames (a camera otherwise runs until Ctrl-C)")
+    return p
 
 
-def class_color(class_id: int) -> tuple[int, int, int]:
-    """A stable, distinct BGR colour per class (golden-ratio hue steps)."""
-    hue = int((class_id * 0.618033988749895 % 1.0) * 180)
-    hsv = np.array([[[hue, 200, 255]]], np.uint8)
-    import cv2
-
-    b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
-    return int(b), int(g), int(r)
-
-
-def draw(image_bgr: np.ndarray, inst: Instances, class_names: Sequence[str], *,
-         alpha: float = 0.45, max_drawn: int | None = DEFAULT_MAX_DRAWN) -> np.ndarray:
-    """Masks blended over the image, then boxes and "name score" labels; lowest score drawn first."""
-    import cv2
-
-    out = image_bgr.copy()
-    masks = np.asarray(inst.masks, bool)
-    n = len(inst.scores) if max_drawn is None else min(len(inst.scores), max_drawn)
-    order = list(range(n))[::-1]  # best on top
-    for i in order:
-        color = np.array(class_color(int(inst.classes[i])), np.float32)
-        m = masks[i]
-        out[m] = (out[m].astype(np.float32) * (1 - alpha) + color * alpha).round().astype(np.uint8)
-    for i in order:
-        cls = int(inst.classes[i])
-        color = class_color(cls)
-        x1, y1, x2, y2 = (int(v) for v in inst.boxes[i])
-        cv2.rectangle(out, (x1, y1), (x2, y2), color, 1)
-        name = class_names[cls] if 0 <= cls < len(class_names) else f"class {cls}"
-        text = f"{name}: {float(inst.scores[i]):.2f}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 0.5, 1)
-        top = max(y1 - th - base - 2, 0)
-        cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
-        ink = (0, 0, 0) if 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2] > 150 else (255, 255, 255)
-        cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_DUPLEX, 0.5, ink, 1, cv2.LINE_AA)
-    return out
+def _check_arguments(parser, args) -> str:
+    backend = cli.backend_of(parser, args, "engine", "nonkey_engine")
+    if args.keyframe_interval < 1:
+        parser.error("--keyframe-interval must be >= 1")
+    if not args.motion_threshold >= 0:
+        parser.error("--motion-threshold must be >= 0")
+    if not 0 <= args.score_threshold <= 1:
+        parser.error("--score-threshold must be between 0 and 1")
+    if args.max_drawn < 0:
+        parser.error("--max-drawn must be >= 0")
+    if args.max_frames is not None and args.max_frames < 1:
+        parser.error("--max-frames must be >= 1")
+    if args.engine is not None and args.precision is not None:
+        parser.error("--precision-plan does not apply to --engine (an engine's precision is fixed at build time)")
+    return backend
 
 
-def write_image_atomically(path: str | Path, image: np.ndarray) -> None:
-    """Encode by the file extension and write via a temp file + os.replace."""
-    import cv2
-
-    path = Path(path)
-    ok, data = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
-        raise InferError(f"cannot encode an image as {path.suffix!r} for {path}")
-    write_atomically(path, data.tobytes())
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    import cv2
-
-    if not Path(path).is_file():
-        raise InferError(f"image not found: {path}")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise InferError(f"cannot read {path} as an image")
-    return image
-
-
-def run_emulator(weights, config, image: np.ndarray) -> dict[str, np.ndarray]:
-    from trtnet.network.yolact_edge import emulate_keyframe
-
-    return emulate_keyframe(weights, config, image)
+def _check_outputs(args, source: Source) -> Optional[str]:
+    """The overlay kind; every output checked (folder, extension, not an input) before any work."""
+    inputs = [source.path, args.weights, args.engine, args.nonkey_engine, args.calibration_cache]
+    kind = None
+    if args.output is not None:
+        kind = output_kind(args.output)
+        if kind == "image" and source.kind != "image":
+            raise cli.CliError(f"-o {args.output} is one image, and {source.describe()} gives many frames: "
+                               "give a video file or a folder", cli.EXIT_USAGE)
+        if kind == "folder":
+            if source.kind == "folder" and args.output.resolve() == source.path.resolve():
+                raise cli.CliError(f"-o {args.output} is the input folder; the overlays would replace the images")
+            if not args.output.exists() and not args.output.parent.is_dir():
+                raise cli.CliError(f"-o {args.output}: folder {args.output.parent} does not exist")
+        else:
+            cli.output_file(args.output, "overlay", inputs=inputs)
+    if args.json is not None:
+        cli.output_file(args.json, "results file", suffixes=(".json",), inputs=[*inputs, args.output])
+    if args.log is not None:
+        cli.output_file(args.log, "log file", suffixes=LOG_SUFFIXES, inputs=[*inputs, args.output, args.json])
+    return kind
 
 
-def segment(weights_path: str | Path | None, image: np.ndarray, *, backend: str = "emulator",
-            config_name: str | None = None, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-            engine: str | Path | None = None):
-    """(Instances, config) for one BGR image. ``backend="tensorrt"`` runs ``engine`` (a file
-    built by trtnet.build), or builds one from the weights first."""
+def _segmenter(args, backend: str, store: Any, config: Any, source: Source):
+    """A VideoSegmenter for the multi-frame sources of video configs, else a Segmenter."""
+    from trtnet.runtime import Segmenter, VideoSegmenter, open_engines
+
+    video = config.is_video and source.kind != "image" and (args.keyframe_interval > 1 or args.adaptive_keyframes)
+    if video and backend == "tensorrt" and args.nonkey_engine is None and store is None:
+        raise cli.CliError(f"{config.name} runs non-keyframes on {source.kind} input: give --nonkey-engine (or "
+                           "--weights to build one), or --keyframe-interval 1 for keyframes only", cli.EXIT_USAGE)
+    key, nonkey = open_engines(backend, store, config, video=video, engine=args.engine,
+                               nonkey_engine=args.nonkey_engine, precision=args.precision,
+                               calibration_cache=args.calibration_cache)
+    if nonkey is None:
+        return Segmenter(key, score_threshold=args.score_threshold)
+    return VideoSegmenter(key, nonkey, keyframe_interval=args.keyframe_interval,
+                          motion_threshold=args.motion_threshold if args.adaptive_keyframes else None,
+                          score_threshold=args.score_threshold)
+
+
+def _schedule(segmenter: Any, args) -> str:
+    if not hasattr(segmenter, "keyframe_interval"):
+        return "every frame a keyframe"
+    if segmenter.adaptive:
+        return (f"adaptive keyframes: motion > {args.motion_threshold:g}, at least every "
+                f"{args.keyframe_interval} frames")
+    return f"a keyframe every {args.keyframe_interval} frames"
+
+
+def _detections(inst: Any, config: Any) -> list[dict]:
+    names_ = config.class_names
+    return [{"class": names_[int(c)] if 0 <= int(c) < len(names_) else f"class {int(c)}",
+             "category_id": int(config.category_ids[int(c)]), "score": round(float(s), 5),
+             "box": [int(v) for v in b]}
+            for c, s, b in zip(inst.classes, inst.scores, inst.boxes)]
+
+
+def _coco_entries(frame: Any, inst: Any, source: Source, cat_of_class: dict) -> list[dict]:
+    """One COCO result per detection: bbox and RLE segmentation together, with the frame."""
+    from trtnet.coco import coco_results
+
+    found = coco_results(frame.index, inst, cat_of_class)
+    extra = {"frame": frame.index} if source.kind in ("video", "camera", "folder") else {}
+    if source.kind in ("image", "folder"):
+        extra["file_name"] = frame.name
+    return [{**b, **extra, "segmentation": m["segmentation"]} for b, m in zip(found["bbox"], found["segm"])]
+
+
+def run(args, parser) -> int:
     from trtnet.config import get_config
-    from trtnet.runtime.segmenter import instances_from_outputs
-    from trtnet.weights import load_weights, resolve_config
+    from trtnet.weights import resolve_config
 
-    weights = None
-    if weights_path is not None:
-        weights = load_weights(weights_path)
-        config = resolve_config(weights, config_name)
-    elif config_name is not None:
-        config = get_config(config_name)
+    backend = _check_arguments(parser, args)
+    for flag, path in (("--engine", args.engine), ("--nonkey-engine", args.nonkey_engine),
+                       ("--calibration-cache", args.calibration_cache)):
+        if path is not None:
+            cli.input_file(path, f"{flag} file")
+    if args.weights is None and not (args.engine is not None and args.config):
+        raise cli.CliError("give --weights (or --engine with --config, to name the classes)", cli.EXIT_USAGE)
+    if args.config is not None:
+        get_config(args.config)  # an unknown name fails before any file is read
+    with ExitStack() as stack:
+        source = stack.enter_context(open_source(args.source))
+        kind = _check_outputs(args, source)
+        store = cli.load_weights(args.weights) if args.weights is not None else None
+        config = resolve_config(store, args.config) if store is not None else get_config(args.config)
+        segmenter = _segmenter(args, backend, store, config, source)
+        outputs = [str(p) for p in (args.output, args.json, args.log) if p is not None]
+        print(f"{config.name} on {backend}: {source.describe()}; {_schedule(segmenter, args)}"
+              f"{' -> ' + ', '.join(outputs) if outputs else ''}", file=sys.stderr)
+        writer = None
+        if kind == "video":
+            writer = stack.enter_context(VideoWriter(args.output, source.fps))
+        elif kind == "folder":
+            writer = FolderWriter(args.output)
+        log = None
+        if args.log is not None:
+            from trtnet.files import replaced_on_success
+
+            log = stack.enter_context(open(stack.enter_context(replaced_on_success(args.log)), "w"))
+        summary = _process(args, source, segmenter, config, writer, log, kind)
+        if args.json is not None:
+            from trtnet.files import write_atomically
+
+            write_atomically(args.json, (json.dumps(summary.pop("results")) + "\n").encode("utf-8"))
+    _report(args, source, config, summary)
+    return cli.EXIT_OK
+
+
+def _process(args, source: Source, segmenter: Any, config: Any, writer: Any, log: Any,
+             kind: Optional[str]) -> dict:
+    """Every frame through the segmenter and into the outputs; counts, results and timing."""
+    cat_of_class = {i: c for i, c in enumerate(config.category_ids)}
+    engine = getattr(segmenter, "keyframe", None) or segmenter.engine
+    results: list[dict] = []
+    counts = {"frames": 0, "keyframes": 0, "detections": 0}
+    last_inst, last_shape = None, None
+    progress = None
+    if source.kind != "image":
+        from tqdm import tqdm
+
+        total = source.length if args.max_frames is None else min(source.length or args.max_frames, args.max_frames)
+        progress = tqdm(total=total, unit="frame", desc=source.kind, file=sys.stderr, dynamic_ncols=True)
+    start = time.perf_counter()
+    frames = iter(source)
+    try:
+        while args.max_frames is None or counts["frames"] < args.max_frames:
+            with profiling.StageTimes(engine.stream.synchronize) as times:
+                with profiling.stage(profiling.READ):
+                    frame = next(frames, None)
+                if frame is None:
+                    break
+                if hasattr(segmenter, "reset") and frame.image.shape != last_shape and last_shape is not None:
+                    segmenter.reset()  # another size: the keyframe state does not apply
+                last_shape = frame.image.shape
+                inst = segmenter(frame.image)
+                keyframe = getattr(segmenter, "last_was_keyframe", True)
+                if writer is not None or kind == "image":
+                    with profiling.stage(profiling.DRAW):
+                        overlay = draw(frame.image, inst, config.class_names, max_drawn=args.max_drawn)
+                    with profiling.stage(profiling.WRITE):
+                        if kind == "image":
+                            write_image(args.output, overlay)
+                        else:
+                            writer.write(frame, overlay)
+                if args.json is not None:
+                    results += _coco_entries(frame, inst, source, cat_of_class)
+            counts["frames"] += 1
+            counts["keyframes"] += int(keyframe)
+            counts["detections"] += len(inst.scores)
+            last_inst = inst
+            if log is not None:
+                motion = getattr(segmenter, "last_motion", None)
+                log.write(json.dumps({"frame": frame.index, "name": frame.name, "keyframe": keyframe,
+                                      "motion": None if motion is None else round(motion, 6),
+                                      "detections": _detections(inst, config),
+                                      "ms": {k: round(v, 3) for k, v in times.ms.items()}}) + "\n")
+                log.flush()
+            if progress is not None:
+                progress.update(1)
+    except KeyboardInterrupt:
+        if source.kind != "camera":
+            raise
+        print(f"{PROG}: stopped by Ctrl-C after {counts['frames']} frames", file=sys.stderr)
+    finally:
+        if progress is not None:
+            progress.close()
+    if counts["frames"] == 0:
+        raise MediaError(f"{source.describe()}: no frame was read")
+    return {**counts, "seconds": time.perf_counter() - start, "results": results, "last": last_inst}
+
+
+def _report(args, source: Source, config: Any, summary: dict) -> None:
+    inst = summary["last"]
+    if source.kind == "image":
+        shown = min(len(inst.scores), args.max_drawn)
+        where = f", drew {shown} -> {args.output}" if args.output is not None else ""
+        print(f"{config.name}: {len(inst.scores)} detections above {args.score_threshold:g}{where}")
+        for d in _detections(inst, config)[: max(shown, 0) if args.output is not None else None]:
+            print(f"  {d['class']:<16} {d['score']:.3f}  box {d['box']}")
     else:
-        raise InferError("give --weights (or --engine with --config, to name the classes)")
-    if backend == "emulator":
-        if weights is None:
-            raise InferError("--backend emulator needs --weights")
-        out = run_emulator(weights, config, image)
-    elif backend == "tensorrt":
-        out = run_tensorrt(engine, weights, config, image)
-    else:
-        raise InferError(f"unknown backend {backend!r}")
-    inst = instances_from_outputs(out, image.shape[:2], score_threshold=score_threshold)
-    return inst, config
+        n, seconds = summary["frames"], summary["seconds"]
+        print(f"{config.name}: {n} frames, {summary['keyframes']} keyframes, {summary['detections']} detections "
+              f"above {args.score_threshold:g}")
+    for label, path in (("overlay", args.output), ("results", args.json), ("log", args.log)):
+        if path is not None:
+            print(f"wrote {label} {path}")
+    seconds = summary["seconds"]
+    print(f"done in {seconds:.1f} s ({summary['frames'] / max(seconds, 1e-9):.2f} frames/s)", file=sys.stderr)
 
 
-def run_tensorrt(engine, weights, config, image: np.ndarray) -> dict[str, np.ndarray]:
-    """Keyframe outputs of a TensorRT engine (file, or built now from the weights), on the host."""
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from trtnet.calibrate import CalibrationError
+    from trtnet.config import UnknownConfigError
+    from trtnet.precision import PrecisionError
     from trtnet.runtime import EngineError
-    from trtnet.runtime.backends import open_engine
+    from trtnet.weights import WeightError
 
-    try:
-        runner = open_engine(engine, weights, config)
-        return {name: runner.cupy.asnumpy(array) for name, array in runner(image).items()}
-    except EngineError as exc:
-        raise InferError(f"--backend tensorrt: {exc}") from None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trtnet.infer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("image", help="input image (any format OpenCV reads)")
-    parser.add_argument("--weights", help="checkpoint (.pth or .safetensors); optional with --engine and --config")
-    parser.add_argument("--out", required=True, help="output image (.png, .jpg)")
-    parser.add_argument("--backend", default="emulator", choices=("emulator", "tensorrt"))
-    parser.add_argument("--engine", help="--backend tensorrt: engine file from trtnet.build (default: build one)")
-    parser.add_argument("--config", help="config name (default: recognised from the checkpoint)")
-    parser.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
-                        help=f"draw detections above this score (default {DEFAULT_SCORE_THRESHOLD})")
-    parser.add_argument("--max-drawn", type=int, default=DEFAULT_MAX_DRAWN, help="draw at most this many")
+    parser = make_parser()
     args = parser.parse_args(argv)
-    try:
-        image = read_image(args.image)
-        inst, config = segment(args.weights, image, backend=args.backend, config_name=args.config,
-                               score_threshold=args.score_threshold, engine=args.engine)
-        write_image_atomically(args.out, draw(image, inst, config.class_names, max_drawn=args.max_drawn))
-    except (InferError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
-    shown = min(len(inst.scores), args.max_drawn)
-    print(f"{config.name}: {len(inst.scores)} detections above {args.score_threshold:g}, drew {shown} -> {args.out}")
-    for i in range(shown):
-        cls = int(inst.classes[i])
-        print(f"  {config.class_names[cls]:<16} {float(inst.scores[i]):.3f}  box {[int(v) for v in inst.boxes[i]]}")
-    return 0
+    return cli.run("trtnet.infer", lambda: run(args, parser),
+                   (MediaError, EngineError, UnknownConfigError, PrecisionError, WeightError,
+                    CalibrationError, OSError))
 
 
 if __name__ == "__main__":

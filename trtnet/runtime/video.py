@@ -29,6 +29,9 @@ from .engine import Engine, EngineError, EngineSource, frame_batch
 from .segmenter import REQUIRED_OUTPUTS, assemble_on_stream, is_engine
 
 DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
+# flow/motion above which --adaptive-keyframes makes the next frame a keyframe (a relative
+# feature change; python -m trtnet.bench keyframes shows its response to slow and fast motion)
+DEFAULT_MOTION_THRESHOLD = 0.3
 
 
 class VideoSegmenter:
