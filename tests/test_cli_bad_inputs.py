@@ -256,11 +256,20 @@ def test_help_has_examples_exit_codes_and_text_on_every_flag(cli_name, capsys):
     assert "examples:" in text and ("exit status: 0 ok" in text or "exit codes:" in text)
     assert "usage error" in text  # exit code 2 is documented
     assert "``" not in text and ":mod:" not in text  # no raw reStructuredText
+    from weights_convert.__main__ import make_parser as convert_parser
+
     parser = {"build": build.make_parser, "verify": verify.make_parser, "calibrate": calibrate.make_parser,
-              "eval": trt_eval.make_parser}.get(cli_name)
-    if parser is not None:
-        silent = [a.option_strings or a.dest for a in parser()._actions if not a.help]
-        assert silent == [], f"flags without help: {silent}"
+              "eval": trt_eval.make_parser, "weights_convert": convert_parser}.get(cli_name)
+    parsers = [parser()] if parser is not None else []
+    if cli_name == "bench":
+        import argparse
+        import importlib
+
+        for name in bench.available():
+            parsers.append(argparse.ArgumentParser(prog=name))
+            importlib.import_module(f"trtnet.benchmarks.{name}").add_arguments(parsers[-1])
+    silent = [(p.prog, a.option_strings or a.dest) for p in parsers for a in p._actions if not a.help]
+    assert silent == [], f"flags without help: {silent}"
 
 
 @pytest.mark.parametrize("module, argv, needle", [

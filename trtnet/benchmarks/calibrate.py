@@ -19,8 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"config (default {DEFAULT_CONFIG})")
     parser.add_argument("--weights", default=None, help="checkpoint (default: random weights)")
     parser.add_argument("--images", type=int, default=2, help="number of random frames (default 2)")
-    parser.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
-    parser.add_argument("--plan", default="int8_all", help="int8 plan (default int8_all)")
+    parser.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"),
+                        help="frame height and width of the random calibration frames (default 480 640)")
+    parser.add_argument("--precision-plan", "--plan", dest="plan", default="int8_all", metavar="PLAN",
+                        help="int8 plan (default int8_all)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -83,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="checkpoint (.pth/.safetensors); default random weights")
     parser.add_argument("--size", type=int, nargs=2, default=(550, 550), metavar=("H", "W"),
                         help="input frame size (default 550 550: no resize work)")
-    parser.add_argument("--plan", default=None, help="precision plan, e.g. fp16 (default fp32)")
+    parser.add_argument("--precision-plan", "--plan", dest="plan", default=None, metavar="PLAN",
+                        help="precision plan, e.g. fp16 (default fp32)")
     parser.add_argument("--repeat", type=int, default=2, help="timed passes (default 2)")
     parser.add_argument("--profile", action="store_true", help="also print time per layer kind")
 
