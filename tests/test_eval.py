@@ -69,8 +69,8 @@ class Replay:
         from trtnet.precision import as_plan
         from trtnet.weights import load_weights
 
-        self.run = trt_eval.emulator_runner(load_weights(ref.weights_path), get_config(ref.config_name),
-                                            as_plan("fp32"))
+        self.run = trt_eval.open_runner("emulator", load_weights(ref.weights_path), get_config(ref.config_name),
+                                        as_plan("fp32"))
         self.cache: dict[bytes, dict] = {}
 
     def __call__(self, image: np.ndarray) -> dict:
@@ -109,7 +109,7 @@ def _without_empty_masks(outputs, hw, masks_from=None) -> Instances:
 
 def test_cli_fp32_emulator_scores_box_ap_1_and_writes_the_metrics(mobilenet, tmp_path, monkeypatch, capsys):
     ref, ann, folder, replay = mobilenet
-    monkeypatch.setattr(trt_eval, "emulator_runner", lambda *a: replay)
+    monkeypatch.setattr(trt_eval, "open_runner", lambda *a, **k: replay)
     out = tmp_path / "metrics.json"
     code = trt_eval.main(["--annotations", str(ann), "--images", str(folder), "--weights", str(ref.weights_path),
                           "-o", str(out)])

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from trtnet import cli, names
+from trtnet import cli
 from trtnet.coco import coco_results
 from trtnet.config import Config, UnknownConfigError, get_config
 from trtnet.files import write_atomically
@@ -229,34 +229,18 @@ def evaluate(dataset: Dataset, runner: Runner, cat_of_class: Mapping[int, int], 
 # -- runners -------------------------------------------------------------------------------
 
 
-def emulator_runner(store: Any, config: Config, plan: PrecisionPlan) -> Runner:
-    """The keyframe network built once on the NumPy emulator, run per frame."""
-    from trtnet import emulator
-    from trtnet.network.yolact_edge import build_keyframe
-
-    network = emulator.Network()
-    build_keyframe(network, emulator.trt, store, config, plan=plan)
-
-    def run(image: np.ndarray) -> dict[str, np.ndarray]:
-        return emulator.run(network, {names.INPUT: np.ascontiguousarray(image[None])})
-
-    return run
-
-
-def tensorrt_runner(engine: Optional[Path], store: Any, config: Config, plan: Optional[PrecisionPlan]) -> Runner:
-    """A TensorRT engine (file, or built here for ``plan``), outputs copied to the host."""
+def open_runner(backend: str, store: Any, config: Config, plan: Optional[PrecisionPlan] = None,
+                engine: Optional[Path] = None) -> Runner:
+    """The keyframe engine on ``backend`` (trtnet.runtime: the emulator, or TensorRT from the
+    ``engine`` file or built here for ``plan``), one frame in, its outputs out."""
     from trtnet.runtime import EngineError
-    from trtnet.runtime.backends import open_engine
+    from trtnet.runtime.backends import open_engines
 
     try:
-        runner = open_engine(engine, store, config, plan)
+        key, _ = open_engines(backend, store, config, video=False, engine=engine, precision=plan)
     except EngineError as exc:
-        raise EvalError(f"--backend tensorrt: {exc}") from None
-
-    def run(image: np.ndarray) -> dict[str, np.ndarray]:
-        return {k: runner.cupy.asnumpy(v) for k, v in runner(image).items()}
-
-    return run
+        raise EvalError(f"--backend {backend}: {exc}") from None
+    return key
 
 
 def engine_description(engine: Path) -> dict:
@@ -378,15 +362,13 @@ def run(args, parser) -> int:
                 raise cli.CliError(f"engine {e} was built for {built_for} (its sidecar says), not {config.name}")
             plan_text = described[e].get("precision_plan", {}).get("plan")
             plan = as_plan(plan_text) if plan_text else None
-            rows_to_run.append((e.name, plan, lambda e=e: tensorrt_runner(e, store, config, None)))
+            rows_to_run.append((e.name, plan, lambda e=e: open_runner("tensorrt", store, config, engine=e)))
     else:
         from trtnet.calibrate import load_plan
 
         for plan in plans:
             full = load_plan(args.calibration_cache, store, config, plan) if plan.uses_int8 else plan
-            make = (lambda full=full: emulator_runner(store, config, full)) if backend == "emulator" else \
-                (lambda full=full: tensorrt_runner(None, store, config, full))
-            rows_to_run.append((_label(plan), plan, make))
+            rows_to_run.append((_label(plan), plan, lambda full=full: open_runner(backend, store, config, full)))
 
     dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
     cat_of_class = category_map(config, dataset.coco.dataset["categories"], str(args.annotations))
