@@ -76,6 +76,7 @@ class FakeStream:
     def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False) -> None:
         self.ptr = next(self._ptrs)
         self.capture: list | None = None
+        self.invalidated = False
         self.synchronized = 0
         FakeStream.by_ptr[self.ptr] = self
 
@@ -85,9 +86,14 @@ class FakeStream:
     def begin_capture(self, mode=None) -> None:
         assert self.capture is None, "fake cupy: nested capture"
         self.capture = []
+        self.invalidated = False
 
     def end_capture(self) -> FakeGraph:
+        assert self.capture is not None, "fake cupy: end_capture without begin_capture"
         work, self.capture = self.capture, None
+        if self.invalidated:  # as CuPy raises cudaErrorStreamCaptureInvalidated
+            raise RuntimeError("cudaErrorStreamCaptureInvalidated: operation failed due to a previous error "
+                               "during capture")
         return FakeGraph(work)
 
     def __enter__(self):
@@ -436,6 +442,8 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             self.shapes: dict[str, tuple] = {}
             self.addresses: dict[str, int] = {}
             self.executions = 0
+            self.state = 0  # bumped by every plain (not captured) execution
+            self.capture_failure: str | None = None  # None | "refuse" | "invalidate"
 
         def set_input_shape(self, *args, **kwargs) -> bool:
             self._rec("set_input_shape", args, kwargs)
@@ -479,18 +487,29 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             outputs = {name: (self.addresses[name], emulator.trt.nptype(dtype), shape)
                        for name, (io_mode, dtype, shape) in self.engine.io.items() if io_mode == TensorIOMode.OUTPUT}
 
+            # A captured graph bakes in the addresses, shapes and the context's internal state
+            # as they are now; a plain run may reallocate that state (shape change, workspace),
+            # after which replaying the graph is undefined (here: an error).
+            addresses, shapes, state = dict(self.addresses), dict(self.shapes), self.state
+
             def work() -> None:  # reads the inputs at run time, like a replayed graph
+                assert self.state == state, "fake: a CUDA graph replayed after a plain run changed the context"
                 self.executions += 1
-                now = {n: _read(self.addresses[n], self.shapes[n], emulator.trt.nptype(self.engine.io[n][1]))
+                now = {n: _read(addresses[n], shapes[n], emulator.trt.nptype(self.engine.io[n][1]))
                        for n in inputs}
                 result = emulator.run(self.engine.network, now)
                 for name, (ptr, np_dtype, shape) in outputs.items():
                     _write(ptr, np.asarray(result[name], np_dtype).reshape(shape))
 
             if stream.capture is not None:
+                if self.capture_failure == "refuse":  # TensorRT reports a failure under capture
+                    return False
+                if self.capture_failure == "invalidate":  # CUDA invalidates the capture
+                    stream.invalidated = True
                 stream.capture.append(work)
             else:
                 work()
+                self.state += 1
             return True
 
     mod.Logger = Logger

@@ -93,6 +93,36 @@ def test_cuda_graph_is_captured_on_the_second_run_and_replayed(fake_gpu):
     assert engine.context.executions == 4
 
 
+def test_a_plain_run_drops_the_graph_and_the_same_shape_captures_again(fake_gpu):
+    # Shapes A, A, B, A, A: A captured; B runs plain (its warm-up), which may reallocate what
+    # the graph points at, so the graph goes; the next A is a plain warm-up, the one after
+    # recaptures. The fake context refuses to replay a graph after a plain run.
+    engine = Engine(tiny_engine(fake_gpu.trt), cuda_graph=True)
+    launches = []
+    for step, (h, w) in enumerate([(24, 24), (24, 24), (16, 20), (24, 24), (24, 24), (24, 24)]):
+        frame = _frame(h, w, step)
+        np.testing.assert_array_equal(engine(frame)[SUM_INT], _sums(frame))
+        launches.append([g.launches for g in engine._graphs.values()])
+    assert launches == [[], [1], [], [], [1], [2]]
+    assert engine.context.executions == 6
+
+
+@pytest.mark.parametrize("failure", ["refuse", "invalidate"])
+def test_a_failed_capture_warns_and_runs_without_graphs(fake_gpu, failure):
+    # TensorRT refusing to enqueue under capture, or CUDA invalidating the capture: the capture
+    # is ended (the stream leaves capture mode), the run happens plainly, graphs are off.
+    engine = Engine(tiny_engine(fake_gpu.trt), cuda_graph=True)
+    engine.context.capture_failure = failure
+    frame = _frame(24, 24)
+    engine(frame)
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture of .* failed .*running without CUDA graphs"):
+        out = engine(frame)
+    np.testing.assert_array_equal(out[SUM_INT], _sums(frame))
+    assert engine.stream.capture is None and engine._graphs == {} and engine.cuda_graph is False
+    np.testing.assert_array_equal(engine(_frame(24, 24, 5))[SUM_INT], _sums(_frame(24, 24, 5)))
+    assert engine.context.executions == 3
+
+
 def test_truncated_engine_file_is_an_error_naming_the_file(fake_gpu, tmp_path):
     path = tmp_path / "model.engine"
     path.write_bytes(tiny_engine(fake_gpu.trt)[:700])

@@ -15,6 +15,7 @@ lazily, so ``import trtnet.runtime`` works without either.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -294,22 +295,45 @@ class Engine:
 
     def _enqueue(self, key: tuple) -> None:
         """execute_async_v3; with ``cuda_graph``, the second call at the same shapes and addresses
-        captures the enqueue (TensorRT wants one plain run after a shape change) and later calls
-        replay it."""
+        captures the enqueue (the first, plain one is the warm-up TensorRT wants after a shape
+        change) and later calls at that key replay it. Any plain run drops the graph: it may have
+        reallocated what the graph points at, so a graph is only replayed while nothing but
+        replays ran since its capture (shapes A, A, B, A: the last A runs plain, the next
+        captures again)."""
         graph = self._graphs.get(key)
         if graph is not None:
             graph.launch(self.stream)
         elif self.cuda_graph and key == self._last_key:
-            self.stream.begin_capture()
-            try:
-                self._execute()
-            finally:
-                graph = self.stream.end_capture()
-            self._graphs = {key: graph}  # one graph: shapes and addresses change together
-            graph.launch(self.stream)
+            self._capture(key)
         else:
+            self._graphs.clear()
             self._execute()
         self._last_key = key
+
+    def _capture(self, key: tuple) -> None:
+        """Capture the enqueue as a CUDA graph and launch it; when TensorRT or CUDA refuses the
+        capture, end it, warn, turn graphs off for this engine and run plainly (trtexec's
+        pattern: warm-up enqueue, capture, on failure end the capture and carry on)."""
+        self._graphs.clear()
+        self.stream.begin_capture()
+        problem = None
+        try:
+            if not self.context.execute_async_v3(self.stream.ptr):
+                problem = "TensorRT refused to enqueue under capture"
+        except Exception as exc:  # noqa: BLE001 - the capture must be ended whatever happened
+            problem = f"enqueue under capture raised {exc}"
+        try:
+            graph = self.stream.end_capture()  # also ends a capture CUDA invalidated (it raises then)
+        except Exception as exc:  # noqa: BLE001 - cudaErrorStreamCaptureInvalidated and friends
+            problem, graph = problem or f"ending the capture failed: {exc}", None
+        if problem is None and graph is not None:
+            self._graphs[key] = graph  # one graph: shapes and addresses change together
+            graph.launch(self.stream)
+            return
+        self.cuda_graph = False
+        warnings.warn(f"CUDA graph capture of {self.source} failed ({problem}); running without CUDA "
+                      "graphs from now on", RuntimeWarning, stacklevel=4)
+        self._execute()
 
     def _execute(self) -> None:
         if not self.context.execute_async_v3(self.stream.ptr):
