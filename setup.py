@@ -11,7 +11,8 @@
 
 Environment: ``TRTNET_BUILD_EXT`` (``auto`` default, ``0`` skip, ``1`` fail when the
 build fails), ``TRTNET_CUDA`` (``AUTO``/``ON``/``OFF``), ``TRTNET_CUDA_ARCHITECTURES``
-(e.g. ``87`` for Orin only), ``TensorRT_ROOT``, ``CMAKE_BUILD_PARALLEL_LEVEL``.
+(e.g. ``87`` for Orin only), ``TensorRT_ROOT`` (a TensorRT root with ``include/``; the one
+setting name CMake, setup.py, the tests and .ci share), ``CMAKE_BUILD_PARALLEL_LEVEL``.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ class CMakeBuild(build_ext):
         archs = os.environ.get("TRTNET_CUDA_ARCHITECTURES")
         if archs:
             args.append(f"-DCMAKE_CUDA_ARCHITECTURES={archs}")
-        for var in ("TensorRT_ROOT", "TensorRT_INCLUDE_DIR"):
-            if os.environ.get(var):
-                args.append(f"-D{var}={os.environ[var]}")
+        trt_roots = [p for p in os.environ.get("TensorRT_ROOT", "").split(os.pathsep) if p]
+        if trt_roots:  # one root, or several (as the tests take them): CMake uses the first with headers
+            args.append(f"-DTensorRT_ROOT={';'.join(trt_roots)}")
         _log(" ".join(args[1:]))
         subprocess.run(args, check=True)
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or str(os.cpu_count() or 1)

@@ -5,7 +5,7 @@
 # Thor 110); CUDA 12 (JetPack 6) -> 72 75 80 86 87 89 90. Warnings are errors; every
 # architecture must appear in ptxas' report, with no register spills. Then the plugin library
 # is linked from those objects against each TensorRT header set found. Override: NVCC,
-# TRTNET_CUDA_ARCHS="87 90", TensorRT_INCLUDE_DIRS=/a/include:/b/include.
+# TRTNET_CUDA_ARCHS="87 90", TensorRT_ROOT=/a:/b (TensorRT roots with include/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,18 +56,25 @@ for src in "${sources[@]}"; do
 done
 echo "compile_cuda: CUDA ${version}, ${#sources[@]} sources, architectures ${archs[*]} (+PTX ${newest}), $(( $(date +%s) - start )) s"
 
-# Link libtrtnet_plugins.so from those objects against every TensorRT header set found
-# ($TensorRT_INCLUDE_DIRS, colon-separated, or ../trt_headers/*/include): it must export
-# TensorRT's entry points and must not need libnvinfer.
+# Link libtrtnet_plugins.so from those objects against every TensorRT header set
+# ($TensorRT_ROOT, colon-separated roots, or ../shared/trt-headers/*): it must export
+# TensorRT's entry points and must not need libnvinfer. In CI (CI=true) both 10.x and 11.x
+# header sets must be there.
 cuda_root=$(dirname "$(dirname "$(command -v "$NVCC")")")
 [ -f "$cuda_root/include/cuda_runtime_api.h" ] || cuda_root=/usr/local/cuda
-if [ -n "${TensorRT_INCLUDE_DIRS:-}" ]; then
-  IFS=: read -r -a trt_dirs <<< "$TensorRT_INCLUDE_DIRS"
+if [ -n "${TensorRT_ROOT:-}" ]; then
+  IFS=: read -r -a trt_roots <<< "$TensorRT_ROOT"
 else
-  trt_dirs=(../trt_headers/*/include)
+  trt_roots=(../shared/trt-headers/*)
 fi
-for inc in "${trt_dirs[@]}"; do
-  [ -f "$inc/NvInferRuntime.h" ] || continue
+majors=" "
+for root in "${trt_roots[@]}"; do
+  inc="$root/include"
+  if [ ! -f "$inc/NvInferRuntime.h" ]; then
+    echo "compile_cuda: no TensorRT headers in $root (NvInferRuntime.h under include/)" >&2
+    continue
+  fi
+  majors+="$(grep -hE 'define (TRT_MAJOR_ENTERPRISE|NV_TENSORRT_MAJOR) [0-9]' "$inc/NvInferVersion.h" | awk '{print $3}' | head -1) "
   lib="$out/libtrtnet_plugins.so"
   if ! ${CXX:-g++} -std=c++17 -O2 -shared -fPIC -fvisibility=hidden -Wall -Wextra -Werror -Wno-deprecated-declarations \
       -isystem "$inc" -isystem "$cuda_root/include" -I plugins \
@@ -83,4 +90,9 @@ for inc in "${trt_dirs[@]}"; do
   if ldd "$lib" | grep -q nvinfer; then echo "compile_cuda: libtrtnet_plugins.so needs libnvinfer" >&2; status=1; fi
   echo "compile_cuda: libtrtnet_plugins.so linked against $(grep -hE 'define (TRT_MAJOR_ENTERPRISE|NV_TENSORRT_MAJOR) [0-9]' "$inc/NvInferVersion.h" | awk '{print $3}' | head -1).x headers ($(du -k "$lib" | cut -f1) KiB; exports: ${exports})"
 done
+if [ "${CI:-}" = true ]; then
+  for m in 10 11; do
+    case "$majors" in *" $m "*) ;; *) echo "compile_cuda: CI needs the TensorRT $m.x headers (TensorRT_ROOT)" >&2; status=1 ;; esac
+  done
+fi
 exit $status

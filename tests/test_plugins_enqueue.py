@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from test_kernels_cuda_emulated import EMU, rewrite_cuda_source
-from test_plugins_lifecycle import HEADER_IDS, HEADERS, PLUGIN_SOURCES, compiler
+import trt_headers
+from test_plugins_lifecycle import PLUGIN_SOURCES, compiler
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.skipif(not HEADERS, reason="no TensorRT headers (set TRTNET_TENSORRT_INCLUDE_DIRS)")
-@pytest.mark.parametrize("include", HEADERS[-1:], ids=HEADER_IDS[-1:])  # newest headers: enqueue is version-independent
-def test_enqueue_matches_twins(include, tmp_path):
+@trt_headers.params()
+def test_enqueue_matches_twins(major, tmp_path):
+    include = trt_headers.header_set(major)
     cxx, flags = compiler()
     objects = []
     for cu in sorted((REPO / "plugins").glob("*/*.cu")):  # kernels: fake CUDA runtime, no TensorRT

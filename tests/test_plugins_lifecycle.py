@@ -4,9 +4,8 @@ workspace, serialize through the fields, re-create (plugins/tests/plugin_lifecyc
 built with ASan + UBSan; no libnvinfer: the expression builder is a stub, the CUDA
 launchers are stubs).
 
-Headers are looked up in $TRTNET_TENSORRT_INCLUDE_DIRS (os.pathsep-separated include
-directories) or ../trt_headers/*/include beside the repo (extracted from NVIDIA/TensorRT's
-include/ with git archive; never committed). The CUDA headers come from $CUDA_HOME or
+Header sets: tests/trt_headers.py ($TensorRT_ROOT, else ../shared/trt-headers/*; both 10.x
+and 11.x are expected, and a missing one fails in CI). The CUDA headers come from $CUDA_HOME or
 /usr/local/cuda. :func:`plugin_objects` compiles the plugin code once per header set
 (also used by test_plugins_registry.py).
 """
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import trt_headers
 from trtnet.plugins.specs import SPECS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,31 +36,11 @@ PLUGIN_SOURCES = [
 ]
 
 
-def _header_dirs() -> list[Path]:
-    env = os.environ.get("TRTNET_TENSORRT_INCLUDE_DIRS")
-    dirs = [Path(p) for p in env.split(os.pathsep) if p] if env else sorted(REPO.parent.glob("trt_headers/*/include"))
-    return [d for d in dirs if (d / "NvInferRuntime.h").is_file()]
-
-
 def _cuda_include() -> Path | None:
     for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
         if root and (Path(root) / "include" / "cuda_runtime_api.h").is_file():
             return Path(root) / "include"
     return None
-
-
-def _version(include: Path) -> str:
-    text = (include / "NvInferVersion.h").read_text()
-    for key in ("TRT_MAJOR_ENTERPRISE", "NV_TENSORRT_MAJOR"):
-        for line in text.splitlines():
-            parts = line.split()
-            if len(parts) >= 3 and parts[0] == "#define" and parts[1] == key and parts[2].isdigit():
-                return parts[2]
-    return "?"
-
-
-HEADERS = _header_dirs()
-HEADER_IDS = [f"trt{_version(h)}" for h in HEADERS]
 
 
 def compiler() -> tuple[str, list[str]]:
@@ -76,7 +56,7 @@ def compiler() -> tuple[str, list[str]]:
 def plugin_objects(include: Path) -> tuple[Path, ...]:
     """Object files of the plugin library (launchers stubbed) for one header set, built once, in parallel."""
     cxx, flags = compiler()
-    out = Path(tempfile.mkdtemp(prefix=f"trtnet_plugins_{_version(include)}_"))
+    out = Path(tempfile.mkdtemp(prefix=f"trtnet_plugins_{trt_headers.version(include)}_"))
     jobs = []
     for src in PLUGIN_SOURCES:
         obj = out / (Path(src).stem + ".o")
@@ -88,9 +68,9 @@ def plugin_objects(include: Path) -> tuple[Path, ...]:
     return tuple(obj for _, obj, _ in jobs)
 
 
-@pytest.mark.skipif(not HEADERS, reason="no TensorRT headers (set TRTNET_TENSORRT_INCLUDE_DIRS)")
-@pytest.mark.parametrize("include", HEADERS, ids=HEADER_IDS)
-def test_plugin_lifecycle_against_headers(include, tmp_path):
+@trt_headers.params()
+def test_plugin_lifecycle_against_headers(major, tmp_path):
+    include = trt_headers.header_set(major)
     cxx, flags = compiler()
     exe = tmp_path / "lifecycle"
     # Built from source with ASan + UBSan: leaks, double deletes and UB in the plugin
@@ -102,7 +82,7 @@ def test_plugin_lifecycle_against_headers(include, tmp_path):
     assert build.returncode == 0, f"lifecycle build against {include} failed:\n{build.stderr[-4000:]}"
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"TensorRT headers {_version(include)}." in run.stdout
+    assert f"TensorRT headers {major}." in run.stdout
     assert "creators: InverseWarp, FastNMS" in run.stdout
     assert "lifecycle: all checks passed" in run.stdout
     # The refused fields were refused with their reason, through the plugin logger.
