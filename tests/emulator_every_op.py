@@ -112,8 +112,8 @@ def build(network, trt, rng: np.random.Generator | None = None) -> dict[str, obj
 
     registry = trt.get_plugin_registry()
     creator = registry.get_creator("InverseWarp", "1", "trtnet")
-    fields = trt.PluginFieldCollection(
-        [trt.PluginField("flow_divisor", np.array([8.0], np.float32), trt.PluginFieldType.FLOAT32)])
+    divisor = np.array([8.0], np.float32)  # alive until create_plugin returns (the collection only points at it)
+    fields = trt.PluginFieldCollection([trt.PluginField("flow_divisor", divisor, trt.PluginFieldType.FLOAT32)])
     warp = creator.create_plugin("warp", fields, trt.TensorRTPhase.BUILD)
     flow = network.add_constant((1, 2, 8, 8), trt.Weights(f32(1, 2, 8, 8) * 0.1))
     pl = network.add_plugin_v3([y, flow.get_output(0)], [], warp)

@@ -158,7 +158,7 @@ def _plugin(name, **fields):
     from trtnet.plugins import specs
 
     creator = trt.get_plugin_registry().get_creator(name, "1", "trtnet")
-    return creator.create_plugin(name, specs.get_spec(name).field_collection(trt, fields), trt.TensorRTPhase.BUILD)
+    return specs.get_spec(name).create_plugin(trt, creator, name, fields)
 
 
 def test_registry_returns_none_for_unknown_plugins():
@@ -189,9 +189,9 @@ def test_fast_nms_plugin_layer_has_the_spec_outputs():
 
 def test_plugin_with_an_unknown_field_is_an_error():
     creator = trt.get_plugin_registry().get_creator("FastNMS", "1", "trtnet")
-    bad = trt.PluginFieldCollection([trt.PluginField("topk", np.array([1], np.int32), trt.PluginFieldType.INT32)])
+    field = trt.PluginField("topk", np.array([1], np.int32), trt.PluginFieldType.INT32)  # alive until the call
     with pytest.raises(KeyError, match="unknown field"):
-        creator.create_plugin("nms", bad, trt.TensorRTPhase.BUILD)
+        creator.create_plugin("nms", trt.PluginFieldCollection([field]), trt.TensorRTPhase.BUILD)
 
 
 def test_inverse_warp_with_zero_flow_is_the_identity():

@@ -144,6 +144,9 @@ class PluginCreator:
         usage.call("IPluginCreatorV3One", "create_plugin", (name, field_collection, phase), {})
         if not isinstance(phase, trt.TensorRTPhase):
             raise TypeError(f"create_plugin: phase must be a trt.TensorRTPhase, got {phase!r}")
+        if not isinstance(field_collection, trt.PluginFieldCollection):  # the binding takes only that type
+            raise TypeError(f"create_plugin({self.name}): field_collection must be a trt.PluginFieldCollection, "
+                            f"got {type(field_collection).__name__}")
         given = {}
         for field in field_collection:
             if not isinstance(field, trt.PluginField):

@@ -10,6 +10,7 @@ the two versions are left out on purpose.
 from __future__ import annotations
 
 import enum
+import weakref
 
 import numpy as np
 
@@ -258,17 +259,81 @@ class Weights:
 
 
 class PluginField:
-    """One named plugin parameter: ``trt.PluginField(name, np_array, trt.PluginFieldType.X)``."""
+    """One named plugin parameter: ``trt.PluginField(name, np_array, trt.PluginFieldType.X)``.
+
+    Ownership as in the real bindings: the Python ``PluginField`` keeps its array alive
+    (pyPlugin.cpp: ``py::init(plugin_field_constructor, ..., py::keep_alive<1, 3>{})``), but the
+    C++ struct only holds a raw pointer, and ``PluginFieldCollection`` is a bound
+    ``std::vector<PluginField>`` that copies the structs and keeps nothing alive
+    (ForwardDeclarations.h: PluginField "does not own any of it's members"). A field read
+    through a collection after its array was freed reads freed memory in TensorRT; here it is
+    an error.
+    """
+
+    __slots__ = ("name", "type", "size", "_owner", "_view")
 
     def __init__(self, name: str = "", data=None, type: PluginFieldType = PluginFieldType.UNKNOWN):  # noqa: A002
         self.name = name
-        self.data = np.asarray(data) if data is not None else np.zeros((0,), np.uint8)
         self.type = type
-        self.size = int(self.data.size)
+        self._owner = None
+        self._view = None  # weakref to the array the pointer points into
+        self.size = 0
+        if data is not None:
+            self.data = data
+
+    @property
+    def data(self) -> np.ndarray:
+        """A copy of what the field points at (as the real getter builds a new array)."""
+        if self._view is None:
+            return np.zeros((0,), np.uint8)
+        array = self._view()
+        if array is None:
+            raise RuntimeError(
+                f"PluginField {self.name!r}: its data was freed. TensorRT's PluginFieldCollection copies "
+                "raw pointers and keeps no array alive: keep the arrays (or the PluginField objects) "
+                "alive until create_plugin returns")
+        return np.array(array).reshape(-1)
+
+    @data.setter
+    def data(self, data) -> None:
+        if not isinstance(data, np.ndarray):  # the binding takes a py::buffer; NumPy arrays are what we track
+            raise TypeError(f"PluginField {self.name!r}: data must be a NumPy array, got {type(data).__name__}")
+        self._owner = data  # keep_alive<1, 3>: the Python object owns the reference
+        self._view = weakref.ref(data)
+        self.size = int(data.size)
+
+    def _struct_copy(self) -> "PluginField":
+        """What ``std::vector<PluginField>`` stores: the same pointer, no ownership."""
+        copy = PluginField(self.name, None, self.type)
+        copy._view, copy.size = self._view, self.size
+        return copy
 
 
 class PluginFieldCollection(list):
-    """A list of PluginField, like the real binding."""
+    """A bound ``std::vector<PluginField>``: holds struct copies that do not own their data."""
+
+    def __init__(self, fields=()):
+        super().__init__(_field_struct(f) for f in fields)
+
+    def append(self, field) -> None:
+        super().append(_field_struct(field))
+
+    def extend(self, fields) -> None:
+        super().extend(_field_struct(f) for f in fields)
+
+    def insert(self, index, field) -> None:
+        super().insert(index, _field_struct(field))
+
+    def __setitem__(self, index, field) -> None:
+        if isinstance(index, slice):
+            raise TypeError("PluginFieldCollection: slice assignment is not supported")
+        super().__setitem__(index, _field_struct(field))
+
+
+def _field_struct(field) -> PluginField:
+    if not isinstance(field, PluginField):
+        raise TypeError(f"PluginFieldCollection holds trt.PluginField, got {type(field).__name__}")
+    return field._struct_copy()
 
 
 from .plugins import get_plugin_registry  # noqa: E402,F401  (re-export; the registry needs the names above)

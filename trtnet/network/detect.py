@@ -58,11 +58,10 @@ def fast_nms(g: Graph, boxes: Any, conf: Any, coeffs: Any, config: Config) -> di
             f"TensorRT plugin {FAST_NMS.namespace}::{FAST_NMS.name} v{FAST_NMS.version} is not "
             "registered: load trtnet's plugin library first (trtnet.plugins.load())"
         )
-    fields = FAST_NMS.field_collection(
-        g.trt, top_k=spec.top_k, conf_thresh=spec.conf_thresh, nms_thresh=spec.nms_thresh,
-        max_det=spec.max_det, background_class=0,
+    plugin = FAST_NMS.create_plugin(
+        g.trt, creator, "fastnms", top_k=spec.top_k, conf_thresh=spec.conf_thresh,
+        nms_thresh=spec.nms_thresh, max_det=spec.max_det, background_class=0,
     )
-    plugin = creator.create_plugin("fastnms", fields, g.trt.TensorRTPhase.BUILD)
     if plugin is None:
         raise GraphError(f"creating the {FAST_NMS.name} plugin failed (fields: {FAST_NMS.field_names})")
     inputs = [g.into(t, COMPONENT) for t in (boxes, conf, coeffs)]

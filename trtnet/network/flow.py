@@ -132,8 +132,7 @@ def inverse_warp(g: Graph, feature: Any, flow: Any, scale: Any, bias: Any, level
             f"TensorRT plugin {INVERSE_WARP.namespace}::{INVERSE_WARP.name} v{INVERSE_WARP.version} is "
             "not registered: load trtnet's plugin library first (trtnet.plugins.load())"
         )
-    fields = INVERSE_WARP.field_collection(g.trt, flow_divisor=spec.flow_divisor)
-    plugin = creator.create_plugin(f"inverse_warp@{level}", fields, g.trt.TensorRTPhase.BUILD)
+    plugin = INVERSE_WARP.create_plugin(g.trt, creator, f"inverse_warp@{level}", flow_divisor=spec.flow_divisor)
     if plugin is None:
         raise GraphError(f"creating the {INVERSE_WARP.name} plugin failed (fields: {INVERSE_WARP.field_names})")
     fused = spec.use_scale_factor and spec.use_scale_bias  # the plugin takes both or neither

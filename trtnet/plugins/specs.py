@@ -126,13 +126,23 @@ class PluginSpec:
             )
         return {f.name: f.coerce(given.get(f.name, f.default)) for f in self.fields}
 
-    def field_collection(self, trt: Any, values: Mapping[str, Any] | None = None, **kwargs: Any):
-        """``trt.PluginFieldCollection`` for this plugin (works for tensorrt and the emulator)."""
+    def create_plugin(self, trt: Any, creator: Any, name: str, values: Mapping[str, Any] | None = None,
+                      **kwargs: Any) -> Any:
+        """``creator.create_plugin`` (BUILD phase) with this plugin's fields (defaults filled in).
+
+        The field arrays stay referenced here until ``create_plugin`` returns: TensorRT's
+        ``PluginFieldCollection`` copies raw pointers and keeps no array alive (its Python
+        binding is a ``std::vector<PluginField>``; PluginField "does not own any of it's
+        members"), so a collection built from temporaries would hand the creator freed memory.
+        Works for tensorrt and the emulator.
+        """
         types = {"int32": trt.PluginFieldType.INT32, "float32": trt.PluginFieldType.FLOAT32}
-        resolved = self.resolve(values, **kwargs)
-        return trt.PluginFieldCollection(
-            [trt.PluginField(f.name, resolved[f.name], types[f.dtype]) for f in self.fields]
-        )
+        arrays = self.resolve(values, **kwargs)
+        fields = [trt.PluginField(f.name, arrays[f.name], types[f.dtype]) for f in self.fields]
+        collection = trt.PluginFieldCollection(fields)
+        plugin = creator.create_plugin(name, collection, trt.TensorRTPhase.BUILD)
+        del collection, fields, arrays  # only now: the creator has copied the values
+        return plugin
 
 
 FAST_NMS = PluginSpec(
