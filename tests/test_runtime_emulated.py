@@ -191,3 +191,16 @@ def test_motion_is_zero_on_the_keyframe_and_grows_with_the_shift(small_engines, 
     assert motions[0] is None and video.index == 4  # the first frame is a keyframe
     assert motions[1] == 0.0  # the keyframe's own image: nothing moved
     assert 0 < motions[2] < motions[3]
+
+
+def test_adaptive_keyframes_go_where_the_motion_is(small_engines, case):
+    from trtnet.benchmarks.keyframes import run_schedule, synthetic_clip
+
+    key, nonkey = small_engines
+    clip, shifts = synthetic_clip(case.image("key"), 6, slow=1, fast=12)
+    assert shifts == [0, 1, 2, 14, 26, 38]  # frames 1-2 slow, 3-5 fast
+    # 0.2: between the motion of the slow frames and that of a 12-pixel jump at this input size
+    run = run_schedule(VideoSegmenter(key, nonkey, keyframe_interval=100, motion_threshold=0.2), clip, "adaptive")
+    assert run.keyframe_indices[0] == 0 and len(run.keyframe_indices) >= 2
+    assert all(i >= 4 for i in run.keyframe_indices[1:])  # only after the first fast frame
+    assert max(run.motions[1:3]) <= 0.2 < run.motions[3]

@@ -10,6 +10,7 @@ PyTorch model's outputs in this format and check an engine against them with
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -216,3 +217,16 @@ def find_cases(root: str | Path) -> list[ReferenceCase]:
     """Every case folder (with a manifest.json) directly under ``root``."""
     root = Path(root)
     return [ReferenceCase(p) for p in sorted(root.iterdir()) if (p / "manifest.json").is_file()]
+
+
+def default_case_dir(case: str) -> Path:
+    """Folder of the shared reference case ``case``: under $TRTNET_REFERENCE_DIR, else
+    ../shared/reference beside the source tree, else beside the current directory (the first
+    that exists; the last candidate otherwise, so errors name a path)."""
+    env = os.environ.get("TRTNET_REFERENCE_DIR")
+    bases = [Path(env)] if env else [
+        Path(__file__).resolve().parents[1].parent / "shared" / "reference",
+        Path.cwd().parent / "shared" / "reference",
+    ]
+    paths = [b / case for b in bases]
+    return next((p for p in paths if p.is_dir()), paths[0])

@@ -17,15 +17,10 @@ from pathlib import Path
 
 
 def _default_input() -> str:
-    """The vid_resnet50 reference weights: $TRTNET_REFERENCE_DIR, else ../shared/reference
-    beside the source tree, else beside the current directory."""
-    env = os.environ.get("TRTNET_REFERENCE_DIR")
-    bases = [Path(env)] if env else [
-        Path(__file__).resolve().parents[2].parent / "shared" / "reference",
-        Path.cwd().parent / "shared" / "reference",
-    ]
-    paths = [b / "vid_resnet50" / "weights.pth" for b in bases]
-    return str(next((p for p in paths if p.is_file()), paths[0]))
+    """The vid_resnet50 reference weights (trtnet.reference_data.default_case_dir)."""
+    from trtnet.reference_data import default_case_dir
+
+    return str(default_case_dir("vid_resnet50") / "weights.pth")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
