@@ -17,14 +17,14 @@ from typing import Callable
 
 import pytest
 
-from trtnet import build, calibrate, cli, verify
+from trtnet import build, calibrate, cli, infer, verify
 from trtnet import eval as trt_eval
 from weights_convert.__main__ import main as convert_main
 
 REPO = Path(__file__).resolve().parent.parent
 MAINS: dict[str, Callable] = {
     "build": build.main, "verify": verify.main, "calibrate": calibrate.main, "eval": trt_eval.main,
-    "weights_convert": convert_main,
+    "infer": infer.main, "weights_convert": convert_main,
 }
 
 
@@ -67,6 +67,15 @@ def files(tmp_path_factory, reference_dir) -> dict[str, Path]:
     paths["annotations"] = ann
     paths["bad_json"] = d / "bad.json"
     paths["bad_json"].write_text('{"images": [')
+    paths["image"] = paths["images"] / "a.png"
+    paths["random_png"] = d / "random.png"
+    paths["random_png"].write_bytes(os.urandom(2000))
+    paths["truncated_png"] = d / "truncated.png"
+    paths["truncated_png"].write_bytes(paths["image"].read_bytes()[:30])
+    paths["random_mp4"] = d / "random.mp4"
+    paths["random_mp4"].write_bytes(os.urandom(3000))
+    paths["no_images"] = d / "no_images"
+    paths["no_images"].mkdir()
     return paths
 
 
@@ -87,6 +96,8 @@ def _weights_argv(cli_name: str, weights: str, f: dict, out: Path) -> list[str]:
     if cli_name == "eval":
         return ["--annotations", str(f["annotations"]), "--images", str(f["images"]), "--weights", weights,
                 "-o", str(out / "m.json")]
+    if cli_name == "infer":
+        return [str(f["image"]), "--weights", weights, "-o", str(out / "o.png"), "--json", str(out / "r.json")]
     return [weights, str(out / "w.safetensors")]  # weights_convert
 
 
@@ -113,14 +124,14 @@ def test_bad_weights_file(cli_name, kind, files, tmp_path, capsys, reference_dir
     _check(code, err, 1, bad, problem, out=tmp_path)
 
 
-@pytest.mark.parametrize("cli_name", ["build", "calibrate", "eval"])
+@pytest.mark.parametrize("cli_name", ["build", "calibrate", "eval", "infer"])
 def test_weights_of_another_config(cli_name, files, tmp_path, capsys):
     argv = _weights_argv(cli_name, str(files["good_weights"]), files, tmp_path) + ["--config", "yolact_edge_resnet50"]
     code, err = run_main(MAINS[cli_name], argv, capsys)
     _check(code, err, 1, "do not fit config yolact_edge_resnet50", out=tmp_path)
 
 
-@pytest.mark.parametrize("cli_name", ["build", "calibrate", "eval"])  # verify: the case names its config
+@pytest.mark.parametrize("cli_name", ["build", "calibrate", "eval", "infer"])  # verify: the case names it
 def test_unknown_config_name(cli_name, files, tmp_path, capsys):
     argv = _weights_argv(cli_name, str(files["good_weights"]), files, tmp_path)
     code, err = run_main(MAINS[cli_name], argv + ["--config", "yolact_nope"], capsys)
@@ -129,12 +140,16 @@ def test_unknown_config_name(cli_name, files, tmp_path, capsys):
 
 # -- outputs ------------------------------------------------------------------------------
 
-OUTPUT_CLIS = {  # name -> (argv builder given the output path, an extension it accepts)
-    "build": (lambda f, o: ["--weights", str(f["good_weights"]), "-o", o], ".engine"),
-    "calibrate": (lambda f, o: ["--weights", str(f["good_weights"]), "--images", str(f["images"]), "-o", o], ".json"),
+OUTPUT_CLIS = {  # name -> (argv builder given the output path, an extension it accepts, an input)
+    "build": (lambda f, o: ["--weights", str(f["good_weights"]), "-o", o], ".engine", "good_weights"),
+    "calibrate": (lambda f, o: ["--weights", str(f["good_weights"]), "--images", str(f["images"]), "-o", o],
+                  ".json", "good_weights"),
     "eval": (lambda f, o: ["--annotations", str(f["annotations"]), "--images", str(f["images"]),
-                           "--weights", str(f["good_weights"]), "-o", o], ".json"),
-    "weights_convert": (lambda f, o: [str(f["good_weights"]), o], ".safetensors"),
+                           "--weights", str(f["good_weights"]), "-o", o], ".json", "annotations"),
+    "infer": (lambda f, o: [str(f["image"]), "--weights", str(f["good_weights"]), "-o", o], ".png", "image"),
+    "infer --json": (lambda f, o: [str(f["image"]), "--weights", str(f["good_weights"]), "--json", o], ".json",
+                     "image"),
+    "weights_convert": (lambda f, o: [str(f["good_weights"]), o], ".safetensors", "good_weights"),
 }
 
 
@@ -150,27 +165,30 @@ def _unwritable_folder(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("case", ["missing_folder", "is_a_directory", "unwritable", "is_the_input"])
 @pytest.mark.parametrize("cli_name", list(OUTPUT_CLIS))
 def test_bad_output(cli_name, case, files, tmp_path, capsys):
-    argv_of, ext = OUTPUT_CLIS[cli_name]
+    argv_of, ext, an_input = OUTPUT_CLIS[cli_name]
     out = {
         "missing_folder": tmp_path / "no" / "such" / f"x{ext}",
         "is_a_directory": files["out_dir"],
         "unwritable": _unwritable_folder(tmp_path) / f"trtnet_test{ext}",
-        "is_the_input": files["good_weights"],
+        "is_the_input": files[an_input],
     }[case]
+    if cli_name == "infer" and case == "is_a_directory":
+        pytest.skip("infer -o DIR writes one overlay per frame into the folder")
     problem = {"missing_folder": "does not exist", "is_a_directory": "is a directory",
                "unwritable": "not writable", "is_the_input": "is the input"}[case]
     before = sorted(tmp_path.rglob("*"))
-    code, err = run_main(MAINS[cli_name], argv_of(files, str(out)), capsys)
+    code, err = run_main(MAINS[cli_name.split()[0]], argv_of(files, str(out)), capsys)
     _check(code, err, 1, str(out), problem)
     assert not (tmp_path / "no").exists()  # the folder was not created
     assert sorted(tmp_path.rglob("*")) == before
 
 
-@pytest.mark.parametrize("cli_name, ext", [("calibrate", ".txt"), ("eval", ".csv"), ("weights_convert", ".pth")])
+@pytest.mark.parametrize("cli_name, ext", [("calibrate", ".txt"), ("eval", ".csv"), ("weights_convert", ".pth"),
+                                           ("infer", ".xyz"), ("infer --json", ".txt")])
 def test_output_extension_is_checked_before_any_work(cli_name, ext, files, tmp_path, capsys):
-    argv_of, _ = OUTPUT_CLIS[cli_name]
+    argv_of, _, _ = OUTPUT_CLIS[cli_name]
     out = tmp_path / f"result{ext}"
-    code, err = run_main(MAINS[cli_name], argv_of(files, str(out)), capsys)
+    code, err = run_main(MAINS[cli_name.split()[0]], argv_of(files, str(out)), capsys)
     _check(code, err, 1, str(out), "extension", out=tmp_path)
 
 
@@ -201,6 +219,16 @@ def test_image_folder_that_is_not_a_folder(cli_name, kind, problem, files, tmp_p
     _check(code, err, 1, images, problem, out=tmp_path)
 
 
+@pytest.mark.parametrize("kind, problem", [("missing", "not found"), ("empty", "is empty"),
+                                           ("random_png", "cannot read"), ("truncated_png", "cannot read"),
+                                           ("random_mp4", "cannot open video"), ("no_images", "holds no images")])
+def test_infer_bad_source(kind, problem, files, tmp_path, capsys):
+    source = str(files[kind])
+    code, err = run_main(infer.main, [source, "--weights", str(files["good_weights"]), "-o", str(tmp_path / "o.mp4"),
+                                      "--json", str(tmp_path / "r.json")], capsys)
+    _check(code, err, 1, source, problem, out=tmp_path)
+
+
 @pytest.mark.parametrize("kind, problem", [("missing", "not found"), ("empty", "not a folder"),
                                            ("dir", "not a reference case folder")])
 def test_verify_bad_case_folder(kind, problem, files, capsys):
@@ -216,10 +244,13 @@ def test_verify_engine_implies_tensorrt_never_a_silent_emulator_pass(kind, files
     assert str(files[kind]) in err or "TensorRT" in err
 
 
-@pytest.mark.parametrize("cli_name", ["verify", "eval"])
+@pytest.mark.parametrize("cli_name", ["verify", "eval", "infer"])
 def test_engine_with_the_emulator_backend_is_a_usage_error(cli_name, files, reference_dir, capsys):
     if cli_name == "verify":
         argv = [str(reference_dir / "mobilenetv2"), "--engine", str(files["random"]), "--backend", "emulator"]
+    elif cli_name == "infer":
+        argv = [str(files["image"]), "--engine", str(files["random"]), "--backend", "emulator",
+                "--config", "yolact_edge_mobilenetv2"]
     else:
         argv = ["--annotations", str(files["annotations"]), "--images", str(files["images"]),
                 "--engine", str(files["random"]), "--backend", "emulator", "--config", "yolact_edge_mobilenetv2"]
@@ -259,7 +290,7 @@ def test_help_has_examples_exit_codes_and_text_on_every_flag(cli_name, capsys):
     from weights_convert.__main__ import make_parser as convert_parser
 
     parser = {"build": build.make_parser, "verify": verify.make_parser, "calibrate": calibrate.make_parser,
-              "eval": trt_eval.make_parser, "weights_convert": convert_parser}.get(cli_name)
+              "eval": trt_eval.make_parser, "infer": infer.make_parser, "weights_convert": convert_parser}.get(cli_name)
     parsers = [parser()] if parser is not None else []
     if cli_name == "bench":
         import argparse
@@ -276,10 +307,13 @@ def test_help_has_examples_exit_codes_and_text_on_every_flag(cli_name, capsys):
     ("trtnet.eval", ["--annotations", "{missing}", "--images", "{images}", "--weights", "{weights}"], "not found"),
     ("trtnet.build", ["--weights", "{random}", "-o", "{tmp}/e.engine"], "not a"),
     ("weights_convert", ["{truncated}", "{tmp}/w.safetensors"], "not a readable zip archive"),
+    ("trtnet.infer", ["{random_png}", "--weights", "{weights}", "-o", "{tmp}/o.png"], "cannot read"),
+    ("trtnet.calibrate", ["--weights", "{weights}", "--images", "{images}", "-o", "{tmp}/no/c.json"],
+     "does not exist"),
 ])
 def test_python_m_entry_points(module, argv, needle, files, tmp_path):
     fill = dict(missing=files["missing"], images=files["images"], weights=files["good_weights"],
-                random=files["random"], truncated=files["truncated"], tmp=tmp_path)
+                random=files["random"], truncated=files["truncated"], random_png=files["random_png"], tmp=tmp_path)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     run = subprocess.run([sys.executable, "-m", module, *[a.format(**fill) for a in argv]],
                          capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
