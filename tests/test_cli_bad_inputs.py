@@ -259,6 +259,14 @@ def test_engine_with_the_emulator_backend_is_a_usage_error(cli_name, files, refe
     _check(code, err, 2, "--engine", "contradicts --backend emulator")
 
 
+@pytest.mark.parametrize("interval, problem", [("0", "must be >= 1"), ("5", "has no flow network")])
+def test_eval_keyframe_interval_needs_a_video_config(interval, problem, files, capsys):
+    code, err = run_main(trt_eval.main, ["--annotations", str(files["annotations"]), "--images", str(files["images"]),
+                                         "--weights", str(files["good_weights"]), "--keyframe-interval", interval],
+                         capsys)
+    _check(code, err, 2, problem)
+
+
 def test_eval_engine_file_is_checked_before_anything_runs(files, capsys, tmp_path):
     code, err = run_main(trt_eval.main, ["--annotations", str(files["annotations"]), "--images", str(files["images"]),
                                          "--engine", str(files["empty"]), "--config", "yolact_edge_mobilenetv2"],

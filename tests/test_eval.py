@@ -224,3 +224,40 @@ def test_an_engines_sidecar_names_its_config_and_plan(tmp_path, capsys):
                           "--config", "yolact_edge_mobilenetv2"])
     err = capsys.readouterr().err
     assert code == 1 and "was built for yolact_edge_vid_resnet50" in err and "Traceback" not in err
+
+
+def test_video_frames_run_video_by_video_in_frame_order_each_from_a_keyframe(tmp_path):
+    """evaluate() over frames of two videos listed out of order, with a recording segmenter
+    (the schedule itself is trtnet.runtime.VideoSegmenter's, tested there)."""
+    frames = [(1, 7, 1), (2, 3, 0), (3, 7, 0), (4, 3, 1), (5, 3, 2)]  # (image id, video_id, frame_id)
+    for i, _, _ in frames:
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((4, 4, 3), i, np.uint8))
+    ann = tmp_path / "a.json"
+    ann.write_text(json.dumps({
+        "images": [{"id": i, "video_id": v, "frame_id": f, "file_name": f"{i}.png", "height": 4, "width": 4}
+                   for i, v, f in frames],
+        "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
+    dataset = trt_eval.load_dataset(ann, tmp_path)
+    assert dataset.image_ids == [2, 4, 5, 3, 1]
+
+    class Segmenter:  # keyframe every 2 frames, like VideoSegmenter(keyframe_interval=2)
+        def __init__(self):
+            self.calls, self.since, self.last_was_keyframe = [], None, False
+
+        def reset(self):
+            self.calls.append("reset")
+            self.since = None
+
+        def outputs(self, image):
+            self.last_was_keyframe = self.since is None or self.since >= 2
+            self.since = 1 if self.last_was_keyframe else self.since + 1
+            self.calls.append(("key" if self.last_was_keyframe else "nonkey", int(image[0, 0, 0])))
+            return {}
+
+    runner = trt_eval.ScheduleRunner(Segmenter())
+    empty = Instances(np.zeros(0, int), np.zeros(0, np.float32), np.zeros((0, 4), int), np.zeros((0, 4, 4), bool))
+    row = trt_eval.evaluate(dataset, runner, {0: 1}, instances=lambda out, hw: empty)
+    assert runner.segmenter.calls == ["reset", ("key", 2), ("nonkey", 4), ("key", 5),
+                                      "reset", ("key", 3), ("nonkey", 1)]
+    assert (row.keyframes, row.frames) == (3, 5) and row.as_json()["keyframes"] == 3
+    assert "3/5" in trt_eval.format_table([row], get_config("yolact_edge_vid_resnet50"))

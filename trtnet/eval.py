@@ -11,8 +11,10 @@ results (boxes x, y, w, h; masks as RLE) and scored with pycocotools' COCOeval. 
 map to the dataset's category ids as upstream's label map does (COCO's ids skip a few
 numbers; YouTube-VIS uses 1..40); a dataset whose category names do not match the
 config's classes is refused. Frames of a video dataset in COCO format (YouTube-VIS
-frames as images, ``file_name`` like ``<video>/<frame>.jpg``) are evaluated the same way,
-each frame by the keyframe network.
+frames as images with ``video_id`` and ``frame_id``, ``file_name`` like
+``<video>/<frame>.jpg``) are evaluated the same way, each frame by the keyframe network, or
+with ``--keyframe-interval N`` (video configs) by YolactEdge's schedule: video by video in
+frame order, a keyframe every N frames and the flow-warped non-keyframe network between.
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ class Dataset:
     image_ids: list[int]
     has_masks: bool
 
+    def video_of(self, image_id: int) -> Any:
+        """The video an image is a frame of (None for still images)."""
+        return self.coco.imgs[image_id].get("video_id")
+
     def image_path(self, image_id: int) -> Path:
         return self.images / self.coco.imgs[image_id]["file_name"]
 
@@ -134,6 +140,16 @@ def _check_annotations(data: Any, source: Path) -> None:
             ann["area"] = float(ann["bbox"][2] * ann["bbox"][3])
 
 
+def frame_order(images: Mapping[int, Mapping[str, Any]]) -> list[int]:
+    """Image ids in evaluation order: by id, or for video frames (every image has a
+    ``video_id``) video by video, each in frame order (``frame_id``, else ``file_name``)."""
+    infos = list(images.values())
+    if not infos or not all("video_id" in i for i in infos):
+        return sorted(images)
+    frame_key = "frame_id" if all("frame_id" in i for i in infos) else "file_name"
+    return [i["id"] for i in sorted(infos, key=lambda i: (str(i["video_id"]), i[frame_key], i["id"]))]
+
+
 def load_dataset(annotations: str | Path, images: str | Path, *, max_images: Optional[int] = None) -> Dataset:
     """The dataset, checked before any image is segmented: readable JSON in COCO's layout and
     every listed image file present."""
@@ -149,7 +165,7 @@ def load_dataset(annotations: str | Path, images: str | Path, *, max_images: Opt
     coco.dataset = data
     with _quiet():
         coco.createIndex()
-    image_ids = sorted(coco.getImgIds())
+    image_ids = frame_order(coco.imgs)
     if max_images is not None:
         image_ids = image_ids[:max_images]
     if not image_ids:
@@ -192,9 +208,12 @@ class PlanResult:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     ms_per_frame: float = 0.0
     detections: int = 0
+    keyframes: Optional[int] = None  # frames that ran the keyframe network (video schedule only)
+    frames: int = 0
 
     def as_json(self) -> dict:
-        return {**self.metrics, "ms_per_frame": self.ms_per_frame}
+        extra = {} if self.keyframes is None else {"keyframes": self.keyframes}
+        return {**self.metrics, "ms_per_frame": self.ms_per_frame, **extra}
 
 
 def evaluate(dataset: Dataset, runner: Runner, cat_of_class: Mapping[int, int], *, label: str = "fp32",
@@ -212,15 +231,20 @@ def evaluate(dataset: Dataset, runner: Runner, cat_of_class: Mapping[int, int], 
         from tqdm import tqdm
 
         ids = tqdm(ids, desc=label, unit="frame", file=sys.stderr)
+    video: Any = object()
     for image_id in ids:
         image = dataset.read(image_id)
+        if hasattr(runner, "new_video") and dataset.video_of(image_id) != video:
+            video = dataset.video_of(image_id)
+            runner.new_video()  # every video starts with a keyframe
         start = time.perf_counter()
         inst = postprocess(runner(image), image.shape[:2])
         seconds += time.perf_counter() - start
         for t, found in coco_results(image_id, inst, cat_of_class).items():
             results[t] += found
     row = PlanResult(label, plan, ms_per_frame=1000 * seconds / len(dataset.image_ids),
-                     detections=len(results["bbox"]))
+                     detections=len(results["bbox"]), keyframes=getattr(runner, "keyframes", None),
+                     frames=len(dataset.image_ids))
     for t in IOU_TYPES if dataset.has_masks else ("bbox",):
         row.metrics[t] = coco_metrics(dataset, results[t], t)
     return row
@@ -241,6 +265,36 @@ def open_runner(backend: str, store: Any, config: Config, plan: Optional[Precisi
     except EngineError as exc:
         raise EvalError(f"--backend {backend}: {exc}") from None
     return key
+
+
+class ScheduleRunner:
+    """YolactEdge's video schedule over a dataset's frames (trtnet.runtime.VideoSegmenter): a
+    keyframe every ``keyframe_interval`` frames of a video, the non-keyframe network between."""
+
+    def __init__(self, segmenter: Any) -> None:
+        self.segmenter = segmenter
+        self.keyframes = 0
+
+    def new_video(self) -> None:
+        self.segmenter.reset()
+
+    def __call__(self, image: np.ndarray) -> Mapping[str, Any]:
+        out = self.segmenter.outputs(image)
+        self.keyframes += int(self.segmenter.last_was_keyframe)
+        return out
+
+
+def open_schedule(backend: str, store: Any, config: Config, plan: Optional[PrecisionPlan],
+                  keyframe_interval: int) -> ScheduleRunner:
+    """Keyframe and non-keyframe networks of a video config on ``backend``, run on a schedule."""
+    from trtnet.runtime import EngineError, VideoSegmenter
+    from trtnet.runtime.backends import open_engines
+
+    try:
+        key, nonkey = open_engines(backend, store, config, video=True, precision=plan)
+    except EngineError as exc:
+        raise EvalError(f"--backend {backend}: {exc}") from None
+    return ScheduleRunner(VideoSegmenter(key, nonkey, keyframe_interval=keyframe_interval))
 
 
 def engine_description(engine: Path) -> dict:
@@ -264,13 +318,16 @@ def format_table(rows: Sequence[PlanResult], config: Config) -> str:
     comps = [c for c in COMPONENTS if c != "flow" or config.is_video]
     head = (f"{'plan':<22}" + "".join(f"{c:>9}" for c in comps)
             + f"{'box AP':>9}{'mask AP':>9}{'ms/frame':>10}")
+    scheduled = any(r.keyframes is not None for r in rows)
+    head += f"{'keyframes':>11}" if scheduled else ""
     lines = [head, "-" * len(head)]
     for r in rows:
         precs = [r.plan.of(c) if r.plan is not None else "engine" for c in comps]
         box = r.metrics.get("bbox", {}).get("AP")
         mask = r.metrics.get("segm", {}).get("AP")
+        keys = f"{r.keyframes}/{r.frames}" if r.keyframes is not None else "all"
         lines.append(f"{r.label:<22}" + "".join(f"{p:>9}" for p in precs)
-                     + f"{_ap(box):>9}{_ap(mask):>9}{r.ms_per_frame:>10.1f}")
+                     + f"{_ap(box):>9}{_ap(mask):>9}{r.ms_per_frame:>10.1f}" + (f"{keys:>11}" if scheduled else ""))
     return "\n".join(lines)
 
 
@@ -309,6 +366,10 @@ def make_parser():
     p.add_argument("--engine", type=Path, nargs="+", default=None, metavar="FILE",
                    help="serialized engines (python -m trtnet.build), one row each; implies --backend "
                         "tensorrt")
+    p.add_argument("--keyframe-interval", type=int, default=1, metavar="N",
+                   help="video configs on frames with a video_id: a keyframe every N frames of each video, "
+                        "the non-keyframe (flow-warped) network between, as the paper's video results "
+                        "(default 1: every frame by the keyframe network)")
     p.add_argument("--max-images", type=int, default=None, metavar="N",
                    help="evaluate only the first N images (by id)")
     cli.add_output(p, "write the metrics as JSON: {plan: {bbox: {AP, AP50, ...}, segm: {...}, "
@@ -330,6 +391,10 @@ def run(args, parser) -> int:
         parser.error("--precision-plan does not apply to --engine (an engine's precision is fixed at build time)")
     if args.max_images is not None and args.max_images < 1:
         parser.error("--max-images must be >= 1")
+    if args.keyframe_interval < 1:
+        parser.error("--keyframe-interval must be >= 1")
+    if args.keyframe_interval > 1 and args.engine:
+        parser.error("--keyframe-interval needs the non-keyframe network: give --weights and a plan, not --engine")
     if args.config is not None:
         get_config(args.config)
     plans = [] if args.engine else _plans(args)
@@ -354,6 +419,9 @@ def run(args, parser) -> int:
 
     store = cli.load_weights(args.weights) if args.weights is not None else None
     config = resolve_config(store, args.config) if store is not None else get_config(args.config)
+    if args.keyframe_interval > 1 and not config.is_video:
+        raise cli.CliError(f"--keyframe-interval {args.keyframe_interval}: {config.name} has no flow network "
+                           "(a video config such as yolact_edge_vid_resnet50 has)", cli.EXIT_USAGE)
     rows_to_run: list[tuple[str, Optional[PrecisionPlan], Callable[[], Runner]]] = []
     if engines:
         for e in engines:
@@ -368,7 +436,11 @@ def run(args, parser) -> int:
 
         for plan in plans:
             full = load_plan(args.calibration_cache, store, config, plan) if plan.uses_int8 else plan
-            rows_to_run.append((_label(plan), plan, lambda full=full: open_runner(backend, store, config, full)))
+            if args.keyframe_interval > 1:
+                make = lambda full=full: open_schedule(backend, store, config, full, args.keyframe_interval)  # noqa: E731
+            else:
+                make = lambda full=full: open_runner(backend, store, config, full)  # noqa: E731
+            rows_to_run.append((_label(plan), plan, make))
 
     dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
     cat_of_class = category_map(config, dataset.coco.dataset["categories"], str(args.annotations))
