@@ -110,6 +110,18 @@ def test_video_in_gives_an_overlay_video_rle_json_and_the_schedule_in_the_log(sm
         assert mask.shape == (80, 120) and w > 0 and h > 0
 
 
+def test_adaptive_keyframes_from_the_command_line(small_network, case, clip, tmp_path, capsys):
+    log = tmp_path / "f.jsonl"
+    code = infer.main([str(clip), "--weights", str(case.weights_path), "--log", str(log), "--adaptive-keyframes",
+                       "--motion-threshold", "0", "--keyframe-interval", "100", "--max-frames", "3"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "adaptive keyframes: motion > 0, at least every 100 frames" in printed.err
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    # frame 1 moved (motion > 0): frame 2 is a keyframe; --max-frames stops after 3
+    assert [d["keyframe"] for d in lines] == [True, False, True] and lines[1]["motion"] > 0
+
+
 def test_folder_in_gives_an_overlay_folder_and_a_new_size_starts_with_a_keyframe(small_network, case, tmp_path,
                                                                                   capsys):
     frames = tmp_path / "frames"
@@ -151,6 +163,7 @@ def test_a_run_failing_midway_writes_nothing(small_network, case, clip, tmp_path
     (["{clip}", "-o", "{clip}"], 1, "is the input"),
     (["{tmp}/junk.mp4", "-o", "{tmp}/out.mp4"], 1, "cannot open video"),
     (["{tmp}/nothing.mkv"], 1, "input not found"),
+    (["97"], 1, "cannot open camera 97"),
     (["{clip}", "--keyframe-interval", "0"], 2, "--keyframe-interval must be >= 1"),
     (["{clip}", "--engine", "{clip}", "--backend", "emulator"], 2, "contradicts --backend emulator"),
 ])
