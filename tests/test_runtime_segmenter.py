@@ -86,5 +86,5 @@ def test_an_engine_without_detector_outputs_is_rejected_by_the_segmenter(fake_gp
 
 def test_verify_tensorrt_backend_with_a_missing_engine_file_is_a_clear_error(fake_gpu, case, tmp_path, capsys):
     code = verify.main([str(case.path), "--backend", "tensorrt", "--engine", str(tmp_path / "x.engine")])
-    assert code == 2
+    assert code == 1  # a missing file is an error (exit 1), not a usage error (trtnet.cli)
     assert f"engine file not found: {tmp_path / 'x.engine'}" in capsys.readouterr().err

@@ -441,85 +441,60 @@ def _detect_settings(ref: ReferenceCase) -> dict:
                 max_det=int(d.get("max_num_detections", 100)), background_class=int(d.get("bkg_label", 0)))
 
 
-def _tensor_names(network) -> set[str]:
-    """Names of every tensor in a network definition (tensorrt or emulator)."""
-    found = {network.get_input(i).name for i in range(network.num_inputs)}
-    for i in range(network.num_layers):
-        layer = network.get_layer(i)
-        found.update(layer.get_output(j).name for j in range(layer.num_outputs))
-    return found
-
-
 def _wanted(ref: ReferenceCase, pass_name: str) -> set[str]:
     keys = {k for k in ref.keys(pass_name) if not k.startswith(_DETECTION_PREFIXES)}
     return keys | {names.PREPROCESSED, names.PRIORS, names.CONF, names.MASK, names.BOXES, names.PROTO,
                    *names.DETECTIONS}
 
 
-class EmulatorRunner:
-    """Builds the networks for a config once and runs each pass on the emulator.
+class PassRunner:
+    """Runs the passes of a reference case through engines of either backend; host arrays out.
 
-    Keyframe passes run the keyframe network; non-keyframe passes (video configs) run
-    the non-keyframe network on their frame with the state the keyframe network
-    exported on the pass they follow (manifest: "moving_statistics: from key").
+    The engines have one interface (trtnet.runtime: an EmulatedEngine or a TensorRT Engine),
+    so nothing here depends on the backend. Keyframe passes run the keyframe engine; a
+    non-keyframe pass (video configs) runs the non-keyframe engine (opened on first use) on
+    its frame with the state the keyframe engine exported on the pass it follows (manifest:
+    "moving_statistics: from key"). Emulated engines also return the intermediate tensors the
+    case stores (their ``fetch``), so every stored tensor is compared; a TensorRT engine gives
+    its outputs only.
     """
 
-    def __init__(self, ref: ReferenceCase, weights: str | Path | None = None, precision: str | None = None,
-                 calibration_cache: str | Path | None = None):
-        try:
-            from trtnet import emulator
-            from trtnet.config import get_config
-            from trtnet.network import yolact_edge
-            from trtnet.weights import load_weights
-        except ImportError as exc:
-            raise VerifyError(f"the network or emulator is not available: {exc}") from exc
-        self.emulator, self.yolact_edge, self.precision = emulator, yolact_edge, precision
-        self.calibration_cache = calibration_cache
-        self.config = get_config(ref.config_name)
-        self.weights = load_weights(weights or ref.weights_path)
-        self.keyframe = self._build(yolact_edge.build_keyframe)
-        self.nonkeyframe = None  # built on first use
-        self.outputs: dict[str, dict[str, np.ndarray]] = {}  # per pass, for keyframe state
+    def __init__(self, backend: str, keyframe, nonkeyframe: Callable[[], object] | None = None):
+        self.backend = backend
+        self.keyframe = keyframe
+        self._make_nonkeyframe = nonkeyframe
+        self._nonkeyframe = None
+        self.outputs: dict[str, dict[str, np.ndarray]] = {}  # per keyframe pass, for its state
 
-    def _build(self, builder) -> tuple:
-        network = self.emulator.Network()
-        try:
-            plan = plan_with_ranges(self.precision, self.calibration_cache, self.weights, self.config,
-                                    nonkeyframe=builder is self.yolact_edge.build_nonkeyframe)
-            tensors = builder(network, self.emulator.trt, self.weights, self.config, plan=plan)
-        except Exception as exc:  # noqa: BLE001 - reported as a failed run, with the cause
-            raise VerifyError(f"building the {self.config.name} network ({builder.__name__}) failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
-        return network, (set(tensors) if tensors else _tensor_names(network))
+    def _run(self, engine, inputs: dict, pass_name: str) -> dict[str, np.ndarray]:
+        from trtnet.runtime import EngineError
+        from trtnet.runtime.segmenter import host_array
 
-    def _run(self, built: tuple, inputs: dict, fetch: set[str], pass_name: str) -> dict[str, np.ndarray]:
-        network, available = built
         try:
-            return self.emulator.run(network, inputs, fetch=sorted(fetch & available))
-        except Exception as exc:  # noqa: BLE001
-            raise VerifyError(f"running pass {pass_name} on the emulator failed: {type(exc).__name__}: {exc}") from exc
+            out = engine.run(inputs)
+        except EngineError as exc:
+            raise VerifyError(f"--backend {self.backend}, pass {pass_name}: {exc}") from None
+        return {name: host_array(array) for name, array in out.items()}
 
     def __call__(self, ref: ReferenceCase, pass_name: str) -> dict[str, np.ndarray]:
+        from trtnet.network.yolact_edge import NONKEY_REFERENCE_NAMES, keyframe_state
+
         image = np.ascontiguousarray(ref.image(pass_name)[None])
-        wanted = _wanted(ref, pass_name)
         if not ref.is_video_nonkey(pass_name):
-            out = self._run(self.keyframe, {names.INPUT: image}, wanted | set(_KEYFRAME_STATE), pass_name)
+            out = self._run(self.keyframe, {names.INPUT: image}, pass_name)
             self.outputs[pass_name] = out
             return out
         key_pass = keyframe_pass_of(ref, pass_name)
         if key_pass not in self.outputs:
             self(ref, key_pass)
-        if self.nonkeyframe is None:
-            self.nonkeyframe = self._build(self.yolact_edge.build_nonkeyframe)
-        state = self.yolact_edge.keyframe_state(self.outputs[key_pass])
-        inputs = {names.INPUT: image, **{k: np.ascontiguousarray(v, np.float32) for k, v in state.items()}}
-        out = self._run(self.nonkeyframe, inputs, wanted, pass_name)
-        aliases = getattr(self.yolact_edge, "NONKEY_REFERENCE_NAMES", {})
-        out.update({ref_name: state[name] for name, ref_name in aliases.items() if name in state})
+        if self._nonkeyframe is None:
+            if self._make_nonkeyframe is None:
+                raise VerifyError(f"pass {pass_name} needs a non-keyframe engine (--nonkey-engine)")
+            self._nonkeyframe = self._make_nonkeyframe()
+        state = {k: np.ascontiguousarray(v, np.float32) for k, v in keyframe_state(self.outputs[key_pass]).items()}
+        out = self._run(self._nonkeyframe, {names.INPUT: image, **state}, pass_name)
+        out.update({ref_name: state[name] for name, ref_name in NONKEY_REFERENCE_NAMES.items() if name in state})
         return out
-
-
-_KEYFRAME_STATE = (names.FPN1_LATERAL3, names.FPN1_P4, names.FPN1_P5)
 
 
 def keyframe_pass_of(ref: ReferenceCase, pass_name: str) -> str:
@@ -546,36 +521,56 @@ def plan_with_ranges(precision, calibration_cache, weights, config, *, nonkeyfra
     return load_plan(calibration_cache, weights, config, precision, nonkeyframe=nonkeyframe)
 
 
-def _tensorrt_runner(ref: ReferenceCase, weights=None, precision: str | None = None, engine=None,
-                     nonkey_engine=None, calibration_cache=None):
-    """TensorRT + GPU: engine files, or engines built here (trtnet.runtime.backends)."""
-    from trtnet.runtime import EngineError
-    from trtnet.runtime.backends import verify_runner
-
-    try:
-        runner = verify_runner(ref, weights, precision=precision, engine=engine, nonkey_engine=nonkey_engine,
-                               calibration_cache=calibration_cache)
-    except EngineError as exc:
-        raise VerifyError(f"--backend tensorrt: {exc}") from None
-
-    def run(r: ReferenceCase, pass_name: str) -> dict:
-        try:
-            return runner(r, pass_name)
-        except EngineError as exc:  # e.g. building the non-keyframe engine on first use
-            raise VerifyError(f"--backend tensorrt, pass {pass_name}: {exc}") from None
-
-    return run
+def _wanted_by(ref: ReferenceCase, nonkeyframe: bool) -> set[str]:
+    """The tensors the case stores for its keyframe (or non-keyframe) passes."""
+    found: set[str] = set()
+    for p in ref.passes:
+        if ref.is_video_nonkey(p) == nonkeyframe:
+            found |= _wanted(ref, p)
+    return found
 
 
 def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str | None = None, engine=None,
                 nonkey_engine=None, calibration_cache=None) -> Callable[[ReferenceCase, str], dict]:
+    """The case's passes on ``backend``: the reference's own head outputs, or a PassRunner over
+    emulated engines (built from the weights) or TensorRT engines (files, or built here)."""
     if backend == "reference":
         return lambda r, p: reference_outputs(r, p)
-    if backend == "emulator":
-        return EmulatorRunner(ref, weights, precision, calibration_cache)
-    if backend == "tensorrt":
-        return _tensorrt_runner(ref, weights, precision, engine, nonkey_engine, calibration_cache)
-    raise VerifyError(f"unknown backend {backend!r} (emulator, tensorrt, reference)")
+    if backend not in ("emulator", "tensorrt"):
+        raise VerifyError(f"unknown backend {backend!r} (emulator, tensorrt, reference)")
+    from trtnet.config import get_config
+    from trtnet.runtime import EmulatedEngine, EngineError
+    from trtnet.runtime.backends import open_engine
+    from trtnet.weights import WeightStore
+
+    config = get_config(ref.config_name)
+    store = None
+
+    def weights_store():
+        nonlocal store
+        if store is None:
+            store = WeightStore.load(weights or ref.weights_path)
+        return store
+
+    def open_(nonkeyframe: bool):
+        kind = "non-keyframe " if nonkeyframe else ""
+        try:
+            if backend == "tensorrt":
+                given = nonkey_engine if nonkeyframe else engine
+                if given is not None:
+                    return open_engine(given)
+                return open_engine(None, weights_store(), config, precision, nonkeyframe=nonkeyframe,
+                                   calibration_cache=calibration_cache)
+            plan = plan_with_ranges(precision, calibration_cache, weights_store(), config, nonkeyframe=nonkeyframe)
+            emulated = EmulatedEngine(weights_store(), config, nonkeyframe=nonkeyframe, plan=plan)
+            emulated.fetch = sorted(_wanted_by(ref, nonkeyframe) & emulated.tensor_names - set(emulated.outputs))
+            return emulated
+        except EngineError as exc:
+            raise VerifyError(f"--backend {backend}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a network that cannot be built, with the cause
+            raise VerifyError(f"building the {config.name} {kind}network failed: {type(exc).__name__}: {exc}") from exc
+
+    return PassRunner(backend, open_(False), (lambda: open_(True)) if config.is_video else None)
 
 
 def select_passes(ref: ReferenceCase, frames: str | None) -> list[str]:

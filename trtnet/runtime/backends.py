@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Optional, Union
 
-import numpy as np
-
-from trtnet import names
-
-from .engine import Engine, EngineError, frame_batch, import_cupy, import_tensorrt, require_gpu
+from .engine import Engine, EngineError, import_cupy, import_tensorrt, require_gpu
 
 
 def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = None, *,
@@ -94,69 +90,3 @@ def open_engines(backend: str, weights: Any, config: Any, *, video: Optional[boo
     nonkey = open_engine(nonkey_engine, weights, config, precision, nonkeyframe=True,
                          calibration_cache=calibration_cache, stream=key.stream)
     return key, nonkey
-
-
-class VerifyRunner:
-    """Runs the passes of a reference case through TensorRT engines; host arrays out.
-
-    Keyframe passes run the keyframe engine. A non-keyframe pass (video configs) runs the
-    non-keyframe engine on its frame with the state the keyframe engine exported on the
-    pass it follows, as trtnet.verify's emulator runner does.
-    """
-
-    def __init__(self, engine: Engine, nonkeyframe: Optional[Callable[[], Engine]] = None) -> None:
-        self.engine = engine
-        self._make_nonkeyframe = nonkeyframe  # built (or opened) on first use
-        self._nonkeyframe: Optional[Engine] = None
-        self.outputs: dict[str, dict[str, np.ndarray]] = {}  # per keyframe pass, for its state
-
-    def _host(self, engine: Engine, outputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        return {name: engine.cupy.asnumpy(array) for name, array in outputs.items()}
-
-    def __call__(self, ref: Any, pass_name: str) -> dict[str, np.ndarray]:
-        frame = np.ascontiguousarray(ref.image(pass_name))
-        if not ref.is_video_nonkey(pass_name):
-            out = self._host(self.engine, self.engine(frame))
-            self.outputs[pass_name] = out
-            return out
-        from trtnet.network.yolact_edge import keyframe_state
-        from trtnet.verify import keyframe_pass_of
-
-        key_pass = keyframe_pass_of(ref, pass_name)
-        if key_pass not in self.outputs:
-            self(ref, key_pass)
-        if self._nonkeyframe is None:
-            if self._make_nonkeyframe is None:
-                raise EngineError(f"pass {pass_name} needs a non-keyframe engine (--nonkey-engine)")
-            self._nonkeyframe = self._make_nonkeyframe()
-        engine = self._nonkeyframe
-        state = {k: np.ascontiguousarray(v, np.float32) for k, v in keyframe_state(self.outputs[key_pass]).items()}
-        return self._host(engine, engine.run({names.INPUT: frame_batch(frame), **state}))
-
-
-def verify_runner(ref: Any, weights: Any = None, precision: Optional[str] = None,
-                  engine: Optional[Union[str, os.PathLike]] = None,
-                  nonkey_engine: Optional[Union[str, os.PathLike]] = None,
-                  calibration_cache: Any = None) -> VerifyRunner:
-    """Runner for trtnet.verify: engine files, or engines built from the case's weights and config."""
-    from trtnet.config import get_config
-    from trtnet.weights import WeightStore
-
-    config = get_config(ref.config_name)
-    store = None
-
-    def weights_store():
-        nonlocal store
-        if store is None:
-            store = WeightStore.load(weights or ref.weights_path)
-        return store
-
-    def nonkeyframe() -> Engine:
-        if nonkey_engine is not None:
-            return open_engine(nonkey_engine)
-        return open_engine(None, weights_store(), config, precision, nonkeyframe=True,
-                           calibration_cache=calibration_cache)
-
-    keyframe = (open_engine(engine) if engine is not None else
-                open_engine(None, weights_store(), config, precision, calibration_cache=calibration_cache))
-    return VerifyRunner(keyframe, nonkeyframe if config.is_video else None)

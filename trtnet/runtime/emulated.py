@@ -75,11 +75,21 @@ class EmulatedEngine:
             self._declared[tensor.name] = tuple(int(d) for d in tensor.shape)
         for tensor in [net.get_output(i) for i in range(net.num_outputs)]:
             self.outputs[tensor.name] = np.dtype(emulator.trt.nptype(tensor.dtype))
-        unknown = sorted(set(fetch) - set(self._tensors))
+        self.tensor_names = frozenset(self._tensors)
+        self.fetch = fetch
+        self.stream = stream if stream is not None else HostStream()
+
+    @property
+    def fetch(self) -> list[str]:
+        """Intermediate tensors returned next to the outputs (any of ``tensor_names``)."""
+        return self._fetch
+
+    @fetch.setter
+    def fetch(self, wanted: Sequence[str]) -> None:
+        unknown = sorted(set(wanted) - self.tensor_names)
         if unknown:
             raise EngineError(f"{self.source} has no tensor(s) {unknown} to fetch")
-        self.fetch = list(fetch)
-        self.stream = stream if stream is not None else HostStream()
+        self._fetch = list(wanted)
 
     def __repr__(self) -> str:
         def fmt(tensors: dict) -> str:

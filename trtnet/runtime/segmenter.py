@@ -48,10 +48,14 @@ def assemble_on_stream(outputs: Mapping[str, Any], frame_hw: tuple[int, int], st
         return inst if on_device else to_host(inst)
 
 
+def host_array(array: Any) -> np.ndarray:
+    """``array`` as a NumPy array (copied from the GPU when it is a CuPy array)."""
+    return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)
+
+
 def to_host(inst: Instances) -> Instances:
     """Every field as a NumPy array (copies from the GPU when they are CuPy arrays)."""
-    return Instances(*(a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
-                       for a in inst))
+    return Instances(*(host_array(a) for a in inst))
 
 
 class Segmenter:
