@@ -31,6 +31,7 @@ HOST_SOURCES = [
     "csrc/bindings.cpp",
     "plugins/inverse_warp/inverse_warp_host.cpp",
     "plugins/fast_nms/fast_nms_host.cpp",
+    "csrc/masks/mask_assembly_host.cpp",
 ]
 
 
@@ -118,7 +119,7 @@ class CMakeBuild(build_ext):
         ext = Extension(
             "trtnet._C",
             sources=HOST_SOURCES,
-            include_dirs=[pybind11.get_include(), str(ROOT / "plugins")],
+            include_dirs=[pybind11.get_include(), str(ROOT / "plugins"), str(ROOT / "csrc" / "masks")],
             language="c++",
             extra_compile_args=["-std=c++17", "-O2", "-ffp-contract=off", "-fvisibility=hidden"],
         )

@@ -7,12 +7,18 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/hd.h"
 #include "fast_nms/fast_nms.h"
 #include "inverse_warp/inverse_warp.h"
+#include "mask_assembly_host.h"
+#ifdef TRTNET_WITH_CUDA
+#include "mask_assembly.h"
+#endif
 
 namespace py = pybind11;
 
@@ -126,6 +132,91 @@ py::tuple fast_nms_host(py::object boxes_obj, py::object scores_obj, py::object 
     return py::make_tuple(count, out_boxes, out_scores, out_classes, out_coeffs);
 }
 
+namespace masks = trtnet::masks;
+
+masks::DType mask_dtype(Kind k) { return k == Kind::kFloat32 ? masks::DType::kFloat32 : masks::DType::kFloat16; }
+
+// protos [Hp, Wp, K] or [1, Hp, Wp, K]; coeffs [D, K]; boxes [D, 4] (coeffs' dtype).
+masks::MaskAssemblyArgs mask_inputs(py::array const& protos, py::array const& coeffs, py::array const& boxes) {
+    masks::MaskAssemblyArgs a;
+    const py::ssize_t skip = protos.ndim() == 4 ? 1 : 0;
+    if (protos.ndim() < 3 || protos.ndim() > 4 || (skip && protos.shape(0) != 1))
+        throw py::value_error("protos must be [Hp, Wp, K] or [1, Hp, Wp, K] (NHWC, one image), got " + shape_str(protos));
+    a.protoH = int(protos.shape(skip));
+    a.protoW = int(protos.shape(skip + 1));
+    a.numProtos = int(protos.shape(skip + 2));
+    a.protoType = mask_dtype(kind_of(protos, "protos"));
+    const Kind det = kind_of(coeffs, "coeffs");
+    if (kind_of(boxes, "boxes") != det) throw py::type_error("boxes must have the dtype of coeffs");
+    a.detType = mask_dtype(det);
+    if (coeffs.ndim() != 2 || coeffs.shape(1) != a.numProtos)
+        throw py::value_error("coeffs must be [D, " + std::to_string(a.numProtos) + "], got " + shape_str(coeffs));
+    if (boxes.ndim() != 2 || boxes.shape(0) != coeffs.shape(0) || boxes.shape(1) != 4)
+        throw py::value_error("boxes must be [D, 4] with D of coeffs, got " + shape_str(boxes));
+    a.numDetections = int(coeffs.shape(0));
+    a.protos = protos.data();
+    a.coeffs = coeffs.data();
+    a.boxes = boxes.data();
+    return a;
+}
+
+std::optional<int32_t> count_value(py::object const& count) {
+    if (count.is_none()) return std::nullopt;
+    py::array c = py::array::ensure(count);
+    if (!c || c.size() != 1) throw py::value_error("count must be one integer");
+    const long long v = py::int_(c.attr("item")()).cast<long long>();
+    return int32_t(std::clamp<long long>(v, -1, INT32_MAX));
+}
+
+py::array assemble_masks_host(py::object protos_obj, py::object coeffs_obj, py::object boxes_obj,
+                              std::vector<int> frame_hw, py::object count_obj, float threshold, bool crop,
+                              std::string const& output) {
+    py::array protos = contiguous(protos_obj, "protos"), coeffs = contiguous(coeffs_obj, "coeffs"),
+              boxes = contiguous(boxes_obj, "boxes");
+    masks::MaskAssemblyArgs a = mask_inputs(protos, coeffs, boxes);
+    if (frame_hw.size() != 2) throw py::value_error("frame_hw must be (height, width)");
+    if (output != "mask" && output != "prob") throw py::value_error("output must be 'mask' or 'prob', got '" + output + "'");
+    const std::optional<int32_t> count = count_value(count_obj);
+    a.count = count ? &*count : nullptr;
+    a.frameH = frame_hw[0];
+    a.frameW = frame_hw[1];
+    a.threshold = threshold;
+    a.crop = crop;
+    a.output = output == "mask" ? masks::Output::kMaskU8 : masks::Output::kProbF32;
+    const std::size_t elem = output == "mask" ? 1 : 4;
+    a.rowPitch = std::size_t(a.frameW > 0 ? a.frameW : 0) * elem;
+    a.maskPitch = a.rowPitch * std::size_t(a.frameH > 0 ? a.frameH : 0);
+    const int n = count ? std::clamp<int>(*count, 0, std::max(a.numDetections, 0)) : a.numDetections;
+    py::array out = output == "mask" ? py::array(py::dtype::of<uint8_t>(), std::vector<py::ssize_t>{n, a.frameH, a.frameW})
+                                     : py::array(py::dtype::of<float>(), std::vector<py::ssize_t>{n, a.frameH, a.frameW});
+    a.out = out.mutable_data();
+    const char* problem = masks::checkArgs(a);
+    if (*problem) throw py::value_error(std::string("assemble_masks: ") + problem);
+    {
+        py::gil_scoped_release release;
+        masks::assembleHost(a);
+    }
+    return out;
+}
+
+py::array lowres_masks_host(py::object protos_obj, py::object coeffs_obj, py::object boxes_obj, bool crop) {
+    py::array protos = contiguous(protos_obj, "protos"), coeffs = contiguous(coeffs_obj, "coeffs"),
+              boxes = contiguous(boxes_obj, "boxes");
+    masks::MaskAssemblyArgs a = mask_inputs(protos, coeffs, boxes);
+    a.crop = crop;
+    py::array_t<float> out(std::vector<py::ssize_t>{a.numDetections, a.protoH, a.protoW});
+    a.frameH = a.frameW = 1;
+    a.out = out.mutable_data();
+    a.rowPitch = a.maskPitch = 1;
+    const char* problem = masks::checkArgs(a);
+    if (*problem) throw py::value_error(std::string("lowres_masks: ") + problem);
+    {
+        py::gil_scoped_release release;
+        masks::lowresHost(a, out.mutable_data());
+    }
+    return out;
+}
+
 #ifdef TRTNET_WITH_CUDA
 trtnet::warp::DType warp_dtype(std::string const& d) {
     if (d == "float32") return trtnet::warp::DType::kFloat32;
@@ -169,6 +260,39 @@ void fast_nms_device(std::string const& dtype, int n, int a, int c, int k, int t
                                                 reinterpret_cast<void*>(stream));
     if (rc != 0) throw std::runtime_error("fast_nms launch failed (code " + std::to_string(rc) + ")");
 }
+void assemble_masks_device(std::string const& proto_dtype, std::string const& det_dtype, std::vector<int> proto_shape,
+                           int num_detections, std::vector<int> frame_hw, float threshold, bool crop,
+                           std::string const& output, std::uintptr_t protos, std::uintptr_t coeffs,
+                           std::uintptr_t boxes, std::uintptr_t count, std::uintptr_t out, std::size_t row_pitch,
+                           std::size_t mask_pitch, std::uintptr_t workspace, std::uintptr_t stream) {
+    if (proto_shape.size() != 3) throw py::value_error("proto_shape must be (Hp, Wp, K)");
+    if (frame_hw.size() != 2) throw py::value_error("frame_hw must be (height, width)");
+    if (output != "mask" && output != "prob") throw py::value_error("output must be 'mask' or 'prob', got '" + output + "'");
+    masks::MaskAssemblyArgs a;
+    a.protos = reinterpret_cast<const void*>(protos);
+    a.protoType = warp_dtype(proto_dtype) == trtnet::warp::DType::kFloat32 ? masks::DType::kFloat32 : masks::DType::kFloat16;
+    a.protoH = proto_shape[0];
+    a.protoW = proto_shape[1];
+    a.numProtos = proto_shape[2];
+    a.coeffs = reinterpret_cast<const void*>(coeffs);
+    a.boxes = reinterpret_cast<const void*>(boxes);
+    a.detType = warp_dtype(det_dtype) == trtnet::warp::DType::kFloat32 ? masks::DType::kFloat32 : masks::DType::kFloat16;
+    a.numDetections = num_detections;
+    a.count = reinterpret_cast<const int32_t*>(count);
+    a.frameH = frame_hw[0];
+    a.frameW = frame_hw[1];
+    a.out = reinterpret_cast<void*>(out);
+    a.rowPitch = row_pitch;
+    a.maskPitch = mask_pitch;
+    a.output = output == "mask" ? masks::Output::kMaskU8 : masks::Output::kProbF32;
+    a.threshold = threshold;
+    a.crop = crop;
+    const char* problem = masks::checkArgs(a);
+    if (*problem) throw py::value_error(std::string("assemble_masks: ") + problem);
+    const cudaError_t rc = masks::launchAssemble(a, reinterpret_cast<void*>(workspace),
+                                                 reinterpret_cast<cudaStream_t>(stream));
+    if (rc != cudaSuccess) throw std::runtime_error("mask assembly launch failed (code " + std::to_string(int(rc)) + ")");
+}
 #endif
 
 }  // namespace
@@ -191,6 +315,17 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("n"), py::arg("a"), py::arg("c"), py::arg("top_k") = 200, py::arg("max_det") = 100,
         py::arg("background_class") = 0, "Device workspace bytes the FastNMS kernels need for these sizes.");
+
+    m.def("assemble_masks", &assemble_masks_host, py::arg("protos"), py::arg("coeffs"), py::arg("boxes"), py::kw_only(),
+          py::arg("frame_hw"), py::arg("count") = py::none(), py::arg("threshold") = 0.5f, py::arg("crop") = true,
+          py::arg("output") = "mask",
+          "CPU twin of the CUDA mask assembler: sigmoid(protos @ coeffs.T), crop by box, bilinear resize to "
+          "frame_hw, > threshold. uint8 [D, H, W] 0/1 ('mask') or float32 before the threshold ('prob'); "
+          "D = min(count, len(coeffs)).");
+    m.def("lowres_masks", &lowres_masks_host, py::arg("protos"), py::arg("coeffs"), py::arg("boxes"), py::kw_only(),
+          py::arg("crop") = true, "Stage 1 of the CPU twin: cropped sigmoid masks [D, Hp, Wp] float32.");
+    m.def("mask_workspace_size", &masks::workspaceSize, py::arg("max_detections"), py::arg("proto_h") = 138,
+          py::arg("proto_w") = 138, "Device workspace bytes the mask assembly kernels need.");
 
     // The host float16 conversions the twins use, exposed for exhaustive tests.
     m.def(
@@ -229,6 +364,13 @@ PYBIND11_MODULE(_C, m) {
           py::arg("out_boxes"), py::arg("out_scores"), py::arg("out_classes"), py::arg("out_coeffs"),
           py::arg("workspace"), py::arg("stream"),
           "Launch the FastNMS kernels on device pointers with a workspace of fast_nms_workspace_size bytes.");
+    m.def("assemble_masks_device", &assemble_masks_device, py::arg("proto_dtype"), py::arg("det_dtype"),
+          py::arg("proto_shape"), py::arg("num_detections"), py::arg("frame_hw"), py::arg("threshold"),
+          py::arg("crop"), py::arg("output"), py::arg("protos"), py::arg("coeffs"), py::arg("boxes"),
+          py::arg("count"), py::arg("out"), py::arg("row_pitch"), py::arg("mask_pitch"), py::arg("workspace"),
+          py::arg("stream"),
+          "Launch the mask assembly kernels on device pointers (count 0 = all num_detections) with a workspace "
+          "of mask_workspace_size bytes.");
 #else
     info["cuda"] = false;
     info["cuda_version"] = "";
