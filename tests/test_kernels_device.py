@@ -95,3 +95,32 @@ def test_fast_nms_kernels_match_upstream(reference_dir):
     assert count.tolist() == [100]
     np.testing.assert_array_equal(classes[0], out["img0/fastnms/det_classes"])
     np.testing.assert_array_equal(det_scores[0], out["img0/fastnms/det_scores"])
+
+
+@pytest.mark.parametrize("case,pass_name", [("vid_resnet50", "key"), ("mobilenetv2", "img0")])
+def test_mask_assembly_kernels_match_twin_and_upstream(reference_dir, case, pass_name):
+    out = np.load(reference_dir / case / "outputs.npz")
+    protos, coeffs = out[f"{pass_name}/proto"], out[f"{pass_name}/fastnms/det_mask_coefs"]
+    boxes, want = out[f"{pass_name}/fastnms/det_boxes"], out[f"{pass_name}/fastnms/masks"]
+    if EMULATED:  # a few detections: the emulation runs every block on CPU threads
+        coeffs, boxes, want = coeffs[:6], boxes[:6], want[:6]
+    hw = want.shape[1:]
+    device = cupy.asnumpy(_ext.assemble_masks_cupy(*(cupy.asarray(a) for a in (protos, coeffs, boxes)), hw))
+    np.testing.assert_array_equal(device, C.assemble_masks(protos, coeffs, boxes, frame_hw=hw))
+    assert int((device != want).sum()) == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mask_assembly_kernels_match_twin_randomized(dtype):
+    rng = np.random.default_rng(7)
+    protos = np.maximum(rng.standard_normal((1, 138, 138, 32)), 0).astype(dtype)
+    coeffs = np.tanh(rng.standard_normal((9, 32))).astype(dtype)
+    corner = rng.uniform(0, 1, (9, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(0, 0.5, (9, 2))], 1).astype(dtype)
+    count = cupy.asarray(np.array([5], np.int32))
+    for hw, output in (((37, 53), "mask"), ((45, 61), "prob")):
+        args = [cupy.asarray(a) for a in (protos, coeffs, boxes)]
+        device = cupy.asnumpy(_ext.assemble_masks_cupy(*args, hw, count=count, output=output))
+        want = C.assemble_masks(protos, coeffs, boxes, frame_hw=hw, count=5, output=output)
+        np.testing.assert_array_equal(device[:5], want)
+        assert not device[5:].any()  # past the device count: left as allocated (zeros)

@@ -30,7 +30,7 @@ def emulated_module(tmp_path_factory) -> Path:
         pytest.fail("no C++ compiler for the emulated trtnet._C", pytrace=False)
     out = tmp_path_factory.mktemp("emulated_C")
     sources = []
-    for cu in sorted((REPO / "plugins").glob("*/*.cu")):
+    for cu in sorted((REPO / "plugins").glob("*/*.cu")) + [REPO / "csrc" / "masks" / "mask_assembly.cu"]:
         dst = out / f"{cu.stem}_emulated.cpp"
         dst.write_text(f'#line 1 "{cu}"\n' + rewrite_cuda_source(cu.read_text()))
         sources.append(str(dst))
@@ -39,7 +39,8 @@ def emulated_module(tmp_path_factory) -> Path:
            "-DTRTNET_WITH_CUDA=1", '-DTRTNET_CUDA_VERSION="emulated"', '-DTRTNET_CUDA_ARCHITECTURES="cpu"',
            "-I", pybind11.get_include(), "-I", sysconfig.get_paths()["include"], "-I", str(EMU),
            "-I", str(REPO / "plugins"), "-I", str(REPO / "plugins" / "inverse_warp"),
-           "-I", str(REPO / "plugins" / "fast_nms"), str(REPO / "csrc" / "bindings.cpp"), *sources,
+           "-I", str(REPO / "plugins" / "fast_nms"), "-I", str(REPO / "csrc" / "masks"),
+           str(REPO / "csrc" / "bindings.cpp"), *sources, str(REPO / "csrc" / "masks" / "mask_assembly_host.cpp"),
            str(REPO / "plugins" / "inverse_warp" / "inverse_warp_host.cpp"),
            str(REPO / "plugins" / "fast_nms" / "fast_nms_host.cpp"), "-o", str(module)]
     build = subprocess.run(cmd, capture_output=True, text=True)

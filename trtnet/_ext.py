@@ -7,8 +7,9 @@ build it.
 
 ``_C`` holds the plugins' CPU twins (``inverse_warp``, ``fast_nms`` on NumPy arrays)
 and, when built with nvcc, the kernel launchers (``inverse_warp_device``,
-``fast_nms_device`` on device pointers); :func:`inverse_warp_cupy` and
-:func:`fast_nms_cupy` wrap those for CuPy arrays.
+``fast_nms_device``, ``assemble_masks_device`` on device pointers);
+:func:`inverse_warp_cupy`, :func:`fast_nms_cupy` and :func:`assemble_masks_cupy` wrap
+those for CuPy arrays.
 """
 
 from __future__ import annotations
@@ -149,3 +150,42 @@ def fast_nms_cupy(boxes: Any, scores: Any, coeffs: Any, *, top_k: int = 200, con
         out_scores.data.ptr, out_classes.data.ptr, out_coeffs.data.ptr, workspace.data.ptr,
         _stream_handle(stream))
     return count, out_boxes, out_scores, out_classes, out_coeffs
+
+
+def assemble_masks_cupy(protos: Any, coeffs: Any, boxes: Any, frame_hw: tuple[int, int], *, count: Any = None,
+                        threshold: float = 0.5, crop: bool = True, output: str = "mask", out: Any = None,
+                        stream: Any = None) -> Any:
+    """Run the mask assembly kernels (csrc/masks) on CuPy arrays.
+
+    protos [Hp, Wp, K] or [1, Hp, Wp, K]; coeffs [D, K]; boxes [D, 4] relative (coeffs'
+    dtype); count: None or a device int32 array of one element (detections past it are
+    left untouched in ``out``). Returns ``out``: uint8 [D, H, W] 0/1 ('mask') or float32
+    ('prob', before the threshold).
+    """
+    module = require_cuda()
+    import cupy
+
+    proto_dtype, det_dtype = _dtype_name(protos), _dtype_name(coeffs)
+    protos, coeffs, boxes = (cupy.ascontiguousarray(a) for a in (protos, coeffs, boxes))
+    if str(boxes.dtype) != det_dtype:
+        raise TypeError(f"boxes must have the dtype of coeffs ({det_dtype}), got {boxes.dtype}")
+    proto_shape = list(protos.shape[1:] if protos.ndim == 4 else protos.shape)
+    if output not in ("mask", "prob"):
+        raise ValueError(f"output must be 'mask' or 'prob', got {output!r}")
+    h, w = int(frame_hw[0]), int(frame_hw[1])
+    n = int(coeffs.shape[0])
+    out_dtype = cupy.uint8 if output == "mask" else cupy.float32
+    if out is None:
+        out = cupy.zeros((n, h, w), out_dtype)
+    elif tuple(out.shape) != (n, h, w) or out.dtype != out_dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a contiguous {cupy.dtype(out_dtype).name} array of shape {(n, h, w)}, "
+                         f"got {out.dtype} {tuple(out.shape)}")
+    if count is not None and (str(count.dtype) != "int32" or count.size != 1):
+        raise TypeError(f"count must be a device int32 array of one element, got {count.dtype} of size {count.size}")
+    item = out.dtype.itemsize
+    workspace = cupy.empty((max(module.mask_workspace_size(n, *proto_shape[:2]), 1),), cupy.uint8)
+    module.assemble_masks_device(
+        proto_dtype, det_dtype, proto_shape, n, [h, w], float(threshold), bool(crop), output,
+        protos.data.ptr, coeffs.data.ptr, boxes.data.ptr, count.data.ptr if count is not None else 0,
+        out.data.ptr, w * item, h * w * item, workspace.data.ptr, _stream_handle(stream))
+    return out

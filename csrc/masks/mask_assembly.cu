@@ -84,7 +84,7 @@ resize_kernel(ResizeParams r, const TD* __restrict__ boxes, const int32_t* __res
         const float* m = lowres + (long long)d * r.proto_h * r.proto_w;
         unsigned char* row = out + d * r.mask_pitch + y * r.row_pitch;
         float v[kChunk];
-#pragma unroll
+        TRTNET_UNROLL
         for (int i = 0; i < kChunk; ++i) {
             v[i] = row_in && i < width ? pixel_value(m, r.proto_w, c, row_in, ty,
                                                      linear_tap(x0 + i, r.proto_w, r.frame_w, r.scale_x))
@@ -93,7 +93,7 @@ resize_kernel(ResizeParams r, const TD* __restrict__ boxes, const int32_t* __res
         if (kProb) {
             float* dst = reinterpret_cast<float*>(row) + x0;
             if (width == kChunk && reinterpret_cast<std::uintptr_t>(dst) % 16 == 0) {
-#pragma unroll
+        TRTNET_UNROLL
                 for (int q = 0; q < kChunk / 4; ++q) {
                     reinterpret_cast<float4*>(dst)[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
                 }
@@ -104,7 +104,7 @@ resize_kernel(ResizeParams r, const TD* __restrict__ boxes, const int32_t* __res
             unsigned char* dst = row + x0;
             if (width == kChunk && reinterpret_cast<std::uintptr_t>(dst) % 16 == 0) {
                 uint32_t w[4] = {0, 0, 0, 0};
-#pragma unroll
+        TRTNET_UNROLL
                 for (int i = 0; i < kChunk; ++i) w[i / 4] |= uint32_t(binarize(v[i], r.threshold)) << (8 * (i % 4));
                 *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);  // little-endian bytes
             } else {

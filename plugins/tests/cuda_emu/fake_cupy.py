@@ -12,6 +12,7 @@ int32 = np.int32
 uint8 = np.uint8
 float16 = np.float16
 float32 = np.float32
+dtype = np.dtype
 
 
 class _Memory:
