@@ -137,6 +137,8 @@ def _assemble_compiled(xp, protos, coeffs, boxes, frame_hw: tuple[int, int], cro
         return None
     if threshold is not None and threshold != threshold:  # NaN: the array path's all-False masks
         return None
+    if xp is not np and not all(hasattr(getattr(a, "data", None), "ptr") for a in (protos, coeffs, boxes)):
+        return None  # the kernels take device pointers (CuPy's .data.ptr); other arrays use the array path
     protos, coeffs, boxes = (a if a.dtype in (xp.float32, xp.float16) else a.astype(xp.float32)
                              for a in (protos, coeffs, boxes))
     if boxes.dtype != coeffs.dtype:
