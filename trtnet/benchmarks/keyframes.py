@@ -133,10 +133,13 @@ def compare(video_factory: Any, clip: Sequence[np.ndarray], threshold: float) ->
     """The three runs and their errors: ``video_factory(interval, threshold)`` -> a VideoSegmenter."""
     n = len(clip)
     reference = run_schedule(video_factory(1, None), clip, "every frame")
+    # the error of a non-keyframe that did not move at all: what warping costs whatever the motion
+    still = run_schedule(video_factory(n, None), [clip[0], clip[0]], "still")
+    floor = errors(still, replace(reference, outputs=[reference.outputs[0]] * 2))[1]
     adaptive = run_schedule(video_factory(n, threshold), clip, f"adaptive (motion > {threshold:g})")
     interval = closest_fixed_interval(n, sum(adaptive.keyframes))
     fixed = run_schedule(video_factory(interval, None), clip, f"fixed every {interval}")
-    return {"reference": reference, "runs": [adaptive, fixed],
+    return {"reference": reference, "runs": [adaptive, fixed], "floor": floor,
             "errors": {r.label: errors(r, reference) for r in (adaptive, fixed)}}
 
 
@@ -165,6 +168,9 @@ def format_comparison(result: dict[str, Any], shifts: Sequence[float]) -> str:
                      f"{_mean([x['fpn'] for x in nonkey]):>18.4f} {_mean([x['proto'] for x in nonkey]):>7.4f} "
                      f"{_mean([x['recall'] for x in nonkey]):>7.3f} | {_mean(clip_fpn):>9.4f} "
                      f"{_mean(clip_proto):>7.4f} {_mean(clip_recall):>7.3f}")
+    floor = result["floor"]
+    lines.append(f"{'non-keyframe, no motion':<26} {'(the warp floor)':<22} {floor['fpn']:>18.4f} "
+                 f"{floor['proto']:>7.4f} {_mean([floor['recall']]):>7.3f}")
     return "\n".join(lines)
 
 
