@@ -5,9 +5,9 @@
 
 from .backends import open_engines
 from .emulated import EmulatedEngine, HostStream
-from .engine import NUMPY_DTYPES, Engine, EngineError, numpy_dtype
+from .engine import NUMPY_DTYPES, Engine, EngineError, EngineInterface, numpy_dtype
 from .segmenter import Segmenter, instances_from_outputs, is_engine, to_host
 from .video import VideoSegmenter
 
-__all__ = ["NUMPY_DTYPES", "EmulatedEngine", "Engine", "EngineError", "HostStream", "Segmenter",
+__all__ = ["NUMPY_DTYPES", "EmulatedEngine", "Engine", "EngineError", "EngineInterface", "HostStream", "Segmenter",
            "VideoSegmenter", "instances_from_outputs", "is_engine", "numpy_dtype", "open_engines", "to_host"]

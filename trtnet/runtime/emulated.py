@@ -4,7 +4,7 @@ One runtime over two executors (DESIGN.md): :class:`EmulatedEngine` takes named 
 and returns named outputs with the shapes and dtypes a TensorRT engine built from the same
 network has, so :class:`~trtnet.runtime.Segmenter`, :class:`~trtnet.runtime.VideoSegmenter`,
 ``python -m trtnet.infer`` and anything built on them run unchanged on a CPU. Neither
-TensorRT nor CuPy is needed. The interface both executors offer:
+TensorRT nor CuPy is needed. The interface both executors offer (engine.EngineInterface):
 
 * ``inputs`` / ``outputs``: tensor name -> NumPy dtype, in the network's order;
 * ``run({name: array}, synchronize=True)`` -> ``{output name: array}`` and
@@ -22,9 +22,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from trtnet import names
-
-from .engine import EngineError, check_input_names, frame_batch, is_device_array
+from .engine import EngineError, EngineInterface, check_input_names, is_device_array
 
 
 class HostStream:
@@ -42,7 +40,7 @@ class HostStream:
         return None
 
 
-class EmulatedEngine:
+class EmulatedEngine(EngineInterface):
     """A trtnet network on the emulator, behind the Engine interface.
 
     ``EmulatedEngine(weights, config)`` is the keyframe network (exporting the keyframe
@@ -90,15 +88,6 @@ class EmulatedEngine:
         if unknown:
             raise EngineError(f"{self.source} has no tensor(s) {unknown} to fetch")
         self._fetch = list(wanted)
-
-    def __repr__(self) -> str:
-        def fmt(tensors: dict) -> str:
-            return ", ".join(f"{n} {d}" for n, d in tensors.items())
-        return f"EmulatedEngine({self.source}: inputs {fmt(self.inputs)}; outputs {fmt(self.outputs)})"
-
-    def __call__(self, frame: Any, *, synchronize: bool = True, **inputs: Any) -> dict[str, Any]:
-        """Outputs by name for one frame (extra inputs, e.g. keyframe state, by keyword)."""
-        return self.run({names.INPUT: frame_batch(frame), **inputs}, synchronize=synchronize)
 
     def run(self, inputs: Mapping[str, Any], *, synchronize: bool = True) -> dict[str, Any]:
         """Check every input by name, shape rank and dtype, run the network, outputs by name."""

@@ -127,7 +127,32 @@ def check_engine_bytes(data: bytes, what: str = "the serialized engine") -> None
                           "engine with python -m trtnet.build")
 
 
-class Engine:
+class EngineInterface:
+    """What every executor of a trtnet network offers (TensorRT :class:`Engine`,
+    trtnet.runtime.emulated.EmulatedEngine), so nothing above them branches on the backend:
+    ``inputs`` / ``outputs`` (name -> NumPy dtype, in the network's order), ``stream``,
+    ``source`` (for messages), ``run({name: array})`` -> outputs by name, and
+    ``engine(frame, **state)`` for one uint8 BGR frame."""
+
+    source: str
+    inputs: dict
+    outputs: dict
+    stream: Any
+
+    def __repr__(self) -> str:
+        def fmt(tensors: dict) -> str:
+            return ", ".join(f"{n} {d}" for n, d in tensors.items())
+        return f"{type(self).__name__}({self.source}: inputs {fmt(self.inputs)}; outputs {fmt(self.outputs)})"
+
+    def __call__(self, frame: Any, *, synchronize: bool = True, **inputs: Any) -> dict[str, Any]:
+        """Outputs by name for one frame (extra inputs, e.g. keyframe state, by keyword)."""
+        return self.run({names.INPUT: frame_batch(frame), **inputs}, synchronize=synchronize)
+
+    def run(self, inputs: Mapping[str, Any], *, synchronize: bool = True) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Engine(EngineInterface):
     """A deserialized engine with one execution context, a CuPy stream and reused buffers.
 
     ``engine(frame)`` runs one uint8 BGR frame (HxWx3 or 1xHxWx3, NumPy or CuPy, any
@@ -254,15 +279,6 @@ class Engine:
         return buf
 
     # -- running -------------------------------------------------------------------------
-    def __repr__(self) -> str:
-        def fmt(tensors: dict) -> str:
-            return ", ".join(f"{n} {d}" for n, d in tensors.items())
-        return f"Engine({self.source}: inputs {fmt(self.inputs)}; outputs {fmt(self.outputs)})"
-
-    def __call__(self, frame: Any, *, synchronize: bool = True, **inputs: Any) -> dict[str, Any]:
-        """Outputs by name for one frame (extra inputs, e.g. keyframe state, by keyword)."""
-        return self.run({names.INPUT: frame_batch(frame), **inputs}, synchronize=synchronize)
-
     def run(self, inputs: Mapping[str, Any], *, synchronize: bool = True) -> dict[str, Any]:
         """Set every input by name, enqueue the engine, return the output buffers by name."""
         check_input_names(self.source, self.inputs, inputs)
