@@ -274,6 +274,17 @@ def test_eval_engine_file_is_checked_before_anything_runs(files, capsys, tmp_pat
     _check(code, err, 1, str(files["empty"]), "is empty")
 
 
+def test_bench_help_of_every_benchmark_is_plain_text(capsys):
+    from trtnet import bench
+
+    for name in bench.available():
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main([name, "--help"])
+        text = capsys.readouterr().out
+        assert exit_info.value.code == 0 and text.startswith(f"usage: python -m trtnet.bench {name}")
+        assert "``" not in text and ":mod:" not in text and ":func:" not in text, text
+
+
 def test_bench_unknown_benchmark_is_a_usage_error(capsys):
     from trtnet import bench
 
