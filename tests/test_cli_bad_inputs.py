@@ -267,6 +267,22 @@ def test_eval_keyframe_interval_needs_a_video_config(interval, problem, files, c
     _check(code, err, 2, problem)
 
 
+@pytest.mark.parametrize("content, problem", [(b"\x8f\x00garbage", "is not JSON"),
+                                              (b'{"format": "other"}', "is not a trtnet calibration cache")])
+@pytest.mark.parametrize("cli_name", ["build", "verify", "eval", "infer"])
+def test_bad_calibration_cache(cli_name, content, problem, files, tmp_path, reference_dir, capsys):
+    cache = tmp_path / "cache.json"
+    cache.write_bytes(content)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = _weights_argv(cli_name, str(files["good_weights"]), files, out)
+    if cli_name == "verify":
+        argv[0] = str(reference_dir / "mobilenetv2")
+    code, err = run_main(MAINS[cli_name], argv + ["--precision-plan", "int8_all", "--calibration-cache", str(cache)],
+                         capsys)
+    _check(code, err, 1, str(cache), problem, out=out)
+
+
 def test_eval_engine_file_is_checked_before_anything_runs(files, capsys, tmp_path):
     code, err = run_main(trt_eval.main, ["--annotations", str(files["annotations"]), "--images", str(files["images"]),
                                          "--engine", str(files["empty"]), "--config", "yolact_edge_mobilenetv2"],

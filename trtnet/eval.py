@@ -254,14 +254,15 @@ def evaluate(dataset: Dataset, runner: Runner, cat_of_class: Mapping[int, int], 
 
 
 def open_runner(backend: str, store: Any, config: Config, plan: Optional[PrecisionPlan] = None,
-                engine: Optional[Path] = None) -> Runner:
+                engine: Optional[Path] = None, calibration_cache: Optional[Path] = None) -> Runner:
     """The keyframe engine on ``backend`` (trtnet.runtime: the emulator, or TensorRT from the
     ``engine`` file or built here for ``plan``), one frame in, its outputs out."""
     from trtnet.runtime import EngineError
     from trtnet.runtime.backends import open_engines
 
     try:
-        key, _ = open_engines(backend, store, config, video=False, engine=engine, precision=plan)
+        key, _ = open_engines(backend, store, config, video=False, engine=engine, precision=plan,
+                              calibration_cache=calibration_cache)
     except EngineError as exc:
         raise EvalError(f"--backend {backend}: {exc}") from None
     return key
@@ -285,13 +286,15 @@ class ScheduleRunner:
 
 
 def open_schedule(backend: str, store: Any, config: Config, plan: Optional[PrecisionPlan],
-                  keyframe_interval: int) -> ScheduleRunner:
-    """Keyframe and non-keyframe networks of a video config on ``backend``, run on a schedule."""
+                  keyframe_interval: int, calibration_cache: Optional[Path] = None) -> ScheduleRunner:
+    """Keyframe and non-keyframe networks of a video config on ``backend``, run on a schedule
+    (an int8 plan takes each network's ranges from ``calibration_cache``)."""
     from trtnet.runtime import EngineError, VideoSegmenter
     from trtnet.runtime.backends import open_engines
 
     try:
-        key, nonkey = open_engines(backend, store, config, video=True, precision=plan)
+        key, nonkey = open_engines(backend, store, config, video=True, precision=plan,
+                                   calibration_cache=calibration_cache)
     except EngineError as exc:
         raise EvalError(f"--backend {backend}: {exc}") from None
     return ScheduleRunner(VideoSegmenter(key, nonkey, keyframe_interval=keyframe_interval))
@@ -371,7 +374,7 @@ def make_parser():
                         "the non-keyframe (flow-warped) network between, as the paper's video results "
                         "(default 1: every frame by the keyframe network)")
     p.add_argument("--max-images", type=int, default=None, metavar="N",
-                   help="evaluate only the first N images (by id)")
+                   help="evaluate only the first N images (by id; video frames video by video in frame order)")
     cli.add_output(p, "write the metrics as JSON: {plan: {bbox: {AP, AP50, ...}, segm: {...}, "
                       "ms_per_frame}}", required=False)
     return p
@@ -435,11 +438,16 @@ def run(args, parser) -> int:
         from trtnet.calibrate import load_plan
 
         for plan in plans:
-            full = load_plan(args.calibration_cache, store, config, plan) if plan.uses_int8 else plan
+            cache = None
+            if plan.uses_int8:
+                load_plan(args.calibration_cache, store, config, plan)  # a cache that does not fit fails now
+                cache = args.calibration_cache
             if args.keyframe_interval > 1:
-                make = lambda full=full: open_schedule(backend, store, config, full, args.keyframe_interval)  # noqa: E731
+                make = lambda plan=plan, cache=cache: open_schedule(  # noqa: E731
+                    backend, store, config, plan, args.keyframe_interval, cache)
             else:
-                make = lambda full=full: open_runner(backend, store, config, full)  # noqa: E731
+                make = lambda plan=plan, cache=cache: open_runner(backend, store, config, plan,  # noqa: E731
+                                                                   calibration_cache=cache)
             rows_to_run.append((_label(plan), plan, make))
 
     dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
