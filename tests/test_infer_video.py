@@ -216,3 +216,17 @@ def test_line_width_and_font_grow_with_the_image():
     (line_small, label_small), (line_large, label_large) = map(_box_line_and_label_height, (200, 2000))
     assert line_small >= 1 and line_large >= 5 * line_small
     assert label_large >= 5 * label_small > 0
+
+
+def test_an_odd_frame_size_is_made_even_in_a_video_and_said(tmp_path, capsys):
+    from trtnet.media import Frame, VideoWriter
+
+    path = tmp_path / "odd.mkv"
+    frames = [np.full((31, 45, 3), 40 * i, np.uint8) for i in range(3)]
+    with VideoWriter(path, 10.0) as writer:
+        for i, image in enumerate(frames):
+            writer.write(Frame(i, image, f"frame {i}"), image)
+    assert "is 45x31; video codecs store even sizes" in capsys.readouterr().err
+    back, fps = _read_video(path)
+    assert len(back) == 3 and back[0].shape == (30, 44, 3) and fps == pytest.approx(10.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["odd.mkv"]

@@ -48,7 +48,9 @@ LOG_SUFFIXES = (".jsonl", ".log")
 
 
 def make_parser():
-    p = cli.make_parser(PROG, __doc__.split("\n\n")[0].split(": ", 1)[-1], EXAMPLES)
+    first, rest = __doc__.split("\n\n", 1)
+    summary = first.split(": ", 1)[-1]
+    p = cli.make_parser(PROG, f"{summary[:1].upper()}{summary[1:]}\n\n{rest.strip()}", EXAMPLES)
     p.add_argument("source", metavar="SOURCE", help="an image, a folder of images, a video file, or a camera index")
     cli.add_weights(p, required=False, help="checkpoint (.safetensors or .pth); optional with --engine and --config")
     cli.add_config(p)

@@ -4,14 +4,15 @@
 :class:`Source` of BGR frames; :func:`output_kind` decides from ``-o``'s extension what
 to write, and :class:`FolderWriter` / :class:`VideoWriter` write overlays: every file via a
 temporary name renamed at the end (trtnet.files), so an error or an interrupt leaves no
-half-written video. Videos keep the input's size and frame rate; the codec follows the
-extension (:data:`VIDEO_CODECS`).
+half-written video. Videos keep the input's size (made even: the codecs store even sizes)
+and frame rate; the codec follows the extension (:data:`VIDEO_CODECS`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -255,11 +256,16 @@ class VideoWriter:
         h, w = image.shape[:2]
         if self._writer is None:
             self._size = (w, h)
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+            even = (w - w % 2, h - h % 2)
+            if even != (w, h):
+                print(f"note: {frame.name} is {w}x{h}; video codecs store even sizes, so {self.path} is "
+                      f"{even[0]}x{even[1]} (last column/row dropped); -o DIR writes frames at their exact size",
+                      file=sys.stderr)
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, even)
             if not self._writer.isOpened():
                 raise MediaError(f"OpenCV cannot write {self.fourcc} video to {self.path} ({w}x{h})")
         elif (w, h) != self._size:
             raise MediaError(f"{frame.name} is {w}x{h}, the video {self.path} is {self._size[0]}x{self._size[1]}: "
                              "one video needs frames of one size (write a folder instead: -o DIR)")
-        self._writer.write(np.ascontiguousarray(image))
+        self._writer.write(np.ascontiguousarray(image[: h - h % 2, : w - w % 2]))
         self.frames += 1
