@@ -122,6 +122,27 @@ def test_adaptive_keyframes_from_the_command_line(small_network, case, clip, tmp
     assert [d["keyframe"] for d in lines] == [True, False, True] and lines[1]["motion"] > 0
 
 
+def test_ctrl_c_ends_a_camera_run_with_complete_outputs(small_network, case, tmp_path, monkeypatch, capsys):
+    from trtnet import media
+
+    class Camera(media.Source):
+        kind, path = "camera", None
+
+        def describe(self):
+            return "camera 0 (test)"
+
+        def __iter__(self):
+            for i, image in enumerate(_frames(case, 2)):
+                yield media.Frame(i, image, f"frame {i}")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(infer, "open_source", lambda spec: Camera())
+    out, log = tmp_path / "cam.mp4", tmp_path / "cam.jsonl"
+    code = infer.main(["0", "--weights", str(case.weights_path), "-o", str(out), "--log", str(log)])
+    assert code == 0 and "stopped by Ctrl-C after 2 frames" in capsys.readouterr().err
+    assert len(_read_video(out)[0]) == 2 and len(log.read_text().splitlines()) == 2
+
+
 def test_folder_in_gives_an_overlay_folder_and_a_new_size_starts_with_a_keyframe(small_network, case, tmp_path,
                                                                                   capsys):
     frames = tmp_path / "frames"

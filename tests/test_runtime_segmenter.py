@@ -5,6 +5,8 @@ Three emulator passes in all."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -68,13 +70,16 @@ def test_infer_tensorrt_backend_runs_an_engine_file(fake_gpu, case, tmp_path, ca
     image = tmp_path / "img.png"
     cv2.imwrite(str(image), case.image("img1"))
     out = tmp_path / "out.png"
+    log = tmp_path / "log.jsonl"
     code = infer.main([str(image), "--engine", str(engine), "--config", case.config_name, "--backend", "tensorrt",
-                       "--out", str(out), "--score-threshold", "0"])
+                       "--out", str(out), "--score-threshold", "0", "--log", str(log)])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     want = case.detections("img1")
     assert f"{len(want['scores'])} detections above 0" in printed.out
     assert cv2.imread(str(out)).shape == case.image("img1").shape
+    (line,) = log.read_text().splitlines()
+    assert {"upload", "engine keyframe", "masks", "postprocess"} <= set(json.loads(line)["ms"])  # the NVTX stages
 
 
 def test_an_engine_without_detector_outputs_is_rejected_by_the_segmenter(fake_gpu):
