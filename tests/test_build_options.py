@@ -18,6 +18,7 @@ import pytest
 import runtime_fakes
 from runtime_fakes import fake_gpu  # noqa: F401 - fixture
 from trtnet import build, names
+from trtnet.config import get_config
 from trtnet.timing_cache import SharedTimingCache, TimingCacheError, locked
 
 CONFIG = "yolact_edge_mobilenetv2"
@@ -180,6 +181,7 @@ def test_cli_writes_the_engine_and_its_sidecar(fake_gpu, weights_file, tmp_path,
     assert out.read_bytes().startswith(runtime_fakes.MAGIC)  # the engine exactly as TensorRT made it
     side = json.loads((tmp_path / "m.engine.json").read_text())
     assert side["config"] == CONFIG and side["network"] == "keyframe"
+    assert side["classes"] == list(get_config(CONFIG).class_names)
     assert side["precision_plan"]["plan"] == "fp32" and side["calibration_cache"] is None
     assert side["tensorrt_version"] == "fake" and side["builder"]["tf32"] is False
     assert side["builder"]["profiling_verbosity"] == "detailed"

@@ -85,6 +85,7 @@ def describe(*, engine: bytes, config: Any, plan: Any, nonkeyframe: bool, trt: A
         "engine": {"bytes": len(engine), "sha256": hashlib.sha256(engine).hexdigest()},
         "network": "nonkeyframe" if nonkeyframe else "keyframe",
         "config": config.name,
+        "classes": list(config.class_names),  # index = the engine's 0-based class id (C++ Instance::class_name)
         "precision_plan": {"plan": str(plan), "preset": plan.preset,
                            "components": {c: plan.of(c) for c in COMPONENTS}},
         "calibration_cache": file_entry(calibration_cache),

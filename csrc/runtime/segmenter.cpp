@@ -2,8 +2,8 @@
 // here talks to TensorRT and CUDA only through Backend (backend.h), so the same code runs
 // against the fake backend in csrc/runtime/tests.
 //
-// Per call: [preprocess] the frame rows (any pitch) go into the engine's input buffer (host
-// frames through pinned staging); [keyframe | non-keyframe] the engine runs (a CUDA graph
+// Per call: [upload] the frame rows (any pitch) go into the engine's input buffer (host
+// frames through pinned staging); [engine keyframe | engine nonkeyframe] the engine runs (a CUDA graph
 // once the shapes repeat); [postprocess] the small detection tensors come back to pinned
 // memory and the stream is synchronised once -- the detections are the host results the
 // caller asked for; [masks] the kept detections' masks are assembled on the device, and
@@ -197,8 +197,8 @@ public:
         info.path = path;
         read_sidecar(sidecar.empty() ? path + ".json" : sidecar, info);
         int32_t lib = be_.library_version();
-        if (!info.tensorrt_version.empty()) {
-            int32_t built = parse_tensorrt_version(info.tensorrt_version);
+        int32_t built = parse_tensorrt_version(info.tensorrt_version);
+        if (built >= 0) {  // "unknown" (not recorded) is not checked: TensorRT's deserialization still is
             if (built != lib) {
                 throw Error(ErrorCode::kVersion, path + " was built by TensorRT " + info.tensorrt_version +
                                                      "; this program runs TensorRT " + format_tensorrt_version(lib) +
@@ -278,9 +278,9 @@ public:
         mark(0);
     }
 
-    // [preprocess] frame rows into `runner`'s (configured) frame input.
+    // [upload] frame rows into `runner`'s (configured) frame input.
     void upload(std::vector<Frame> const& frames, EngineRunner& runner) {
-        Range range(be_, nvtx::kPreprocess);
+        Range range(be_, nvtx::kUpload);
         size_t row = size_t(frames[0].width) * 3, rows = size_t(frames[0].height), frame_bytes = row * rows;
         auto* input = static_cast<uint8_t*>(runner.buffer(names::kInput));
         bool any_host = std::any_of(frames.begin(), frames.end(),
@@ -314,16 +314,20 @@ public:
     }
 
     // [postprocess] + [masks]: the detections of every frame of the batch.
-    std::vector<Instances> finish(EngineRunner& runner, EngineInfo const& info, int height, int width, int batch) {
+    // With `motion`, also reads the non-keyframe's flow/motion (max over the batch) in the same wait.
+    std::vector<Instances> finish(EngineRunner& runner, EngineInfo const& info, int height, int width, int batch,
+                                  float* motion = nullptr) {
         struct Out {
             char const* name;
             size_t offset, bytes;
             DType type;
         };
-        Out outs[4] = {{names::kDetCount, 0, 0, DType::kInt32},
+        Out outs[5] = {{names::kDetCount, 0, 0, DType::kInt32},
                        {names::kDetBoxes, 0, 0, DType::kFloat},
                        {names::kDetScores, 0, 0, DType::kFloat},
-                       {names::kDetClasses, 0, 0, DType::kInt32}};
+                       {names::kDetClasses, 0, 0, DType::kInt32},
+                       {names::kFlowMotion, 0, 0, DType::kFloat}};
+        size_t n_outs = motion != nullptr ? 5 : 4;
         Shape const& boxes_shape = runner.shape(names::kDetBoxes);
         if (boxes_shape.size() != 3 || boxes_shape[0] != batch || boxes_shape[2] != 4) {
             throw Error(ErrorCode::kWrongRole, runner.source() + ": det/boxes is " + shape_str(boxes_shape) +
@@ -335,9 +339,11 @@ public:
         {
             Range range(be_, nvtx::kPostprocess);
             size_t total = 0;
-            for (Out& o : outs) {
+            for (size_t j = 0; j < n_outs; ++j) {
+                Out& o = outs[j];
                 o.type = runner.type(o.name);
-                size_t want = std::string(o.name) == names::kDetCount ? size_t(batch)
+                size_t want = std::string(o.name) == names::kDetCount || std::string(o.name) == names::kFlowMotion
+                                  ? size_t(batch)
                               : std::string(o.name) == names::kDetBoxes ? size_t(batch) * max_det * 4
                                                                         : size_t(batch) * max_det;
                 if (size_t(volume(runner.shape(o.name))) != want) {
@@ -352,13 +358,21 @@ public:
             }
             reserve_host(readback_, readback_capacity_, total);
             auto* host = static_cast<uint8_t*>(readback_);
-            for (Out const& o : outs) {
+            for (size_t j = 0; j < n_outs; ++j) {
+                Out const& o = outs[j];
                 be_.copy_2d(host + o.offset, o.bytes, runner.buffer(o.name), o.bytes, o.bytes, 1, Copy::kDeviceToHost,
                             stream_);
             }
             be_.synchronize(stream_);  // the one wait per call: the caller asked for these on the host
             staging_pending_ = false;
             mark(3);
+            if (motion != nullptr) {
+                if (outs[4].type != DType::kFloat && outs[4].type != DType::kHalf) {
+                    throw Error(ErrorCode::kWrongRole, runner.source() + ": flow/motion is " + dtype_name(outs[4].type));
+                }
+                *motion = -1.f;
+                for (int b = 0; b < batch; ++b) *motion = std::max(*motion, read_float(host + outs[4].offset, outs[4].type, size_t(b)));
+            }
             float threshold = options_.score_threshold;
             for (int b = 0; b < batch; ++b) {
                 int64_t n = read_int(host + outs[0].offset, outs[0].type, size_t(b));
@@ -399,7 +413,7 @@ public:
     StageTimes times() {
         StageTimes t;
         if (!options_.timing) return t;
-        t.preprocess = be_.elapsed_ms(events_[0], events_[1]);
+        t.upload = be_.elapsed_ms(events_[0], events_[1]);
         t.network = be_.elapsed_ms(events_[1], events_[2]);
         t.postprocess = be_.elapsed_ms(events_[2], events_[3]);
         t.masks = be_.elapsed_ms(events_[3], events_[4]);
@@ -564,7 +578,7 @@ public:
         pipeline.begin();
         runner.configure({{names::kInput, shape}});
         pipeline.upload(frames, runner);
-        pipeline.run(runner, nvtx::kKeyframe);
+        pipeline.run(runner, nvtx::kKeyframeEngine);
         return pipeline.finish(runner, info, int(shape[1]), int(shape[2]), int(shape[0]));
     }
 
@@ -601,6 +615,7 @@ public:
     Impl(std::string const& key_path, std::string const& nonkey_path, VideoOptions const& options,
          std::shared_ptr<Backend> backend)
         : interval(options.keyframe_interval),
+          motion_threshold(options.motion_threshold),
           pipeline(std::move(backend), check_interval(options)),
           key(pipeline.load(key_path, options.sidecar, key_info)),
           nonkey(pipeline.load(nonkey_path, options.nonkeyframe_sidecar, nonkey_info)) {
@@ -625,6 +640,11 @@ public:
                                                        ": build both from one precision plan");
             }
         }
+        if (motion_threshold >= 0.f && !nonkey.has_output(names::kFlowMotion)) {
+            throw Error(ErrorCode::kWrongRole, "adaptive keyframes need the " + std::string(names::kFlowMotion) +
+                                                   " output, which " + nonkey_path + " lacks: rebuild it with this "
+                                                   "trtnet (python -m trtnet.build --nonkeyframe)");
+        }
         if (nonkey.names(true).size() != 1 + std::size(kState)) {
             throw Error(ErrorCode::kWrongRole, nonkey_path + " takes inputs beyond the frame and the keyframe state");
         }
@@ -638,14 +658,16 @@ public:
         if (options.keyframe_interval < 1) {
             throw Error(ErrorCode::kUsage, "keyframe_interval must be >= 1, got " + std::to_string(options.keyframe_interval));
         }
+        if (!std::isfinite(options.motion_threshold)) throw Error(ErrorCode::kUsage, "motion_threshold must be finite");
         return options;
     }
 
     std::vector<Instances> segment(std::vector<Frame> const& frames) {
         Shape shape = Pipeline::frame_shape(frames);
-        // Forced keyframe: start, reset(), another frame size or batch; then every interval-th frame.
-        bool keyframe = !have_state || shape != state_shape || index % interval == 0;
-        if (keyframe) index = 0;  // the schedule restarts at a forced keyframe
+        // Forced keyframe: start, reset(), another frame size or batch; then every interval-th
+        // frame (upstream's frame % k == 0), or after a non-keyframe that moved too far.
+        bool keyframe = !have_state || shape != state_shape || since_keyframe >= interval ||
+                        (motion_threshold >= 0.f && motion > motion_threshold);
         EngineRunner& runner = keyframe ? key : nonkey;
         runner.check_in_profile(names::kInput, shape);
         pipeline.begin();
@@ -662,34 +684,41 @@ public:
             nonkey.configure(shapes, bound);
         }
         pipeline.upload(frames, runner);
-        pipeline.run(runner, keyframe ? nvtx::kKeyframe : nvtx::kNonKeyframe);
+        pipeline.run(runner, keyframe ? nvtx::kKeyframeEngine : nvtx::kNonKeyframeEngine);
         if (keyframe) {
             have_state = true;
             state_shape = shape;
+            since_keyframe = 0;
         }
         last_keyframe = keyframe;
-        ++index;
+        ++since_keyframe;
         ++since_reset;
-        return pipeline.finish(runner, keyframe ? key_info : nonkey_info, int(shape[1]), int(shape[2]), int(shape[0]));
+        motion = -1.f;
+        bool read_motion = !keyframe && nonkey.has_output(names::kFlowMotion);
+        return pipeline.finish(runner, keyframe ? key_info : nonkey_info, int(shape[1]), int(shape[2]), int(shape[0]),
+                               read_motion ? &motion : nullptr);
     }
 
     void reset() {
         have_state = false;
-        index = 0;
+        since_keyframe = 0;
         since_reset = 0;
         last_keyframe = false;
+        motion = -1.f;
     }
 
     int interval;
+    float motion_threshold;
     EngineInfo key_info, nonkey_info;
     Pipeline pipeline;
     EngineRunner& key;
     EngineRunner& nonkey;
     bool have_state = false;
     Shape state_shape;
-    int64_t index = 0;
+    int64_t since_keyframe = 0;
     int64_t since_reset = 0;
     bool last_keyframe = false;
+    float motion = -1.f;
 };
 
 VideoSegmenter::VideoSegmenter(std::string const& keyframe_engine, std::string const& nonkeyframe_engine,
@@ -703,6 +732,7 @@ Instances VideoSegmenter::segment(Frame const& frame) { return std::move(impl_->
 std::vector<Instances> VideoSegmenter::segment(std::vector<Frame> const& frames) { return impl_->segment(frames); }
 void VideoSegmenter::reset() { impl_->reset(); }
 bool VideoSegmenter::last_was_keyframe() const { return impl_->last_keyframe; }
+float VideoSegmenter::last_motion() const { return impl_->motion; }
 int64_t VideoSegmenter::frames_since_reset() const { return impl_->since_reset; }
 EngineInfo const& VideoSegmenter::keyframe_info() const { return impl_->key_info; }
 EngineInfo const& VideoSegmenter::nonkeyframe_info() const { return impl_->nonkey_info; }

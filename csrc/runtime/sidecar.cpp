@@ -248,8 +248,8 @@ void read_sidecar(std::string const& path, EngineInfo& info) {
     Json const* config = doc.get("config");
     info.config = config != nullptr && config->kind == Json::Kind::kObject ? text_of(config->get("name")) : text_of(config);
 
-    std::string role = text_of(doc.get("role"));
-    if (role.empty()) role = text_of(doc.get("kind"));
+    std::string role = text_of(doc.get("network"));  // trtnet/engine_sidecar.py: "keyframe" | "nonkeyframe"
+    if (role.empty()) role = text_of(doc.get("role"));
     if (role == "nonkeyframe" || role == "non-keyframe" || role == "nonkey") role = "nonkeyframe";
     else if (role == "keyframe" || role == "key") role = "keyframe";
     else if (!role.empty()) throw Error(ErrorCode::kSidecar, "sidecar " + path + ": unknown role '" + role + "'");
@@ -257,11 +257,7 @@ void read_sidecar(std::string const& path, EngineInfo& info) {
 
     Json const* trt = doc.get("tensorrt_version");
     if (trt == nullptr && doc.get("tensorrt") != nullptr) trt = doc.get("tensorrt")->get("version");
-    info.tensorrt_version = text_of(trt);
-    if (!info.tensorrt_version.empty() && parse_tensorrt_version(info.tensorrt_version) < 0) {
-        throw Error(ErrorCode::kSidecar, "sidecar " + path + ": tensorrt_version '" + info.tensorrt_version +
-                                             "' is not a version like 10.3.0");
-    }
+    info.tensorrt_version = text_of(trt);  // "unknown" when the builder could not tell: not checked then
 
     Json const* gpu = doc.get("gpu");
     Json const* cc = gpu != nullptr ? gpu->get("compute_capability") : doc.get("compute_capability");
@@ -272,7 +268,7 @@ void read_sidecar(std::string const& path, EngineInfo& info) {
     }
 
     Json const* plugins = doc.get("plugin_library");
-    info.plugin_library = plugins != nullptr && plugins->kind == Json::Kind::kObject ? text_of(plugins->get("name"))
+    info.plugin_library = plugins != nullptr && plugins->kind == Json::Kind::kObject ? text_of(plugins->get("path"))
                                                                                       : text_of(plugins);
 
     Json const* classes = doc.get("classes");

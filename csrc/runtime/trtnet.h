@@ -38,15 +38,16 @@ constexpr char const* kFpn1P5 = "fpn_phase_1/P5";
 constexpr char const* kKeyLateral3 = "key/fpn_phase_1/lateral3";
 constexpr char const* kKeyFpn1P4 = "key/fpn_phase_1/P4";
 constexpr char const* kKeyFpn1P5 = "key/fpn_phase_1/P5";
+constexpr char const* kFlowMotion = "flow/motion";  // float32 [B]: non-keyframe's motion from its keyframe
 }  // namespace names
 
-namespace nvtx {  // NVTX v3 ranges, domain "trtnet" (trtnet/names.py NVTX_*)
-constexpr char const* kDomain = "trtnet";
-constexpr char const* kPreprocess = "preprocess";
-constexpr char const* kKeyframe = "keyframe";
-constexpr char const* kNonKeyframe = "non-keyframe";
-constexpr char const* kMasks = "masks";
-constexpr char const* kPostprocess = "postprocess";
+namespace nvtx {  // NVTX v3 ranges: the Python runtime's (trtnet/profiling.py)
+constexpr char const* kDomain = "trtnet";                       // DOMAIN
+constexpr char const* kUpload = "upload";                       // UPLOAD: frame rows -> the engine's input
+constexpr char const* kKeyframeEngine = "engine keyframe";      // KEYFRAME_ENGINE
+constexpr char const* kNonKeyframeEngine = "engine nonkeyframe";  // NONKEYFRAME_ENGINE
+constexpr char const* kMasks = "masks";                         // MASKS
+constexpr char const* kPostprocess = "postprocess";             // POSTPROCESS: detections to the host
 }  // namespace nvtx
 
 // What went wrong, for callers that react differently (e.g. rebuild the engine on kVersion).
@@ -138,7 +139,7 @@ private:
 
 // Milliseconds per stage of the last call, measured with CUDA events (Options::timing).
 struct StageTimes {
-    float preprocess = 0.f, network = 0.f, postprocess = 0.f, masks = 0.f;
+    float upload = 0.f, network = 0.f, postprocess = 0.f, masks = 0.f;
 };
 
 struct Options {
@@ -154,6 +155,9 @@ struct Options {
 
 struct VideoOptions : Options {
     int keyframe_interval = 5;  // the first of every N frames is a keyframe (upstream every_k_frames)
+    // Adaptive keyframes (trtnet/runtime/video.py): >= 0 makes the frame after a non-keyframe
+    // whose flow/motion is above it a keyframe; keyframe_interval is then the longest run.
+    float motion_threshold = -1.f;
     std::string nonkeyframe_sidecar;  // "" = NONKEYFRAME_ENGINE + ".json"
 };
 
@@ -161,10 +165,10 @@ struct VideoOptions : Options {
 struct EngineInfo {
     std::string path;
     std::string config;            // e.g. "yolact_edge_mobilenetv2_config"
-    std::string role;              // "keyframe" or "nonkeyframe" ("" if the sidecar does not say)
-    std::string tensorrt_version;  // e.g. "10.3.0"
+    std::string role;              // "keyframe" or "nonkeyframe" (sidecar "network"; "" if not said)
+    std::string tensorrt_version;  // e.g. "10.3.0.26" ("unknown" if the builder could not tell)
     std::string gpu;               // compute capability, e.g. "8.7" ("" if not recorded)
-    std::string plugin_library;    // file name of the plugin library it was built with ("" if not recorded)
+    std::string plugin_library;    // path of the plugin library it was built with ("" if not recorded)
     std::vector<std::string> classes;
     int max_batch = 1;                        // from the optimization profile
     int min_height = 0, min_width = 0;        // frame limits of the profile
@@ -210,6 +214,7 @@ public:
     void reset();
 
     bool last_was_keyframe() const;
+    float last_motion() const;  // flow/motion of the last frame (max over a batch); -1 after a keyframe
     int64_t frames_since_reset() const;
     EngineInfo const& keyframe_info() const;
     EngineInfo const& nonkeyframe_info() const;

@@ -83,6 +83,7 @@ struct EngineSpec {
     bool half = false;   // fp16 detections and prototypes
     bool mixed = false;  // fp16 coeffs, fp32 boxes (Fast NMS never writes this)
     bool unsorted = false;  // scores ascending instead of best first
+    bool motion = false;    // a non-keyframe engine with flow/motion (red of pixel (0,0) / 10)
     int max_batch = 1;
     int max_det = 8;
 };
@@ -115,6 +116,7 @@ public:
                 add(n, false, DType::kFloat, {-1, 4, -1, -1});
             }
         }
+        if (spec_.motion) add(trtnet::names::kFlowMotion, false, DType::kFloat, {-1});
     }
 
     std::vector<trtnet::TensorDesc> tensors() const override {
@@ -205,6 +207,7 @@ public:
                 tag = 100 + int(state[b * plane]);
             }
             int count = f[0] % (spec_.max_det + 1);
+            if (spec_.motion) static_cast<float*>(io(trtnet::names::kFlowMotion).second)[b] = float(f[2]) / 10.f;
             static_cast<int32_t*>(io("det/count").second)[b] = count;
             for (int i = 0; i < spec_.max_det; ++i) {
                 size_t k = size_t(b) * size_t(spec_.max_det) + size_t(i);
@@ -289,6 +292,7 @@ public:
             if (word == "half") spec.half = true;
             if (word == "mixed") spec.mixed = true;
             if (word == "unsorted") spec.unsorted = true;
+            if (word == "motion") spec.motion = true;
             if (word.rfind("batch=", 0) == 0) spec.max_batch = std::stoi(word.substr(6));
             if (word.rfind("max_det=", 0) == 0) spec.max_det = std::stoi(word.substr(8));
         }

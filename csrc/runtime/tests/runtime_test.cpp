@@ -87,10 +87,12 @@ struct Workspace {
                        std::string const& extra_json = "") {
         std::string body = "FAKE " + header + "\n" + std::string(300, '\0');
         std::string path = write(name, body);
-        std::string json = "{\"config\": \"yolact_edge_mobilenetv2_config\", \"tensorrt_version\": \"10.3.0\", "
-                           "\"gpu\": {\"name\": \"Orin\", \"compute_capability\": \"8.7\"}, "
+        // trtnet/engine_sidecar.py's layout (describe())
+        std::string json = "{\"format\": \"trtnet-engine-sidecar/1\", \"config\": \"yolact_edge_mobilenetv2_config\", "
+                           "\"tensorrt_version\": \"10.3.0.26\", \"plugin_library\": null, "
+                           "\"gpu\": {\"name\": \"Orin\", \"compute_capability\": \"8.7\", \"memory_mib\": 7620}, "
                            "\"classes\": [\"person\", \"bicycle\", \"car\"]";
-        if (!sidecar_role.empty()) json += ", \"role\": \"" + sidecar_role + "\"";
+        if (!sidecar_role.empty()) json += ", \"network\": \"" + sidecar_role + "\"";
         json += extra_json + "}";
         write(name + ".json", json);
         return path;
@@ -196,6 +198,28 @@ TEST(reset_and_a_new_frame_size_or_batch_force_a_keyframe_and_restart_the_schedu
     pattern += video.last_was_keyframe() ? 'K' : '.';
     step(b.frame()), step(b.frame()), step(b.frame()), step(b.frame()), step(b.frame()), step(b.frame());
     CHECK_EQ(pattern, std::string("K.K.K..KK....K"));
+}
+
+TEST(adaptive_keyframes_follow_the_motion_above_the_threshold_and_need_the_motion_output) {
+    Workspace ws;
+    std::string k = ws.engine("k.engine", "videokey"), n = ws.engine("n.engine", "nonkey motion");
+    trtnet::VideoOptions o = video_opts(5);
+    o.motion_threshold = 2.f;
+    trtnet::VideoSegmenter video(k, n, o, backend());
+    std::string pattern;
+    // red / 10 is the fake's motion: 20 -> exactly the threshold (not above), 21 -> above
+    for (int red : {0, 20, 20, 21, 0, 0, 0, 0, 0, 0}) {
+        Image img(64, 48, 1, 1);
+        img.bytes[2] = uint8_t(red);
+        video.segment(img.frame());
+        pattern += video.last_was_keyframe() ? 'K' : '.';
+        CHECK_EQ(video.last_motion(), video.last_was_keyframe() ? -1.f : float(red) / 10.f);
+    }
+    CHECK_EQ(pattern, std::string("K...K....K"));  // frame 4 after motion 2.1 (early), frame 9 by the interval
+    CHECK_ERROR(kWrongRole, "adaptive keyframes need the flow/motion output",
+                trtnet::VideoSegmenter(k, ws.engine("plain.engine", "nonkey"), o, backend()));
+    o.motion_threshold = NAN;
+    CHECK_ERROR(kUsage, "motion_threshold must be finite", trtnet::VideoSegmenter(k, n, o, backend()));
 }
 
 TEST(a_failed_keyframe_leaves_no_state_so_the_next_frame_is_a_keyframe) {
@@ -370,8 +394,8 @@ TEST(nvtx_ranges_name_the_stages_and_stay_balanced) {
     for (auto const& e : be->log.events) {
         if (e.rfind("range ", 0) == 0) ranges.push_back(e.substr(6));
     }
-    std::vector<std::string> expected = {"preprocess", "keyframe",     "postprocess", "masks",
-                                         "preprocess", "non-keyframe", "postprocess", "masks"};
+    std::vector<std::string> expected = {"upload", "engine keyframe",    "postprocess", "masks",
+                                         "upload", "engine nonkeyframe", "postprocess", "masks"};
     CHECK(ranges == expected);
     CHECK_EQ(be->ranges_open, 0);
 }
@@ -565,8 +589,13 @@ TEST(sidecar_problems_are_errors_naming_the_file) {
     CHECK_ERROR(kSidecar, "is not a JSON object", trtnet::Segmenter(engine, opts(), backend()));
     ws.write("k.engine.json", "{\"classes\": [1]}");
     CHECK_ERROR(kSidecar, "classes holds something other than names", trtnet::Segmenter(engine, opts(), backend()));
-    ws.write("k.engine.json", "{\"tensorrt_version\": \"ten\"}");
-    CHECK_ERROR(kSidecar, "is not a version like 10.3.0", trtnet::Segmenter(engine, opts(), backend()));
+    ws.write("k.engine.json", "{\"network\": \"both\"}");
+    CHECK_ERROR(kSidecar, "unknown role 'both'", trtnet::Segmenter(engine, opts(), backend()));
+    // What the builder could not tell is not checked (TensorRT's deserialization still is).
+    ws.write("k.engine.json", "{\"tensorrt_version\": \"unknown\", \"gpu\": {\"name\": \"unknown\", \"reason\": \"x\"}}");
+    auto be = backend();
+    be->version = 110100, be->cc = "9.0";
+    trtnet::Segmenter(engine, opts(), be);
     ws.write("other.json", "{\"classes\": [\"x\"], \"tensorrt_version\": \"10.3.0.26\"}");
     trtnet::Options o = opts();
     o.sidecar = ws.dir + "/other.json";
@@ -602,7 +631,7 @@ TEST(the_plugin_library_is_found_next_to_the_engine_or_named_and_its_absence_is_
     unsetenv("TRTNET_PLUGIN_LIBRARY");
     CHECK_ERROR(kPluginLibrary, "libtrtnet_plugins.so not found", trtnet::Segmenter(engine, opts(), backend()));
     std::string named = ws.write("libtrtnet_plugins.so.10", "x");
-    std::string engine2 = ws.engine("k2.engine", "key", "", ", \"plugin_library\": \"/build/machine/libtrtnet_plugins.so.10\"");
+    std::string engine2 = ws.engine("k2.engine", "key", "", ", \"plugin_library\": {\"path\": \"/build/machine/libtrtnet_plugins.so.10\", \"sha256\": \"ab\"}");
     be = backend();
     trtnet::Segmenter by_sidecar(engine2, opts(), be);
     CHECK(be->plugins_loaded.count(named) == 1);
