@@ -568,7 +568,7 @@ TEST(engines_of_another_tensorrt_or_gpu_are_refused_before_deserialization) {
     std::string engine = ws.engine("k.engine", "key");
     auto be = backend();
     be->version = 110100;
-    CHECK_ERROR(kVersion, "built by TensorRT 10.3.0; this program runs TensorRT 11.1.0", trtnet::Segmenter(engine, opts(), be));
+    CHECK_ERROR(kVersion, "built by TensorRT 10.3.0.26; this program runs TensorRT 11.1.0", trtnet::Segmenter(engine, opts(), be));
     CHECK(be->engines.empty());
     be = backend();
     be->cc = "8.6";
