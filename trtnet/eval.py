@@ -350,8 +350,9 @@ EXAMPLES = (
 
 
 def make_parser():
-    p = cli.make_parser("python -m trtnet.eval", __doc__.split("\n\n")[0].strip("`").split(": ", 1)[-1],
-                        EXAMPLES)
+    p = cli.make_parser("python -m trtnet.eval", "Box and mask AP (pycocotools COCOeval) of a YolactEdge model "
+                        "on a COCO-format dataset, one row per precision plan or engine, like the paper's "
+                        "Table I.", EXAMPLES)
     p.add_argument("--annotations", required=True, type=Path, metavar="JSON",
                    help="COCO-format annotation file (images, annotations with bbox and segmentation, "
                         "categories)")
