@@ -243,7 +243,7 @@ def test_outputs_need_unique_names():
         layer = net.add_unary(x, op)
         layer.get_output(0).name = "y"
         net.mark_output(layer.get_output(0))
-    with pytest.raises(ValueError, match=r"unique names; repeated: \['y'\]"):
+    with pytest.raises(ValueError, match=r"repeated tensor name\(s\) \['y'\]"):
         emulator.run(net, {"x": np.zeros(2, np.float32)})
 
 

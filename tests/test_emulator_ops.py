@@ -352,16 +352,19 @@ def test_quantize_rounds_half_to_even_and_saturates():
     assert y.tolist() == [0, 2, 2, 0, -2, 127, -128, 0]
 
 
-def test_per_channel_dequantize():
-    q = np.array([[10, -10], [4, 4]], np.int8)
+def test_per_channel_quantize_dequantize_of_weights():
+    # Per-channel Q/DQ only on weights (a constant), axis 0: scales [0.5, 0.25] per row.
+    w = np.array([[5.0, -5.0], [1.0, 1.0]], np.float32)
 
     def build(net, t):
-        scale = net.add_constant((2,), trt.Weights(np.array([0.5, 0.25], np.float32)))
-        dq = net.add_dequantize(t, scale.get_output(0), trt.DataType.FLOAT)
-        dq.axis = 0
-        return dq
+        scale = net.add_constant((2,), trt.Weights(np.array([0.5, 0.25], np.float32))).get_output(0)
+        q = net.add_quantize(net.add_constant((2, 2), trt.Weights(w)).get_output(0), scale, trt.DataType.INT8)
+        dq = net.add_dequantize(q.get_output(0), scale, trt.DataType.FLOAT)
+        q.axis = dq.axis = 0
+        q.get_output(0).name = "q"
+        return net.add_elementwise(t, dq.get_output(0), trt.ElementWiseOperation.SUM)
 
-    np.testing.assert_array_equal(_run_one(build, q), [[5.0, -5.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(_run_one(build, np.zeros((2, 2), np.float32)), w)
 
 
 def test_cast_uint8_to_float_and_float_to_int_truncates():

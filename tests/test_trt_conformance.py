@@ -184,6 +184,65 @@ def test_layer_classes_and_attributes_exist_in_tensorrt(trt):
     assert wrong == []
 
 
+def _emulated_classes() -> list[tuple[type, str]]:
+    """Every emulated class model code holds, with its TensorRT class name."""
+    return ([(c, c.__name__) for c in _layer_classes()]
+            + [(EmuTensor, "ITensor"), (emulator.Network, "INetworkDefinition"),
+               (emulator.trt.IBuilderConfig, "IBuilderConfig")])
+
+
+def test_tensorrt_classes_have_no_instance_dict(trt):
+    # The bindings' classes take no new attributes (tp_dictoffset 0): ``layer.typo = x`` raises
+    # there, so the emulator refuses it too (trtnet.emulator.tensor.NoNewAttributes).
+    assert [name for _, name in _emulated_classes() if getattr(trt, name).__dictoffset__ != 0] == []
+
+
+def _real_settable(real_cls, name: str) -> bool:
+    for cls in inspect.getmro(real_cls):
+        if name in vars(cls):
+            return getattr(vars(cls)[name], "fset", None) is not None
+    return False
+
+
+def test_every_attribute_the_emulator_lets_code_set_is_settable_in_tensorrt(trt):
+    from trtnet.emulator.tensor import _settable
+
+    wrong = []
+    for cls, real_name in _emulated_classes():
+        real = getattr(trt, real_name)
+        names = {n for k in cls.__mro__ for n in vars(k) if not n.startswith("_")}
+        for name in sorted(names):
+            if _settable(cls, name) and not _real_settable(real, name):
+                wrong.append(f"{real_name}.{name}")
+    assert wrong == []
+
+
+def test_emulator_refuses_attributes_tensorrt_lacks():
+    net = emulator.Network()
+    layer = net.add_identity(net.add_input("x", emulator.trt.float32, (2,)))
+    for target in (layer, layer.get_output(0), net, emulator.trt.IBuilderConfig()):
+        with pytest.raises(AttributeError):
+            target.not_a_tensorrt_attribute = 1
+
+
+def test_builder_config_api_matches_tensorrt(trt):
+    ours = emulator.trt.IBuilderConfig
+    wrong = []
+    for name, value in vars(ours).items():
+        if name.startswith("_"):
+            continue
+        real = getattr(trt.IBuilderConfig, name, None)
+        if real is None:
+            wrong.append(f"{name} missing")
+        elif isinstance(value, property) != _is_property(trt.IBuilderConfig, name):
+            wrong.append(f"{name}: property mismatch")
+        elif callable(value) and not isinstance(value, property):
+            theirs = [s[1:] for s in trt_harness.signature(real)]
+            if _param_names(value) not in theirs:
+                wrong.append(f"{name}{tuple(_param_names(value))} vs {theirs}")
+    assert wrong == []
+
+
 def test_layer_type_of_each_class_matches_tensorrt(trt):
     for cls in _layer_classes():
         if cls is emu_layers.ILayer:
@@ -269,6 +328,7 @@ def _model_usage(builder: str, config_name: str, plan: str | None = None) -> Api
         # int8 needs calibrated ranges; a recorder answers 1.0 for every tensor.
         kwargs["plan"] = as_plan(plan).with_amax(AmaxRecorder()) if "int8" in plan else plan
     getattr(yolact_edge, builder)(net, emulator.trt, random_weights(config_name), config_name, **kwargs)
+    emulator.validate(net)  # what TensorRT's builder checks first: unique layer and tensor names
     usage = ApiUsage()
     usage.merge(net.usage)
     usage.merge(emu_plugins.usage)  # registry/creator calls are process-wide

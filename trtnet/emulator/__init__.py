@@ -23,12 +23,17 @@ need; intermediates are freed after their last use). Choices worth knowing:
   float16 -- an approximation of TensorRT's fp16 kernels (which may accumulate in
   fp16 or fp32 and fuse layers).
 * Quantize: ``clamp(round_half_even(x / scale), -128, 127)``; dequantize ``q * scale``.
-* Cast float -> integer truncates toward zero (to UINT8 also clamps to [0, 255]).
+* Cast float -> integer truncates toward zero; float -> UINT8 outside [0, 256) raises
+  (undefined in TensorRT).
 * Resize LINEAR/NEAREST with the NvInfer.h coordinate formulas, source indices
   clamped to the input (HALF_PIXEL + LINEAR reproduces PyTorch bilinear,
   align_corners=False); CUBIC is not emulated.
 * Plugins (FastNMS, InverseWarp) run through CPU twins computing with
   :mod:`trtnet.plugins.reference`, found via ``trt.get_plugin_registry()``.
+* At least as strict as TensorRT: attribute writes the real class does not have
+  raise; layer names and tensor names must be unique (checked by ``validate``, which ``run``
+  calls); Q/DQ, cast and unary type rules of NvInfer.h 10.3 and 11.1 (the stricter of the two);
+  a builder config with TF32 (TensorRT's default) is refused (``run(..., config=)``).
 * ``network.usage`` records the API calls, attributes and enum members used, and
   ``trt.names_used`` the names read from ``emulator.trt``; tests check them against
   the real TensorRT bindings (tests/test_trt_conformance.py).
@@ -39,6 +44,7 @@ from __future__ import annotations
 from . import trt
 from .layers import EmulatorTypeError
 from .network import ITensor, Network
-from .executor import run, summary
+from .builder import EmulatorConfigError
+from .executor import run, summary, validate
 
-__all__ = ["Network", "ITensor", "EmulatorTypeError", "trt", "run", "summary"]
+__all__ = ["Network", "ITensor", "EmulatorTypeError", "EmulatorConfigError", "trt", "run", "summary", "validate"]

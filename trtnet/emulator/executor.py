@@ -13,6 +13,7 @@ import numpy as np
 
 from . import layers as L
 from . import trt
+from .builder import IBuilderConfig, check_config
 from .network import Network
 from .tensor import ITensor
 
@@ -62,19 +63,43 @@ def _check_output(layer, i: int, arr: np.ndarray) -> None:
         raise AssertionError(f"emulator bug: {layer._name} output {i} has shape {arr.shape}, declared {tuple(dims)}")
 
 
+def validate(network: Network, config: IBuilderConfig | None = None) -> None:
+    """What TensorRT's builder checks before building, as far as the emulator models it.
+
+    * Layer names and tensor names are each unique. NvInfer.h ITensor::setName (11.1 l.193) and
+      addInput (11.1 l.8171): "Each input and output tensor must have a unique name"; the builder
+      rejects any repeat: "[network.cpp::validate] Error Code 4: Internal Error (Repeated tensor
+      name: ... (tensors must have distinct names))" and "(Repeated layer name: ... (layers must
+      have distinct names))" (reported in NVIDIA/TensorRT#447, OAID/Tengine#1235,
+      PaddlePaddle/Paddle#54072, pytorch/TensorRT#459).
+    * ``config`` (optional): builder flags whose numerics the emulator does not reproduce are
+      refused (:func:`trtnet.emulator.builder.check_config`).
+    """
+    for what, names in (("layer", [layer._name for layer in network._layers]),
+                        ("tensor", [t._name for t in network._inputs]
+                         + [t._name for layer in network._layers for t in layer._outputs])):
+        seen: set[str] = set()
+        repeated = sorted({n for n in names if n in seen or seen.add(n)})
+        if repeated:
+            raise ValueError(f"repeated {what} name(s) {repeated[:5]}{' ...' if len(repeated) > 5 else ''}: "
+                             f"TensorRT's builder rejects a network whose {what}s do not have distinct names")
+    if config is not None:
+        check_config(network, config)
+
+
 def run(network: Network, inputs: Mapping[str, np.ndarray], fetch: list[str] | None = None, *,
-        outputs: bool = True) -> dict[str, np.ndarray]:
+        outputs: bool = True, config: IBuilderConfig | None = None) -> dict[str, np.ndarray]:
     """Execute ``network``; returns the marked outputs plus every tensor named in ``fetch``.
+
+    The network is first checked as TensorRT's builder would (:func:`validate`; ``config`` is
+    the builder config the engine would be built with, ``None`` = exact fp32, i.e. TF32 cleared).
 
     With ``outputs=False`` only the fetched tensors are computed and returned
     (only the layers they depend on run: cheap for early feature maps).
     Inputs are checked against the declared dtype (exact NumPy dtype) and shape
     (``-1`` dims take any size).
     """
-    io_names = [t._name for t in network._inputs] + [t._name for t in network._outputs]
-    dupes = sorted({n for n in io_names if io_names.count(n) > 1})
-    if dupes:  # TensorRT binds inputs and outputs by name
-        raise ValueError(f"network inputs/outputs must have unique names; repeated: {dupes}")
+    validate(network, config)
     wanted = list(network._outputs) if outputs else []
     for t in _resolve(network, fetch or []):
         if not any(t is w for w in wanted):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import layers as L
 from . import trt
-from .tensor import ITensor
+from .tensor import ITensor, NoNewAttributes
 from .usage import ApiUsage
 
 
@@ -37,7 +37,7 @@ def _dims(shape, what: str) -> trt.Dims:
         raise TypeError(f"{what}: expected a sequence of ints, got {shape!r}") from None
 
 
-class Network:
+class Network(NoNewAttributes):
     """NumPy emulator of ``tensorrt.INetworkDefinition`` (strongly typed)."""
 
     def __init__(self, name: str = "trtnet") -> None:
@@ -47,7 +47,7 @@ class Network:
         self._outputs: list[ITensor] = []
         self._version = 0  # bumped by every attribute change; keys the shape/dtype caches
         self._read_tensors: set[int] = set()  # ids of tensors some layer reads (ILayer._changed)
-        self.usage = ApiUsage()
+        object.__setattr__(self, "usage", ApiUsage())  # emulator-only record, not a TensorRT attribute
 
     # --- network-level properties -------------------------------------------------
     @property

@@ -5,7 +5,38 @@ from __future__ import annotations
 from . import trt
 
 
-class Named:
+def _settable(cls: type, name: str) -> bool:
+    """True when ``name`` is a data descriptor with a setter on ``cls`` (a property or _Attr)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            attr = vars(klass)[name]
+            if isinstance(attr, property):
+                return attr.fset is not None
+            return hasattr(type(attr), "__set__")
+    return False
+
+
+class NoNewAttributes:
+    """Writes only to the attributes the real class has.
+
+    The real bindings' classes have no ``__dict__`` (``tp_dictoffset`` 0, checked for every
+    emulated class by tests/test_trt_conformance.py), so ``layer.align_corners = False``
+    raises ``AttributeError`` in TensorRT; without this the emulator would store it and the
+    typo would go unnoticed. Names starting with ``_`` are the emulator's own state.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value) -> None:
+        if not name.startswith("_") and not _settable(type(self), name):
+            kind = "read-only" if any(name in vars(k) for k in type(self).__mro__) else "unknown"
+            raise AttributeError(
+                f"{type(self).__name__}.{name} is {kind}: TensorRT's {type(self).__name__} has no settable "
+                f"attribute {name!r} (its classes have no __dict__, so the assignment would raise there too)")
+        object.__setattr__(self, name, value)
+
+
+class Named(NoNewAttributes):
     """The recorded ``name`` attribute shared by layers and tensors.
 
     Every access is recorded under the emulated class's name (``ITensor``,

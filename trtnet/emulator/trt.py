@@ -211,6 +211,16 @@ class LayerType(_TrtEnum):
     PLUGIN_V3 = 46
 
 
+class BuilderFlag(_TrtEnum):
+    """The flags with the same name and value in TensorRT 10.3 and 11.4 (see emulator.builder)."""
+
+    DEBUG = 2
+    GPU_FALLBACK = 3
+    REFIT = 4
+    DISABLE_TIMING_CACHE = 5
+    TF32 = 6
+
+
 class Dims(tuple):
     """Tensor dimensions; a tuple (the real ``trt.Dims`` converts from tuples too)."""
 
@@ -337,6 +347,7 @@ def _field_struct(field) -> PluginField:
 
 
 from .plugins import get_plugin_registry  # noqa: E402,F401  (re-export; the registry needs the names above)
+from .builder import IBuilderConfig  # noqa: E402,F401
 
 
 # --- record which names model code touches (for the conformance tests) ----------------------
