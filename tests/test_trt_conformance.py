@@ -188,7 +188,7 @@ def _emulated_classes() -> list[tuple[type, str]]:
     """Every emulated class model code holds, with its TensorRT class name."""
     return ([(c, c.__name__) for c in _layer_classes()]
             + [(EmuTensor, "ITensor"), (emulator.Network, "INetworkDefinition"),
-               (emulator.trt.IBuilderConfig, "IBuilderConfig")])
+               (emulator.trt.IBuilderConfig, "IBuilderConfig"), (emulator.trt.Weights, "Weights")])
 
 
 def test_tensorrt_classes_have_no_instance_dict(trt):
@@ -220,7 +220,7 @@ def test_every_attribute_the_emulator_lets_code_set_is_settable_in_tensorrt(trt)
 def test_emulator_refuses_attributes_tensorrt_lacks():
     net = emulator.Network()
     layer = net.add_identity(net.add_input("x", emulator.trt.float32, (2,)))
-    for target in (layer, layer.get_output(0), net, emulator.trt.IBuilderConfig()):
+    for target in (layer, layer.get_output(0), net, emulator.trt.IBuilderConfig(), emulator.trt.Weights()):
         with pytest.raises(AttributeError):
             target.not_a_tensorrt_attribute = 1
 

@@ -22,6 +22,13 @@ feature maps and head outputs within 1e-3 x max|ref|; softmax probabilities 1e-4
 absolute; detections matched one to one with the same class, scores within 1e-4,
 relative boxes within 1e-4, pixel boxes within 1 px (upstream truncates), order
 equal except among scores closer than 1e-4; mask IoU >= 0.99.
+
+These defaults are deliberately loose, for any user's checkpoint and case folder (a trained
+network, another summation order on the GPU): on the shipped reference cases the emulator's
+fp32 feature error is 20-590x below 1e-3 x max|ref| (5-16x on the mask coefficients). A pass
+here says "no structural error", not "bit-faithful"; trtnet's own tests hold every tensor to
+4x upstream's measured fp32 error instead (the manifest's
+``tolerances.max_abs_fp32_vs_fp64_upstream``, tests/upstream_match.py).
 """
 
 from __future__ import annotations
@@ -632,7 +639,9 @@ def make_parser():
                         help="video cases: a serialized non-keyframe engine (python -m trtnet.build "
                         "--nonkeyframe; implies --backend tensorrt; default: build one here)")
     parser.add_argument("--tolerance-factor", type=float, default=1.0,
-                        help="multiply every numeric tolerance (e.g. 20 for an fp16 plan); default 1")
+                        help="multiply every numeric tolerance (e.g. 20 for an fp16 plan); default 1: feature "
+                        "maps within 1e-3 x max|ref|, probabilities, scores and relative boxes within 1e-4, "
+                        "pixel boxes 1 px, mask IoU >= 0.99")
     return parser
 
 

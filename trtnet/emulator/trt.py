@@ -239,7 +239,11 @@ class Permutation(tuple):
 
 
 class Weights:
-    """Host weights, ``trt.Weights(np_array)`` or ``trt.Weights(trt.float32)`` (empty)."""
+    """Host weights, ``trt.Weights(np_array)`` or ``trt.Weights(trt.float32)`` (empty).
+
+    No attributes beyond these (``__slots__``): the real class has no ``__dict__`` either."""
+
+    __slots__ = ("_array",)
 
     def __init__(self, a=None):
         if a is None or isinstance(a, DataType):
@@ -248,7 +252,10 @@ class Weights:
             arr = np.ascontiguousarray(a)
             _datatype_of(arr.dtype)
             self._array = arr
-        self.dtype = _datatype_of(self._array.dtype)
+
+    @property
+    def dtype(self) -> DataType:
+        return _datatype_of(self._array.dtype)
 
     @property
     def size(self) -> int:
