@@ -282,3 +282,28 @@ def test_tf32_default_is_refused_for_float_convolutions():
 def test_tf32_does_not_concern_half_networks():
     # TF32 only applies to "tensors of type DataType::kFLOAT".
     emulator.validate(_conv_net(trt.float16), trt.IBuilderConfig())
+
+
+@pytest.mark.parametrize("op", ["SUB", "DIV"])
+def test_subtracting_or_dividing_a_tensor_by_itself_is_refused(op):
+    # TensorRT 11 folds x-x => 0 and x/x => 1 unless STRICT_NANS (unset by default, 11-only).
+    net = emulator.Network()
+    x = net.add_input("x", trt.float32, (2,))
+    layer = net.add_elementwise(x, x, getattr(trt.ElementWiseOperation, op))
+    layer.get_output(0).name = "y"
+    net.mark_output(layer.get_output(0))
+    with pytest.raises(EmulatorConfigError, match=f"{op} of 'x' with itself"):
+        emulator.run(net, {"x": np.array([np.inf, 1.0], F32)})
+
+
+def test_multiplying_by_an_all_zero_constant_is_refused_but_by_a_nonzero_one_is_not():
+    def net_times(values):
+        net = emulator.Network()
+        x = net.add_input("x", trt.float32, (2,))
+        layer = net.add_elementwise(x, _const(net, np.array(values, F32), "c"), trt.ElementWiseOperation.PROD)
+        net.mark_output(layer.get_output(0))
+        return net
+
+    emulator.validate(net_times([0.0, 1e-30]))
+    with pytest.raises(EmulatorConfigError, match="all-zero constant 'c'"):
+        emulator.validate(net_times([0.0, 0.0]))

@@ -12,6 +12,13 @@ numerics the emulator computes.
 Of the other flags, those present in both 10.3 and 11.4 with the same value are listed in
 ``trt.BuilderFlag``; none of them is set by default, and none changes numerics except
 SPARSE_WEIGHTS (left out, so it cannot be set here).
+
+TensorRT 11 has one more default that changes numerics: ``kSTRICT_NANS`` is unset, i.e. the
+builder may apply "0*x => 0, x-x => 0, or x/x => 1. These identities are not true when x is a
+NaN or Inf" (NvInfer.h 11.1 l.10071-10072). The flag does not exist in 10.3, so it is not in the
+emulator's enum; instead :func:`check_foldable_identities` refuses the networks where the
+folding could apply (a SUB or DIV of a tensor with itself, a PROD with an all-zero constant),
+whatever the config, as the emulator would compute NaN where TensorRT 11 may give 0 or 1.
 """
 
 from __future__ import annotations
@@ -70,3 +77,27 @@ def check_config(network, config: IBuilderConfig) -> None:
                 f"TensorRT may compute FLOAT layers such as {layer._name!r} ({type(layer).__name__}) with "
                 "10-bit mantissas, which the emulator does not reproduce; clear it with "
                 "config.clear_flag(trt.BuilderFlag.TF32) for fp32 numerics")
+
+
+def check_foldable_identities(network) -> None:
+    """Refuse the elementwise patterns TensorRT 11 folds by default (see the module docstring)."""
+    from . import layers as L
+
+    E = trt.ElementWiseOperation
+    for layer in network._layers:
+        if not isinstance(layer, L.IElementWiseLayer):
+            continue
+        op, (a, b) = layer._get("op"), layer._inputs[:2]
+        folded = None
+        if op in (E.SUB, E.DIV) and a is b:
+            folded = f"{op.name} of {a._name!r} with itself"
+        elif op == E.PROD:
+            for t in (a, b):
+                if isinstance(t._producer, L.IConstantLayer) and t._producer._get("weights").size \
+                        and not t._producer._get("weights").numpy().any():
+                    folded = f"PROD with the all-zero constant {t._name!r}"
+        if folded:
+            raise EmulatorConfigError(
+                f"{layer._name}: {folded}: TensorRT 11's builder may fold it (0*x => 0, x-x => 0, x/x => 1 unless "
+                "BuilderFlag.STRICT_NANS, NvInfer.h 11.1), which differs from the emulator for NaN/Inf inputs; "
+                "compute the constant result directly")

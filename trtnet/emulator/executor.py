@@ -13,7 +13,7 @@ import numpy as np
 
 from . import layers as L
 from . import trt
-from .builder import IBuilderConfig, check_config
+from .builder import IBuilderConfig, check_config, check_foldable_identities
 from .network import Network
 from .tensor import ITensor
 
@@ -73,7 +73,8 @@ def validate(network: Network, config: IBuilderConfig | None = None) -> None:
       have distinct names))" (reported in NVIDIA/TensorRT#447, OAID/Tengine#1235,
       PaddlePaddle/Paddle#54072, pytorch/TensorRT#459).
     * ``config`` (optional): builder flags whose numerics the emulator does not reproduce are
-      refused (:func:`trtnet.emulator.builder.check_config`).
+      refused (:func:`trtnet.emulator.builder.check_config`); so are, always, the elementwise
+      identities TensorRT 11 folds by default (``check_foldable_identities``).
     """
     for what, names in (("layer", [layer._name for layer in network._layers]),
                         ("tensor", [t._name for t in network._inputs]
@@ -83,6 +84,7 @@ def validate(network: Network, config: IBuilderConfig | None = None) -> None:
         if repeated:
             raise ValueError(f"repeated {what} name(s) {repeated[:5]}{' ...' if len(repeated) > 5 else ''}: "
                              f"TensorRT's builder rejects a network whose {what}s do not have distinct names")
+    check_foldable_identities(network)
     if config is not None:
         check_config(network, config)
 
