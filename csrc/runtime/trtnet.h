@@ -8,7 +8,8 @@
 //   std::vector<uint8_t> masks = found.masks_to_host();   // [size, height, width] of 0/1
 //
 // Every failure is a trtnet::Error whose message names the problem and whose code() says
-// which kind it is. Tensor and NVTX names are the Python runtime's (trtnet/names.py; a test
+// which kind it is. A segmenter is used from one thread at a time (one per camera thread, or
+// one batch for several cameras). Tensor and NVTX names are the Python runtime's (trtnet/names.py; a test
 // checks they match).
 #pragma once
 
