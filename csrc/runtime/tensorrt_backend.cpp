@@ -199,6 +199,8 @@ public:
     }
 
     bool begin_capture(Stream stream) override {
+        // Thread-local mode as trtexec's TrtCudaGraph (samples/common/sampleDevice.h): other
+        // threads' CUDA calls neither join nor break this capture.
         if (cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
             cudaGetLastError();  // not sticky: clear it
             return false;
