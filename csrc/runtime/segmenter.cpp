@@ -216,6 +216,12 @@ public:
         }
         load_plugins(path, info);
         std::vector<char> blob = read_engine(path);
+        if (info.engine_bytes >= 0 && size_t(info.engine_bytes) != blob.size()) {
+            throw Error(ErrorCode::kSidecar, "the sidecar of " + path + " describes an engine of " +
+                                                 std::to_string(info.engine_bytes) + " bytes, the file has " +
+                                                 std::to_string(blob.size()) +
+                                                 ": it belongs to another build; copy the sidecar written with this engine");
+        }
         std::unique_ptr<EngineHandle> engine = be_.deserialize(blob);
         if (!engine) {
             throw Error(ErrorCode::kEngineFile, "TensorRT " + format_tensorrt_version(lib) + " could not deserialize " +
@@ -226,6 +232,17 @@ public:
         }
         runners_.push_back(std::make_unique<EngineRunner>(be_, std::move(engine), path, options_.cuda_graphs));
         EngineRunner& runner = *runners_.back();
+        if (!info.io.empty()) {
+            std::vector<std::string> recorded = info.io, actual = runner.names(true), outputs = runner.names(false);
+            actual.insert(actual.end(), outputs.begin(), outputs.end());
+            std::sort(recorded.begin(), recorded.end());
+            std::sort(actual.begin(), actual.end());
+            if (recorded != actual) {
+                throw Error(ErrorCode::kSidecar, "the sidecar of " + path + " lists other I/O tensors than the engine "
+                                                     "has: it belongs to another build; copy the sidecar written with "
+                                                     "this engine");
+            }
+        }
         if (!runner.has_input(names::kInput)) {
             throw Error(ErrorCode::kWrongRole, path + " has no '" + names::kInput + "' input: not a trtnet engine");
         }

@@ -267,6 +267,19 @@ void read_sidecar(std::string const& path, EngineInfo& info) {
         info.gpu = text_of(cc);
     }
 
+    Json const* engine = doc.get("engine");
+    Json const* bytes = engine != nullptr ? engine->get("bytes") : nullptr;
+    info.engine_bytes = bytes != nullptr && bytes->kind == Json::Kind::kNumber ? int64_t(bytes->number) : -1;
+    info.io.clear();
+    if (Json const* io = doc.get("io"); io != nullptr && io->kind == Json::Kind::kArray) {
+        for (Json const& t : io->array) {
+            if (t.get("name") == nullptr || t.get("name")->kind != Json::Kind::kString) {
+                throw Error(ErrorCode::kSidecar, "sidecar " + path + ": an io entry has no name");
+            }
+            info.io.push_back(t.get("name")->string);
+        }
+    }
+
     Json const* plugins = doc.get("plugin_library");
     info.plugin_library = plugins != nullptr && plugins->kind == Json::Kind::kObject ? text_of(plugins->get("path"))
                                                                                       : text_of(plugins);

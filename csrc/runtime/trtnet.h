@@ -171,6 +171,8 @@ struct EngineInfo {
     std::string gpu;               // compute capability, e.g. "8.7" ("" if not recorded)
     std::string plugin_library;    // path of the plugin library it was built with ("" if not recorded)
     std::vector<std::string> classes;
+    int64_t engine_bytes = -1;             // size of the engine the sidecar was written for (-1: not recorded)
+    std::vector<std::string> io;           // its I/O tensor names (empty: not recorded)
     int max_batch = 1;                        // from the optimization profile
     int min_height = 0, min_width = 0;        // frame limits of the profile
     int max_height = 0, max_width = 0;

@@ -602,6 +602,19 @@ TEST(sidecar_problems_are_errors_naming_the_file) {
     CHECK_EQ(trtnet::Segmenter(engine, o, backend()).info().classes.at(0), std::string("x"));
 }
 
+TEST(a_sidecar_of_another_build_is_refused) {
+    Workspace ws;
+    std::string engine = ws.engine("k.engine", "key");  // 309 bytes
+    ws.write("k.engine.json", "{\"engine\": {\"bytes\": 310, \"sha256\": \"x\"}}");
+    CHECK_ERROR(kSidecar, "describes an engine of 310 bytes, the file has 309", trtnet::Segmenter(engine, opts(), backend()));
+    std::string io = "\"io\": [{\"name\": \"frame\"}, {\"name\": \"det/count\"}, {\"name\": \"det/boxes\"}, "
+                     "{\"name\": \"det/scores\"}, {\"name\": \"det/classes\"}, {\"name\": \"det/coeffs\"}";
+    ws.write("k.engine.json", "{\"engine\": {\"bytes\": 309}, " + io + "]}");
+    CHECK_ERROR(kSidecar, "lists other I/O tensors than the engine has", trtnet::Segmenter(engine, opts(), backend()));
+    ws.write("k.engine.json", "{\"engine\": {\"bytes\": 309}, " + io + ", {\"name\": \"proto\"}]}");
+    trtnet::Segmenter(engine, opts(), backend());
+}
+
 TEST(engine_files_that_are_not_engines_are_refused) {
     Workspace ws;
     std::string good = ws.engine("k.engine", "key");
