@@ -41,8 +41,9 @@ def build_fpn_phase_1(g: Graph, convouts: Sequence[Any], config: Config) -> tupl
         else:
             h, w = (int(d) for d in tuple(convouts[j].shape)[2:])
             up = resize_bilinear(g, x, (h, w), f"fpn_phase_1.upsample.{i}", component=COMPONENT)
-            # the C3 lateral is also the keyframe state of video models: it cannot fuse
-            x = add(g, lat, up, f"fpn_phase_1.add.{i}", component=COMPONENT, fuse_branch=j != 0)
+            # the C3 lateral is also the keyframe state of video models: it cannot fuse there
+            x = add(g, lat, up, f"fpn_phase_1.add.{i}", component=COMPONENT,
+                    fuse_branch=not (j == 0 and config.is_video))
         x.name = names.FPN1[j]  # named before anything reads it (int8 scales go by name)
         outs[j] = x
     return outs, laterals[0]
