@@ -224,13 +224,9 @@ def test_int8_backbone_fpn_runs_from_the_cli_cache(int8_pass):
     assert np.isfinite(out[names.PROTO]).all()
 
 
-@pytest.mark.xfail(strict=True, reason="the random-weight reference network amplifies int8 rounding "
-                   "(see above); measured: int8 top-5 classes 22 22 10 52 10 vs upstream 22 22 54 52 8")
-def test_int8_backbone_fpn_keeps_the_top5_reference_classes(int8_pass):
-    case, out = int8_pass
-    ref = case.detections("img0")
-    for cls in ref["det_classes"][:5]:
-        assert cls in out[names.DET_CLASSES][0][:5]
+# int8 keeping the detections is judged where it can be: on a well-conditioned checkpoint,
+# against an independent fake quantization (tests/test_int8_accuracy.py); this random-weight
+# reference network reorders its top-5 classes under +-1 grey level of input noise alone.
 
 
 def test_video_calibration_covers_the_nonkeyframe_network(reference_dir):

@@ -22,7 +22,7 @@ from trtnet.int8_accuracy import (
 from trtnet.int8_audit import audit
 from trtnet.network import build_keyframe
 from trtnet.network import layers as L
-from trtnet.precision import PRESETS, as_plan
+from trtnet.precision import PRESETS, AmaxRecorder, as_plan
 from trtnet.reference_data import ReferenceCase
 from trtnet.weights import WeightStore
 
@@ -62,7 +62,7 @@ def test_the_checkpoint_is_well_conditioned(model, fp32):
     out = run_network(build_keyframe, weights, config, noisy, "fp32", [names.C5], outputs=False)
     assert relative_l2(out[names.C5], fp32[names.C5]) < 0.05
     scores = fp32[names.DET_SCORES][0, : int(fp32[names.DET_COUNT][0])]
-    assert (scores > 0.3).sum() >= 20 and (scores < 0.3).any()
+    assert (scores > 0.3).sum() >= 20 and scores.max() - scores.min() > 0.2
 
 
 def test_fp16_stays_close_and_keeps_the_detections(model, fp32):
@@ -96,10 +96,11 @@ def test_int8_error_is_what_quantization_alone_predicts(int8):
 
 
 def test_int8_keeps_most_detections(int8):
-    # Measured at 160 px: 58-60 of 70 detections above 0.3 matched (int8 rounding of
-    # per-tensor activations moves features by 10-35% on this random-weight network).
+    # Measured at 160 px: 64-65 of the 100 detections above 0.3 matched (same class, IoU >=
+    # 0.5). int8 rounding of per-tensor activations moves this random-weight network's
+    # features by 10-35% (as the independent fake quantization predicts, test above).
     preset, _, _, (matched, total) = int8
-    assert total > 0 and matched >= 0.75 * total, (preset, matched, total)
+    assert total > 0 and matched >= 0.55 * total, (preset, matched, total)
 
 
 # -- the checks fail on misplaced quantization ------------------------------------------------
@@ -129,11 +130,11 @@ def test_a_wrong_activation_scale_is_caught(model, fp32, monkeypatch):
 def test_a_wrong_kernel_axis_is_caught(model, fp32, monkeypatch):
     # Per-channel kernel scales taken over the input-channel axis: the shapes refuse it
     # (depthwise and projection kernels) or the error leaves the predicted band.
-    def per_input_channel(self, kernel, name, component):
+    def per_input_channel(self, kernel, name):
         k16 = np.ascontiguousarray(kernel, np.float16)
         amax = np.abs(np.moveaxis(k16, 1, 0).reshape(k16.shape[1], -1)).max(axis=1).astype(np.float32)
         k = self.constant(k16, f"{name}.kernel")
-        return self._qdq_pair(k, L.fp16_scale(amax / 127.0, amax), 1, f"{name}.kernel", component)
+        return self._qdq_pair(k, L.fp16_scale(amax / 127.0, amax), 1, f"{name}.kernel")
 
     monkeypatch.setattr(L.Graph, "quantized_kernel", per_input_channel)
     try:
@@ -155,11 +156,11 @@ def test_qdq_on_the_wrong_add_input_is_caught(model, fp32, monkeypatch):
     import trtnet.network.backbone as backbone
 
     monkeypatch.setattr(backbone, "add", swapped)
-    weights, config, inputs, amax = model
+    weights, config, _, _ = model
     from trtnet import emulator
 
     net = emulator.Network()
-    plan = as_plan("int8_backbone").with_amax(amax)
-    tensors = build_keyframe(net, emulator.trt, weights, config, plan=plan)
-    (row,) = audit(net, tensors.components, plan)
+    plan = as_plan("int8_backbone").with_amax(AmaxRecorder())  # placement only (the cache lacks the moved ranges)
+    tensors = build_keyframe(net, emulator.trt, weights, config, plan=plan)  # noqa: F841 - keeps weights alive
+    (row,) = audit(net, plan)
     assert row.adds_fusable < row.adds  # the identity is neither a DQ output nor fusable

@@ -14,7 +14,7 @@ import pytest
 
 from trtnet import emulator
 from trtnet.benchmarks.emulator import random_weights
-from trtnet.int8_audit import FP16_TARGET, ComponentAudit, audit, audit_plan, format_audit
+from trtnet.int8_audit import FP16_TARGET, ComponentAudit, audit, audit_plan, format_audit, report_lines
 from trtnet.network import build_keyframe, build_nonkeyframe
 from trtnet.network.layers import RELU, Graph, add, conv
 from trtnet.precision import PRESETS, AmaxRecorder, as_plan
@@ -41,8 +41,8 @@ def _built(config: str, nonkeyframe: bool, preset: str):
 @pytest.mark.parametrize("preset", INT8_PRESETS)
 @pytest.mark.parametrize("config, nonkeyframe", NETWORKS, ids=["mobilenetv2-keyframe", "vid_resnet50-nonkeyframe"])
 def test_every_int8_preset_meets_the_placement_targets(config, nonkeyframe, preset):
-    net, tensors = _built(config, nonkeyframe, preset)
-    rows = audit(net, tensors.components, preset)
+    net, _ = _built(config, nonkeyframe, preset)
+    rows = audit(net, preset)
     int8 = [c for c in ("backbone", "fpn", "proto", "head", "flow") if as_plan(preset).of(c) == "int8"]
     present = [r.component for r in rows]
     assert set(present) <= set(int8) and "backbone" in present
@@ -87,6 +87,22 @@ def test_outputs_of_int8_components_carry_no_qdq():
     assert all(t.name not in producer or producer[t.name].type != trt.LayerType.DEQUANTIZE for t in outputs)
 
 
+def test_the_dry_run_prints_the_audit_per_component(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    from trtnet import build
+
+    path = tmp_path / "m.safetensors"
+    save_file(random_weights("yolact_edge_mobilenetv2"), str(path))
+    assert build.main(["--weights", str(path), "--precision-plan", "int8_backbone_fpn", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    section = out.split("int8 audit:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in section[1:]] == ["backbone", "fpn"]
+    assert section[1].split()[1:] == ["52/52", "(100%)", "10/10", "(100%)", "52/52", "(100%)", "met"]
+    net, _ = _built("yolact_edge_mobilenetv2", False, "int8_backbone_fpn")
+    assert [f"  {line}" for line in report_lines(net, trt, "int8_backbone_fpn")] == section
+
+
 def test_audit_plan_formats_one_row_per_int8_component():
     rows = audit_plan(_weights("yolact_edge_mobilenetv2"), "yolact_edge_mobilenetv2", "int8_backbone_fpn")
     text = format_audit(rows, "keyframe")
@@ -100,20 +116,20 @@ def test_audit_plan_formats_one_row_per_int8_component():
 
 def _tiny_graph(plan: str = "int8_backbone") -> Graph:
     rng = np.random.default_rng(0)
-    w = {f"c{i}.{k}": (rng.standard_normal(s) * 0.1).astype(np.float32)
+    w = {f"backbone.c{i}.{k}": (rng.standard_normal(s) * 0.1).astype(np.float32)
          for i in range(3) for k, s in (("weight", (4, 4, 3, 3)), ("bias", (4,)))}
     return Graph(emulator.Network(), trt, w, as_plan(plan).with_amax(AmaxRecorder()))
 
 
 def _residual_block(g: Graph, **add_kw):
     x = g.network.add_input("x", trt.DataType.FLOAT, (1, 4, 8, 8))
-    y = conv(g, x, "c0", act=RELU, component="backbone")
-    z = conv(g, y, "c1", component="backbone")
-    return x, y, add(g, z, y, "add", component="backbone", **add_kw)
+    y = conv(g, x, "backbone.c0", act=RELU, component="backbone")
+    z = conv(g, y, "backbone.c1", component="backbone")
+    return x, y, add(g, z, y, "backbone.add", component="backbone", **add_kw)
 
 
 def _audit(g: Graph) -> ComponentAudit:
-    (row,) = audit(g.network, g.components, g.plan)
+    (row,) = audit(g.network, g.plan)
     return row
 
 
@@ -128,35 +144,35 @@ def test_a_correct_residual_block_passes():
 def test_a_conv_branch_read_twice_cannot_fuse():
     g = _tiny_graph()
     x, y, out = _residual_block(g)
-    z = g.network.get_layer([g.network.get_layer(i).name for i in range(g.network.num_layers)].index("add")).get_input(0)
+    z = g.network.get_layer([g.network.get_layer(i).name for i in range(g.network.num_layers)].index("backbone.add")).get_input(0)
     g.network.mark_output(z)  # the branch conv's output is now read beyond the add
     row = _audit(g)
-    assert row.adds_fusable == 0 and "add: input c1 is neither a DQ output nor a fusable convolution" in row.problems
+    assert row.adds_fusable == 0 and "backbone.add: input backbone.c1 is neither a DQ output nor a fusable convolution" in row.problems
 
 
 def test_a_kernel_without_per_channel_qdq_is_reported():
     g = _tiny_graph()
     x = g.network.add_input("x", trt.DataType.FLOAT, (1, 4, 8, 8))
-    conv(g, x, "c0", component="backbone")
-    conv_layer = next(g.network.get_layer(i) for i in range(g.network.num_layers) if g.network.get_layer(i).name == "c0")
+    conv(g, x, "backbone.c0", component="backbone")
+    conv_layer = next(g.network.get_layer(i) for i in range(g.network.num_layers)
+                      if g.network.get_layer(i).name == "backbone.c0")
     q = next(g.network.get_layer(i) for i in range(g.network.num_layers)
-             if g.network.get_layer(i).name == "c0.kernel.quantize")
+             if g.network.get_layer(i).name == "backbone.c0.kernel.quantize")
     q.axis = 1  # wrong per-channel axis (4 input channels: the shape still fits)
     row = _audit(g)
-    assert row.convs_quantized == 0 and row.problems == ["c0: convolution without Q/DQ on its input and kernel"]
+    assert row.convs_quantized == 0 and row.problems == ["backbone.c0: convolution without Q/DQ on its input and kernel"]
     assert conv_layer.num_inputs == 2
 
 
 def test_an_unquantized_residual_input_is_reported():
     g = _tiny_graph()
     x = g.network.add_input("x", trt.DataType.HALF, (1, 4, 8, 8))
-    z = conv(g, x, "c0", component="backbone")
+    z = conv(g, x, "backbone.c0", component="backbone")
     layer = g.network.add_elementwise(z, x, trt.ElementWiseOperation.SUM)  # identity without Q/DQ
-    layer.name = "add"
-    g.components["add"] = "backbone"
+    layer.name = "backbone.add"
     row = _audit(g)
     assert row.adds == 1 and row.adds_fusable == 0 and not row.ok
-    assert row.problems == ["add: input x is neither a DQ output nor a fusable convolution"]
+    assert row.problems == ["backbone.add: input x is neither a DQ output nor a fusable convolution"]
 
 
 @pytest.mark.parametrize("fp16, ok", [(19, True), (18, False)])

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 import numpy as np
 
 from trtnet import names
-from trtnet.precision import PlanLike, as_plan, calibration_name
+from trtnet.precision import COMPONENTS, PlanLike, as_plan, calibration_name
 
 COMPARED = (*names.BACKBONE, *names.FPN, names.PROTO, names.LOC, names.CONF, names.MASK)
 SCORE_THRESHOLD = 0.3  # detections compared: reference score above this
@@ -114,15 +114,17 @@ def _fused_into_add(network: Any) -> set[str]:
 
 
 @contextlib.contextmanager
-def simulated_quantization(network: Any, components: Mapping[str, str], plan: PlanLike) -> Iterator[None]:
+def simulated_quantization(network: Any, plan: PlanLike) -> Iterator[None]:
     """While active, ``network`` (an fp32 emulator network) runs its int8-``plan`` convs and
     adds on fake-quantized inputs (see the module docstring); scales from ``plan.amax``."""
     from trtnet import emulator
     from trtnet.emulator import kernels
+    from trtnet.plan_summary import component_of
 
     plan = as_plan(plan)
     trt = emulator.trt
-    int8 = {name for name, comp in components.items() if plan.of(comp) == "int8"}
+    int8 = {layer.name for layer in _layers(network)
+            if component_of(layer.name) in COMPONENTS and plan.of(component_of(layer.name)) == "int8"}
     convs, adds = {}, {}
     fused = _fused_into_add(network)
     for layer in _layers(network):
@@ -130,8 +132,10 @@ def simulated_quantization(network: Any, components: Mapping[str, str], plan: Pl
             continue
         if layer.type == trt.LayerType.CONVOLUTION:
             convs[id(layer)] = layer
-        elif layer.type == trt.LayerType.ELEMENTWISE and layer.op == trt.ElementWiseOperation.SUM:
-            adds[id(layer)] = layer
+        elif (layer.type == trt.LayerType.ELEMENTWISE and layer.op == trt.ElementWiseOperation.SUM
+              and len(tuple(layer.get_input(0).shape)) == 4
+              and tuple(layer.get_input(0).shape) == tuple(layer.get_input(1).shape)):
+            adds[id(layer)] = layer  # residual / top-down adds of feature maps
 
     def scale_of(tensor: Any) -> float:
         return float(plan.amax[calibration_name(tensor.name)]) / 127.0
@@ -190,8 +194,8 @@ def run_network(builder: Any, weights: Any, config: Any, inputs: Mapping[str, np
     from trtnet import emulator
 
     net = emulator.Network()
-    tensors = builder(net, emulator.trt, weights, config, plan=plan)
-    with (simulated_quantization(net, tensors.components, simulate) if simulate is not None
+    tensors = builder(net, emulator.trt, weights, config, plan=plan)  # noqa: F841 - keeps the weights alive
+    with (simulated_quantization(net, simulate) if simulate is not None
           else contextlib.nullcontext()):
         return emulator.run(net, dict(inputs), fetch=list(fetch), outputs=outputs)
 

@@ -9,7 +9,8 @@ layers TensorRT does not fuse run in half precision. Per int8 component this mod
 
 * convolutions whose input and kernel both come through Q/DQ (kernel: per output channel,
   axis 0, from a constant; activation: a 0-D per-tensor scale),
-* adds whose every input is a DQ output or a fusable convolution (an int8 convolution,
+* adds of two feature maps (residual, top-down) whose every input is a DQ output or a
+  fusable convolution (an int8 convolution,
   optionally followed by one activation, read by nothing but this add),
 * dequantized activations (DQ of a non-constant) whose type is fp16,
 
@@ -80,6 +81,7 @@ class _Graph:
     def __init__(self, network: Any) -> None:
         self.layers = [network.get_layer(i) for i in range(network.num_layers)]
         self.producer: dict[str, Any] = {}
+        self.readers: dict[str, list[Any]] = {}
         self.consumers: dict[str, int] = {}
         for layer in self.layers:
             for i in range(layer.num_outputs):
@@ -88,6 +90,7 @@ class _Graph:
                 t = layer.get_input(i)
                 if t is not None:
                     self.consumers[t.name] = self.consumers.get(t.name, 0) + 1
+                    self.readers.setdefault(t.name, []).append(layer)
 
     def made_by(self, tensor: Any, kind: str) -> Optional[Any]:
         layer = self.producer.get(tensor.name) if tensor is not None else None
@@ -121,6 +124,13 @@ class _Graph:
         return all(tuple(layer.get_input(1).shape) == (out_channels,) and _attr(layer, "axis") == 0
                    for layer in (q, dq))
 
+    def adds_feature_maps(self, layer: Any) -> bool:
+        """A residual / top-down add: two NCHW maps of one shape, neither a constant (not a
+        statistic such as the motion measure's ``mean + epsilon``)."""
+        a, b = (layer.get_input(i) for i in range(2))
+        return (len(tuple(a.shape)) == 4 and tuple(a.shape) == tuple(b.shape)
+                and not self.is_constant(a) and not self.is_constant(b))
+
     def int8_conv(self, layer: Any) -> bool:
         return (layer.num_inputs > 1 and self.per_tensor_activation(layer.get_input(0))
                 and self.per_channel_kernel(layer.get_input(1), int(_attr(layer, "num_output_maps"))))
@@ -138,15 +148,32 @@ class _Graph:
         return conv is not None and self.int8_conv(conv)
 
 
-def audit(network: Any, components: Mapping[str, str], plan: PlanLike) -> list[ComponentAudit]:
+def layer_components(network: Any, graph: Optional[_Graph] = None) -> dict[str, str]:
+    """Layer name -> component: by the layer's name (trtnet.plan_summary.component_of), except
+    Q/DQ layers, which belong to the layer reading their output (a DQ of ``fpn/P3`` that
+    ProtoNet reads is ProtoNet's)."""
+    from trtnet.plan_summary import component_of
+
+    graph = graph or _Graph(network)
+    out = {layer.name: component_of(layer.name) for layer in graph.layers
+           if _layer_kind(layer) not in ("QUANTIZE", "DEQUANTIZE")}
+    for kind in ("DEQUANTIZE", "QUANTIZE"):  # a Q belongs to its DQ's reader
+        for layer in graph.layers:
+            if _layer_kind(layer) == kind:
+                readers = graph.readers.get(layer.get_output(0).name, [])
+                out[layer.name] = next((out[r.name] for r in readers if r.name in out), "other")
+    return out
+
+
+def audit(network: Any, plan: PlanLike, components: Optional[Mapping[str, str]] = None) -> list[ComponentAudit]:
     """One row per int8 component of ``plan`` present in ``network`` (in COMPONENTS order).
 
-    ``components``: layer name -> component, as the layer helpers record it
-    (``NetworkTensors.components`` of trtnet.network.build_keyframe / build_nonkeyframe).
+    ``components``: layer name -> component (default :func:`layer_components`).
     """
     plan = as_plan(plan)
     rows = {c: ComponentAudit(c) for c in COMPONENTS if plan.of(c) == "int8"}
     graph = _Graph(network)
+    components = layer_components(network, graph) if components is None else components
     for layer in graph.layers:
         row = rows.get(components.get(layer.name, ""))
         if row is None:
@@ -158,7 +185,7 @@ def audit(network: Any, components: Mapping[str, str], plan: PlanLike) -> list[C
                 row.convs_quantized += 1
             else:
                 row.problems.append(f"{layer.name}: convolution without Q/DQ on its input and kernel")
-        elif kind == "ELEMENTWISE" and _kind(_attr(layer, "op")) == "SUM":
+        elif kind == "ELEMENTWISE" and _kind(_attr(layer, "op")) == "SUM" and graph.adds_feature_maps(layer):
             row.adds += 1
             inputs = [layer.get_input(i) for i in range(layer.num_inputs)]
             bad = [t.name for t in inputs
@@ -213,5 +240,11 @@ def audit_plan(weights: Any, config: Any, plan: PlanLike, *, nonkeyframe: bool =
         plan = plan.with_amax(AmaxRecorder())
     net = emulator.Network()
     builder = build_nonkeyframe if nonkeyframe else build_keyframe
-    tensors = builder(net, emulator.trt, weights, config, plan=plan)
-    return audit(net, tensors.components, plan)
+    builder(net, emulator.trt, weights, config, plan=plan)
+    return audit(net, plan)
+
+
+def report_lines(network: Any, trt: Any, plan: PlanLike) -> list[str]:
+    """The audit table for ``python -m trtnet.build --dry-run`` (trtnet.plan_summary)."""
+    del trt  # the audit reads layer kinds by name: the same code for TensorRT and the emulator
+    return format_audit(audit(network, plan), "component").splitlines()

@@ -70,7 +70,6 @@ class Graph:
         self._casts: dict[tuple[int, str], tuple[Any, Any]] = {}  # (source kept alive, cast)
         self._qdq: dict[int, tuple[Any, Any]] = {}  # activation -> (source kept alive, fake-quantized)
         self._conv_outputs: dict[int, Any] = {}  # conv (+activation) outputs, kept alive
-        self.components: dict[str, str] = {}  # layer name -> component (int8 audit)
 
     # -- naming -------------------------------------------------------------------
     def named(self, layer: Any, name: str, out_name: Optional[str] = None) -> Any:
@@ -131,7 +130,7 @@ class Graph:
     def _scale_constant(self, scale: np.ndarray, dtype: Any, name: str) -> Any:
         return self.constant(np.asarray(scale, _NUMPY_FLOAT[str(dtype).split(".")[-1]]), name)
 
-    def _qdq_pair(self, x: Any, scale: np.ndarray, axis: Optional[int], name: str, component: str) -> Any:
+    def _qdq_pair(self, x: Any, scale: np.ndarray, axis: Optional[int], name: str) -> Any:
         half = self.trt.DataType.HALF
         q_scale = self._scale_constant(scale, x.dtype, f"{name}.scale")
         dq_scale = q_scale if x.dtype == half else self._scale_constant(scale, half, f"{name}.dq_scale")
@@ -142,26 +141,24 @@ class Graph:
         dq = self.network.add_dequantize(q_out, dq_scale, half)
         if axis is not None:
             dq.axis = axis
-        out = self.named(dq, f"{name}.dequantize")
-        self.components[q.name] = self.components[dq.name] = component
-        return out
+        return self.named(dq, f"{name}.dequantize")
 
     def quantized(self, x: Any, component: str) -> Any:
         """Activation ``x`` through a Q/DQ pair with its calibrated per-tensor scale (0-D),
         dequantized to fp16; one pair per tensor, however many layers read it."""
         if id(x) not in self._qdq:
             scale = fp16_scale(self.plan.activation_scale(x.name, component))
-            self._qdq[id(x)] = (x, self._qdq_pair(x, np.array(scale), None, x.name, component))
+            self._qdq[id(x)] = (x, self._qdq_pair(x, np.array(scale), None, x.name))
         return self._qdq[id(x)][1]
 
-    def quantized_kernel(self, kernel: np.ndarray, name: str, component: str) -> Any:
+    def quantized_kernel(self, kernel: np.ndarray, name: str) -> Any:
         """Kernel [O, ...] as an fp16 constant through a per-output-channel symmetric Q/DQ pair."""
         k16 = np.ascontiguousarray(kernel, np.float16)
         if not np.isfinite(k16).all():
             raise GraphError(f"{name}: kernel values exceed the fp16 range; int8 needs fp16 kernels")
         amax = np.abs(k16.reshape(k16.shape[0], -1)).max(axis=1).astype(np.float32)
         k = self.constant(k16, f"{name}.kernel")
-        return self._qdq_pair(k, fp16_scale(amax / 127.0, amax), 0, f"{name}.kernel", component)
+        return self._qdq_pair(k, fp16_scale(amax / 127.0, amax), 0, f"{name}.kernel")
 
     def is_dequantized(self, x: Any) -> bool:
         return any(pair[1] is x for pair in self._qdq.values())
@@ -222,9 +219,8 @@ def _conv_layer(
     if bias is not None:
         args.append(g.weights_of(bias, component))
     layer = g.network.add_convolution_nd(*args)
-    g.components[name] = component
     if int8:
-        layer.set_input(1, g.quantized_kernel(kernel, name, component))
+        layer.set_input(1, g.quantized_kernel(kernel, name))
     layer.stride_nd = (stride, stride)
     layer.padding_nd = (padding, padding)
     if groups != 1:
@@ -295,7 +291,6 @@ def add(
             identity = g.quantized(identity, component)
     a, b = g.into(branch, component), g.into(identity, component)
     layer = g.network.add_elementwise(a, b, g.trt.ElementWiseOperation.SUM)
-    g.components[name] = component
     if act is None:
         return g.named(layer, name, out_name)
     return activation(g, g.named(layer, name), act, f"{name}.{act.label}", out_name)

@@ -52,11 +52,9 @@ NONKEY_REFERENCE_NAMES = {names.KEY_FPN1_P4: "warp/keyframe_P4", names.KEY_FPN1_
 
 class NetworkTensors(dict):
     """Named tensors of a built network (name -> ITensor); also holds the WeightStore whose
-    arrays TensorRT points at, so keep this object until the engine is built; ``components``
-    maps layer names to their component (trtnet.int8_audit reads it)."""
+    arrays TensorRT points at, so keep this object until the engine is built."""
 
     weights: Any = None
-    components: Mapping[str, str] = {}
 
 
 def _as_config(config: Union[Config, str]) -> Config:
@@ -91,7 +89,6 @@ def build_predictions(g: Graph, phase1: Sequence[Any], config: Config) -> Networ
     for label in names.DETECTIONS:
         g.network.mark_output(detections[label])
     tensors.weights = g.weights
-    tensors.components = g.components
     return tensors
 
 
