@@ -85,7 +85,7 @@ for root in "${trt_roots[@]}"; do
     continue
   fi
   exports=$(nm -D --defined-only "$lib" | awk '$2 == "T" {print $3}' | sort | tr '\n' ' ')
-  [ "$exports" = "getCreators getPluginCreators setLoggerFinder trtnetPluginsAutoRegistered " ] || {
+  [ "$exports" = "getCreators getPluginCreators setLoggerFinder trtnetInitPlugins trtnetPluginsRegistered " ] || {
     echo "compile_cuda: unexpected exports from libtrtnet_plugins.so: $exports" >&2; status=1; }
   if ldd "$lib" | grep -q nvinfer; then echo "compile_cuda: libtrtnet_plugins.so needs libnvinfer" >&2; status=1; fi
   echo "compile_cuda: libtrtnet_plugins.so linked against $(grep -hE 'define (TRT_MAJOR_ENTERPRISE|NV_TENSORRT_MAJOR) [0-9]' "$inc/NvInferVersion.h" | awk '{print $3}' | head -1).x headers ($(du -k "$lib" | cut -f1) KiB; exports: ${exports})"

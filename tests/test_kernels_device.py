@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 
+import nms_boundaries
 from trtnet import _ext
 from trtnet.plugins import reference
 
@@ -77,6 +78,14 @@ def test_fast_nms_kernels_match_twin(dtype, settings):
         device = _ext.fast_nms_cupy(*(cupy.asarray(x) for x in inputs), **settings)
         for got, want in zip(device, C.fast_nms(*inputs, **settings)):
             np.testing.assert_array_equal(cupy.asnumpy(got), want)
+
+
+@pytest.mark.parametrize("case, dtype", [(c, d) for c in sorted(nms_boundaries.CASES) for d in DTYPES
+                                         if nms_boundaries.exact_in(c, d)])  # only where the values are exact
+def test_fast_nms_kernels_keep_what_upstream_keeps_at_the_boundaries(case, dtype):
+    args, settings, expected = nms_boundaries.inputs(case, dtype)
+    device = _ext.fast_nms_cupy(*(cupy.asarray(x) for x in args), **settings)
+    assert nms_boundaries.kept_priors([cupy.asnumpy(x) for x in device]) == expected
 
 
 def test_fast_nms_kernels_match_upstream(reference_dir):

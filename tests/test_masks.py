@@ -71,6 +71,17 @@ def test_crop_keeps_cells_within_padded_float_bounds():
     assert (cols[0], cols[-1], rows[0], rows[-1]) == (68, 83, 13, 28)
 
 
+def test_crop_bounds_on_exact_integers_keep_the_low_cell_and_drop_the_high_one():
+    # Upstream crop keeps cells i with x1 <= i < x2. Box 0: x2 = 0.5*138 + 1 = 70 exactly -> the last
+    # column is 69; box 1: x1 = 0.5*138 - 1 = 68 exactly -> the first column is 68 (rows alike).
+    protos = np.full((1, 138, 138, 1), 10.0, np.float32)  # sigmoid ~ 1 everywhere
+    boxes = np.array([[0.25, 0.25, 0.5, 0.5], [0.5, 0.5, 0.75, 0.75]], np.float32)
+    masks = lowres_masks(protos, np.ones((2, 1), np.float32), boxes) > 0.5
+    spans = [(np.flatnonzero(m.any(0))[[0, -1]].tolist(), np.flatnonzero(m.any(1))[[0, -1]].tolist()) for m in masks]
+    # box 0: x1 = 34.5 - 1 -> 34 .. 69 ; box 1: 68 .. 103.5 + 1 -> 104
+    assert spans == [([34, 69], [34, 69]), ([68, 104], [68, 104])]
+
+
 def test_count_limits_detections_and_postprocess_keeps_order(cases):
     ref = cases["vid_resnet50"]
     det = ref.detections("key")

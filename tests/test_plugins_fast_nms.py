@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import nms_boundaries
 from trtnet import _ext
 from trtnet.plugins import reference
 
@@ -160,9 +161,18 @@ def test_nan_score_row_is_never_a_candidate():
     assert not np.any(np.all(got[1][0] == boxes[0, 3], axis=1))
 
 
+@pytest.mark.parametrize("case", sorted(nms_boundaries.CASES))
+def test_boundaries_keep_what_upstream_keeps(case):
+    # Exactly on nms_thresh / conf_thresh and zero-area boxes: the NumPy reference and the
+    # host twin both give upstream's detections (worked out by hand in nms_boundaries.py).
+    args, settings, expected = nms_boundaries.inputs(case)
+    assert nms_boundaries.kept_priors(reference.fast_nms(*args, **settings)) == expected
+    assert nms_boundaries.kept_priors(C.fast_nms(*args, **settings)) == expected
+
+
 def test_tiny_identical_and_degenerate_boxes():
     boxes = np.array([[[0.2, 0.2, 0.2, 0.2],       # zero area
-                       [0.2, 0.2, 0.2, 0.2],       # the same zero-area box: union 0 -> IoU 0
+                       [0.2, 0.2, 0.2, 0.2],       # the same zero-area box: 0 / 0 = NaN -> dropped
                        [0.1, 0.1, 0.1 + 1e-7, 0.1 + 1e-7],  # tiny
                        [0.1, 0.1, 0.1 + 1e-7, 0.1 + 1e-7],  # identical tiny: IoU 1 -> suppressed
                        [0.6, 0.6, 0.5, 0.5],       # inverted (negative width and height)
@@ -171,7 +181,7 @@ def test_tiny_identical_and_degenerate_boxes():
     coeffs = np.arange(6, dtype=np.float32).reshape(1, 6, 1)
     got = C.fast_nms(boxes, scores, coeffs)
     _assert_same(got, reference.fast_nms(boxes, scores, coeffs))
-    assert got[4][0, : got[0][0], 0].tolist() == [0, 1, 2, 4, 5]
+    assert got[4][0, : got[0][0], 0].tolist() == [0, 2, 4, 5]
 
 
 def test_suppressed_boxes_still_suppress():

@@ -169,3 +169,39 @@ def test_integer_feature_is_refused():
 def test_zero_flow_divisor_is_refused():
     with pytest.raises(ValueError, match="flow_divisor"):
         C.inverse_warp(np.zeros((1, 3, 4, 5), np.float32), np.zeros((1, 2, 4, 5), np.float32), flow_divisor=0.0)
+
+
+# --- the emulated plugin takes the inputs the C++ plugin takes ---------------------------------
+def _warp_layer(n_inputs, num_inputs):
+    from trtnet import emulator
+    from trtnet.plugins.specs import INVERSE_WARP
+
+    trt = emulator.trt
+    net = emulator.Network()
+    shapes = [(1, 3, 4, 5), (1, 2, 4, 5), (1, 3, 4, 5), (1, 3, 4, 5)][:n_inputs]
+    inputs = [net.add_input(f"x{i}", trt.float32, s) for i, s in enumerate(shapes)]
+    creator = trt.get_plugin_registry().get_creator(INVERSE_WARP.name, INVERSE_WARP.version, INVERSE_WARP.namespace)
+    plugin = INVERSE_WARP.create_plugin(trt, creator, "warp", num_inputs=num_inputs)
+    layer = net.add_plugin_v3(inputs, [], plugin)
+    net.mark_output(layer.get_output(0))
+    return net, {f"x{i}": np.random.default_rng(i).standard_normal(s).astype(np.float32) for i, s in enumerate(shapes)}
+
+
+@pytest.mark.parametrize("n_inputs", [2, 3, 4])
+@pytest.mark.parametrize("declared", ["layer", "field"])
+def test_emulated_plugin_takes_two_to_four_inputs_like_the_cpp_plugin(n_inputs, declared):
+    # inverse_warp_plugin.cpp: feature, flow[, scale[, bias]]; a third input is the scale alone.
+    from trtnet import emulator
+
+    net, feeds = _warp_layer(n_inputs, 0 if declared == "layer" else n_inputs)
+    (out,) = emulator.run(net, feeds).values()
+    scale = feeds["x2"] if n_inputs > 2 else None
+    bias = feeds["x3"] if n_inputs > 3 else None
+    np.testing.assert_array_equal(out, reference.inverse_warp(feeds["x0"], feeds["x1"], scale, bias))
+
+
+def test_emulated_plugin_refuses_a_layer_that_contradicts_num_inputs():
+    from trtnet.emulator.layers import EmulatorTypeError
+
+    with pytest.raises(EmulatorTypeError, match="the layer has 2 inputs, the num_inputs field says 4"):
+        _warp_layer(2, 4)

@@ -64,8 +64,9 @@ TRTNET_HD Box load_box(const T* b) {
     return Box{to_float(b[0]), to_float(b[1]), to_float(b[2]), to_float(b[3])};
 }
 
-// Upstream jaccard without +1; a union that is not > 0 (also NaN) gives 0 like the
-// NumPy reference's np.where(union > 0, ...).
+// Upstream jaccard without +1: inter / union in IEEE float, nothing special-cased. Two
+// zero-area boxes give 0 / 0 = NaN, which survives() treats as suppressing, like upstream's
+// NaN-propagating column max followed by `<= nms_thresh`.
 TRTNET_HD float iou(const Box& a, const Box& b) {
     float w = nan_min(a.x2, b.x2) - nan_max(a.x1, b.x1);
     float h = nan_min(a.y2, b.y2) - nan_max(a.y1, b.y1);
@@ -75,10 +76,11 @@ TRTNET_HD float iou(const Box& a, const Box& b) {
     const float area_a = (a.x2 - a.x1) * (a.y2 - a.y1);
     const float area_b = (b.x2 - b.x1) * (b.y2 - b.y1);
     const float uni = area_a + area_b - inter;
-    return uni > 0.0f ? inter / uni : 0.0f;
+    return inter / uni;
 }
 
-// Suppression test of one pair: true when box j survives box i (i ranked before j).
+// Suppression test of one pair: true when box j survives box i (i ranked before j); a NaN
+// IoU fails the comparison, so it suppresses.
 TRTNET_HD bool survives(const Box& earlier, const Box& later, float nms_thresh) {
     return iou(earlier, later) <= nms_thresh;
 }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <new>
+#include <string>
 
 #include "inverse_warp.h"
 
@@ -16,7 +17,7 @@ namespace {
 
 constexpr int kFeature = 0, kFlow = 1, kScale = 2, kBias = 3;
 
-bool valid_input_count(int32_t n) { return n >= 2 && n <= 4; }
+bool valid_input_count(int32_t n) { return n >= 2 && n <= 4; }  // feature, flow[, scale[, bias]]
 
 bool valid_divisor(float d) { return std::isfinite(d) && d != 0.0f; }
 
@@ -32,16 +33,29 @@ IPluginCapability* InverseWarpPlugin::getCapabilityInterface(PluginCapabilityTyp
 }
 
 IPluginV3* InverseWarpPlugin::clone() noexcept {
-    auto* copy = new (std::nothrow) InverseWarpPlugin(flow_divisor_);
+    auto* copy = new (std::nothrow) InverseWarpPlugin(flow_divisor_, declared_inputs_);
     if (copy != nullptr) copy->num_inputs_ = num_inputs_;
     return copy;
 }
 
 int32_t InverseWarpPlugin::configurePlugin(DynamicPluginTensorDesc const*, int32_t nbInputs,
                                            DynamicPluginTensorDesc const*, int32_t nbOutputs) noexcept {
-    if (!valid_input_count(nbInputs) || nbOutputs != 1) return -1;
+    if (!accepts_input_count(nbInputs) || nbOutputs != 1) return -1;
     num_inputs_ = nbInputs;
     return 0;
+}
+
+bool InverseWarpPlugin::accepts_input_count(int32_t nbInputs) const noexcept {
+    if (!valid_input_count(nbInputs)) {
+        log_error("InverseWarp takes 2 to 4 inputs (feature, flow[, scale[, bias]])");
+        return false;
+    }
+    if (declared_inputs_ > 0 && nbInputs != declared_inputs_) {
+        log_error("InverseWarp: the layer has " + std::to_string(nbInputs) + " inputs, the num_inputs field says " +
+                  std::to_string(declared_inputs_));
+        return false;
+    }
+    return true;
 }
 
 int32_t InverseWarpPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbOutputs, DataType const* inputTypes,
@@ -53,7 +67,7 @@ int32_t InverseWarpPlugin::getOutputDataTypes(DataType* outputTypes, int32_t nbO
 
 int32_t InverseWarpPlugin::getOutputShapes(DimsExprs const* inputs, int32_t nbInputs, DimsExprs const*, int32_t,
                                            DimsExprs* outputs, int32_t nbOutputs, IExprBuilder&) noexcept {
-    if (nbOutputs != 1 || !valid_input_count(nbInputs)) {
+    if (nbOutputs != 1 || !accepts_input_count(nbInputs)) {
         log_error("InverseWarp takes 2 to 4 inputs (feature, flow[, scale[, bias]]) and gives 1 output");
         return -1;
     }
@@ -82,7 +96,7 @@ bool InverseWarpPlugin::supportsFormatCombination(int32_t pos, DynamicPluginTens
 
 int32_t InverseWarpPlugin::onShapeChange(PluginTensorDesc const* in, int32_t nbInputs, PluginTensorDesc const*,
                                          int32_t nbOutputs) noexcept {
-    if (!valid_input_count(nbInputs) || nbOutputs != 1) return -1;
+    if (!accepts_input_count(nbInputs) || nbOutputs != 1) return -1;
     num_inputs_ = nbInputs;
     Dims const& f = in[kFeature].dims;
     warp::Shape s{int(f.d[0]), int(f.d[1]), int(f.d[2]), int(f.d[3]), 1, 1, 1, 1};
@@ -101,9 +115,10 @@ int32_t InverseWarpPlugin::enqueue(PluginTensorDesc const* inputDesc, PluginTens
                                    cudaStream_t stream) noexcept {
     Dims const& f = inputDesc[kFeature].dims;
     warp::Shape s{int(f.d[0]), int(f.d[1]), int(f.d[2]), int(f.d[3]), 1, 1, 1, 1};
-    // enqueue is not told the input count: configurePlugin / onShapeChange recorded it.
+    // enqueue is not told the input count: it comes from the serialized num_inputs field, or
+    // configurePlugin / onShapeChange recorded it.
     if (!valid_input_count(num_inputs_)) {
-        log_error("InverseWarp: enqueue before onShapeChange (input count unknown)");
+        log_error("InverseWarp: enqueue with the input count unknown (no num_inputs field, no onShapeChange)");
         return -1;
     }
     void const* scale = nullptr;
@@ -128,21 +143,26 @@ IPluginV3* InverseWarpPlugin::attachToContext(IPluginResourceContext*) noexcept 
 PluginFieldCollection const* InverseWarpPlugin::getFieldsToSerialize() noexcept {
     fields_.clear();
     fields_.add_float("flow_divisor", flow_divisor_);
+    fields_.add_int("num_inputs", valid_input_count(num_inputs_) ? num_inputs_ : declared_inputs_);
     return fields_.collection();
 }
 
-InverseWarpCreator::InverseWarpCreator() : CreatorBase({{"flow_divisor", PluginFieldType::kFLOAT32}}) {}
+InverseWarpCreator::InverseWarpCreator()
+    : CreatorBase({{"flow_divisor", PluginFieldType::kFLOAT32}, {"num_inputs", PluginFieldType::kINT32}}) {}
 
 IPluginV3* InverseWarpCreator::createPlugin(char const*, PluginFieldCollection const* fc, TensorRTPhase) noexcept {
     float divisor = 8.0f;
+    int32_t num_inputs = 0;
     if (fc != nullptr) {
         for (int32_t i = 0; i < fc->nbFields; ++i) {
             PluginField const& f = fc->fields[i];
             if (f.name == nullptr) continue;
             if (std::strcmp(f.name, "flow_divisor") == 0) {
                 if (!read_scalar(f, divisor)) return nullptr;
+            } else if (std::strcmp(f.name, "num_inputs") == 0) {
+                if (!read_scalar(f, num_inputs)) return nullptr;
             } else {
-                log_error(std::string("InverseWarp: unknown field '") + f.name + "' (fields: flow_divisor)");
+                log_error(std::string("InverseWarp: unknown field '") + f.name + "' (fields: flow_divisor, num_inputs)");
                 return nullptr;
             }
         }
@@ -151,7 +171,11 @@ IPluginV3* InverseWarpCreator::createPlugin(char const*, PluginFieldCollection c
         log_error("InverseWarp: flow_divisor must be finite and non-zero");
         return nullptr;
     }
-    return new (std::nothrow) InverseWarpPlugin(divisor);
+    if (num_inputs != 0 && !valid_input_count(num_inputs)) {
+        log_error("InverseWarp: num_inputs must be 2, 3 or 4 (or 0: from the layer)");
+        return nullptr;
+    }
+    return new (std::nothrow) InverseWarpPlugin(divisor, num_inputs);
 }
 
 }  // namespace plugin

@@ -2,7 +2,9 @@
 //
 // Inputs: feature [N,C,H,W], flow [N,2,H,W], optional scale and bias [N|1, C|1, H, W]
 // (2, 3 or 4 inputs: a third input is the scale). Output: warped [N,C,H,W]. FP32 or FP16
-// (all tensors one type), linear layout, dynamic shapes. Field: flow_divisor (float32).
+// (all tensors one type), linear layout, dynamic shapes. Fields: flow_divisor (float32),
+// num_inputs (int32: 2..4, or 0 = the layer's; serialized, so enqueue never depends on
+// configurePlugin / onShapeChange having run).
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -21,7 +23,10 @@ class InverseWarpPlugin : public nvinfer1::IPluginV3,
 public:
     static constexpr char const* kName = "InverseWarp";
 
-    explicit InverseWarpPlugin(float flow_divisor) : flow_divisor_(flow_divisor) {}
+    // num_inputs: 2..4 as declared by the creator's field (0 = taken from the layer by
+    // configurePlugin); serialized, so a deserialized plugin's enqueue knows it.
+    explicit InverseWarpPlugin(float flow_divisor, int32_t num_inputs = 0)
+        : flow_divisor_(flow_divisor), declared_inputs_(num_inputs), num_inputs_(num_inputs > 0 ? num_inputs : -1) {}
     ~InverseWarpPlugin() override = default;
 
     // IPluginV3
@@ -59,8 +64,11 @@ public:
     float flow_divisor() const { return flow_divisor_; }
 
 private:
+    bool accepts_input_count(int32_t nbInputs) const noexcept;  // 2..4 and the num_inputs field's, logged
+
     float flow_divisor_;
-    int32_t num_inputs_ = -1;  // 2..4, recorded by configurePlugin / onShapeChange
+    int32_t declared_inputs_ = 0;  // the num_inputs field: 2..4, or 0 = whatever the layer has
+    int32_t num_inputs_ = -1;      // 2..4: the field's, else recorded by configurePlugin / onShapeChange
     FieldWriter fields_;
 };
 

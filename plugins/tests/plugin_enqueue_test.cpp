@@ -53,8 +53,10 @@ static std::vector<T> random_values(size_t n, unsigned seed, float scale) {
     return v;
 }
 
+// deserialized: the plugin is created from its serialized fields (num_inputs included) and
+// enqueued without onShapeChange, as a runtime may; otherwise onShapeChange runs first.
 template <typename T>
-static void warp_case(int num_inputs, int scale_c) {
+static void warp_case(int num_inputs, int scale_c, bool deserialized = false) {
     const DataType dt = sizeof(T) == 4 ? DataType::kFLOAT : DataType::kHALF;
     const int n = 2, c = 21, h = 7, w = 34;
     auto feature = random_values<T>(size_t(n) * c * h * w, 1, 1.0f);
@@ -62,9 +64,16 @@ static void warp_case(int num_inputs, int scale_c) {
     auto scale = random_values<T>(size_t(1) * scale_c * h * w, 3, 1.0f);
     auto bias = random_values<T>(size_t(n) * c * h * w, 4, 1.0f);
     float divisor = 4.0f;
-    PluginField f[] = {{"flow_divisor", &divisor, PluginFieldType::kFLOAT32, 1}};
-    PluginFieldCollection fc{1, f};
+    int32_t count = num_inputs;
+    PluginField f[] = {{"flow_divisor", &divisor, PluginFieldType::kFLOAT32, 1},
+                       {"num_inputs", &count, PluginFieldType::kINT32, 1}};
+    PluginFieldCollection fc{deserialized ? 2 : 1, f};
     std::unique_ptr<IPluginV3> plugin(creator("InverseWarp")->createPlugin("w", &fc, TensorRTPhase::kRUNTIME));
+    if (plugin == nullptr) {
+        ++g_failures;
+        std::printf("InverseWarp createPlugin failed (inputs=%d): MISMATCH\n", num_inputs);
+        return;
+    }
     auto* rt = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
     PluginTensorDesc in[4] = {desc(dt, {n, c, h, w}), desc(dt, {n, 2, h, w}), desc(dt, {1, scale_c, h, w}),
                               desc(dt, {n, c, h, w})};
@@ -72,7 +81,7 @@ static void warp_case(int num_inputs, int scale_c) {
     std::vector<T> got(feature.size()), want(feature.size());
     void const* inputs[4] = {feature.data(), flow.data(), scale.data(), bias.data()};
     void* outputs[1] = {got.data()};
-    bool ok = rt->onShapeChange(in, num_inputs, out, 1) == 0 &&
+    bool ok = (deserialized || rt->onShapeChange(in, num_inputs, out, 1) == 0) &&
               rt->enqueue(in, out, inputs, outputs, nullptr, nullptr) == 0;
     trtnet::warp::Shape s{n, c, h, w, 1, scale_c, n, c};
     trtnet::warp::inverse_warp_host(sizeof(T) == 4 ? trtnet::warp::DType::kFloat32 : trtnet::warp::DType::kFloat16, s,
@@ -80,8 +89,8 @@ static void warp_case(int num_inputs, int scale_c) {
                                     num_inputs > 3 ? bias.data() : nullptr, want.data());
     ok = ok && std::memcmp(got.data(), want.data(), got.size() * sizeof(T)) == 0;
     g_failures += ok ? 0 : 1;
-    std::printf("InverseWarp enqueue %s inputs=%d scale channels=%d: %s\n", sizeof(T) == 4 ? "fp32" : "fp16", num_inputs,
-                scale_c, ok ? "identical" : "MISMATCH");
+    std::printf("InverseWarp enqueue %s inputs=%d scale channels=%d%s: %s\n", sizeof(T) == 4 ? "fp32" : "fp16",
+                num_inputs, scale_c, deserialized ? " (deserialized, no onShapeChange)" : "", ok ? "identical" : "MISMATCH");
 }
 
 template <typename T>
@@ -147,6 +156,7 @@ int main() {
     for (int inputs = 2; inputs <= 4; ++inputs) {
         warp_case<float>(inputs, 21);
         warp_case<half_t>(inputs, 1);
+        warp_case<float>(inputs, 21, true);
     }
     nms_case<float>(2, 300, 6, 5);
     nms_case<half_t>(3, 129, 4, 0);

@@ -255,7 +255,7 @@ static void test_inverse_warp() {
     IPluginCreatorV3One* creator = find_creator("InverseWarp");
     CHECK(creator != nullptr);
     if (!creator) return;
-    CHECK((field_names(creator->getFieldNames()) == std::vector<std::string>{"flow_divisor"}));
+    CHECK((field_names(creator->getFieldNames()) == std::vector<std::string>{"flow_divisor", "num_inputs"}));
     float divisor = 4.0f;
     PluginField fields[] = {{"flow_divisor", &divisor, PluginFieldType::kFLOAT32, 1}};
     PluginFieldCollection fc{1, fields};
@@ -305,15 +305,32 @@ static void test_inverse_warp() {
     CHECK(copy != nullptr);
     auto* copy_rt = static_cast<IPluginV3OneRuntime*>(copy->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
     PluginFieldCollection const* ser = copy_rt->getFieldsToSerialize();
-    CHECK(ser->nbFields == 1 && std::strcmp(ser->fields[0].name, "flow_divisor") == 0 &&
-          ser->fields[0].type == PluginFieldType::kFLOAT32);
+    // Every field enqueue needs is serialized: the divisor and the input count (4, from onShapeChange).
+    CHECK(ser->nbFields == 2 && std::strcmp(ser->fields[0].name, "flow_divisor") == 0 &&
+          ser->fields[0].type == PluginFieldType::kFLOAT32 && std::strcmp(ser->fields[1].name, "num_inputs") == 0 &&
+          ser->fields[1].type == PluginFieldType::kINT32 && *static_cast<int32_t const*>(ser->fields[1].data) == 4);
     std::unique_ptr<IPluginV3> again(creator->createPlugin("warp", ser, TensorRTPhase::kRUNTIME));
     CHECK(again != nullptr);
     if (again) {
         auto* p = static_cast<trtnet::plugin::InverseWarpPlugin*>(
             static_cast<IPluginV3OneCore*>(again->getCapabilityInterface(PluginCapabilityType::kCORE)));
         CHECK(p->flow_divisor() == 4.0f);
+        // A deserialized plugin refuses a layer with another input count.
+        auto* again_rt = static_cast<IPluginV3OneRuntime*>(again->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+        CHECK(again_rt->onShapeChange(rt, 2, nullptr, 1) != 0);
     }
+    int32_t three = 3, five = 5;
+    PluginField declared[] = {{"num_inputs", &three, PluginFieldType::kINT32, 1}};
+    PluginFieldCollection cd{1, declared};
+    std::unique_ptr<IPluginV3> three_in(creator->createPlugin("warp", &cd, TensorRTPhase::kBUILD));
+    CHECK(three_in != nullptr);
+    if (three_in) {
+        auto* b3 = static_cast<IPluginV3OneBuild*>(three_in->getCapabilityInterface(PluginCapabilityType::kBUILD));
+        CHECK(b3->configurePlugin(nullptr, 4, nullptr, 1) != 0 && b3->configurePlugin(nullptr, 3, nullptr, 1) == 0);
+    }
+    PluginField too_many[] = {{"num_inputs", &five, PluginFieldType::kINT32, 1}};
+    PluginFieldCollection c5{1, too_many};
+    CHECK(creator->createPlugin("warp", &c5, TensorRTPhase::kBUILD) == nullptr);
     std::unique_ptr<IPluginV3> dflt(creator->createPlugin("warp", nullptr, TensorRTPhase::kBUILD));
     CHECK(dflt != nullptr);
     float zero = 0.0f;

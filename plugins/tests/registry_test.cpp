@@ -1,16 +1,25 @@
-// How libtrtnet_plugins.so gets its creators into TensorRT's registry, checked against a
-// fake registry that this executable exports as getPluginRegistry (link with -rdynamic):
+// How libtrtnet_plugins.so gets its creators into TensorRT's registry, on every route users
+// load it by, checked against a fake registry that this executable exports as
+// getPluginRegistry (link with -rdynamic). Like TensorRT's, the fake's calls are
+// "synchronized by a mutex" (NvInferRuntimeCommon.h); it is non-recursive and refuses (and
+// counts) re-entry instead of deadlocking, and refuses (and counts) a second registration.
 //
-//   registry_test LIB dlopen        dlopen / ctypes.CDLL / linking: the library's static
-//                                   initializer registers both creators by itself
-//   registry_test LIB loadLibrary   IPluginRegistry::loadLibrary as TensorRT does it (and
-//                                   trtexec --dynamicPlugins): dlopen, then getCreators(),
-//                                   register each, failing on a duplicate -- the
-//                                   initializer's registration must not cause one
+//   registry_test LIB loadLibrary   IPluginRegistry::loadLibrary as TensorRT does it (C++,
+//                                   Python registry.load_library, trtexec --dynamicPlugins):
+//                                   under the registry mutex dlopen, setLoggerFinder,
+//                                   getCreators, register each
+//   registry_test LIB init          dlopen / ctypes.CDLL / linking, then trtnetInitPlugins()
+//                                   (twice: idempotent), then loadLibrary must be refused
+//   registry_test LIB onload        dlopen with TRTNET_PLUGINS_REGISTER_ON_LOAD=1 (Triton's
+//                                   TensorRT backend plugins=, which only dlopens)
+//   registry_test LIB preload       the executable run with LD_PRELOAD=LIB and the variable
+//                                   set: registered before main (LD_PRELOAD, trtexec --staticPlugins)
 //   registry_test LIB local FAKE    like Python: libnvinfer (FAKE = this file built with
-//                                   -DTRTNET_FAKE_NVINFER as libnvinfer.so.11) is loaded
+//                                   -DTRTNET_FAKE_NVINFER as libnvinfer.so.<major>) is loaded
 //                                   RTLD_LOCAL, so only dlopen(RTLD_NOLOAD) finds it
 //                                   (build this executable without -rdynamic for it)
+//   registry_test LIB mismatch      the process's getInferLibVersion reports another major:
+//                                   nothing is registered, by any route, with a clear error
 //
 // LIB is a host-only build of the plugin library (launchers stubbed, no CUDA).
 #include <NvInferRuntime.h>
@@ -18,8 +27,10 @@
 #include <dlfcn.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -33,15 +44,12 @@ public:
     };
     std::vector<Entry> entries;
     int duplicates = 0;
+    int reentries = 0;
 
     bool registerCreator(IPluginCreatorInterface& creator, AsciiChar const* const ns) noexcept override {
-        auto* c = static_cast<IPluginCreatorV3One*>(&creator);
-        if (getCreator(c->getPluginName(), c->getPluginVersion(), ns) != nullptr) {
-            ++duplicates;
-            return false;
-        }
-        entries.push_back({&creator, ns ? ns : ""});
-        return true;
+        std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) return reentered("registerCreator");
+        return add(creator, ns);
     }
     IPluginCreatorInterface* const* getAllCreators(int32_t* const n) const noexcept override {
         list_.clear();
@@ -51,15 +59,16 @@ public:
     }
     IPluginCreatorInterface* getCreator(AsciiChar const* const name, AsciiChar const* const version,
                                         AsciiChar const* const ns = "") noexcept override {
-        for (auto const& e : entries) {
-            auto* c = static_cast<IPluginCreatorV3One*>(e.creator);
-            if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginVersion(), version) == 0 &&
-                e.ns == (ns ? ns : ""))
-                return e.creator;
+        std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            reentered("getCreator");
+            return nullptr;
         }
-        return nullptr;
+        return find(name, version, ns);
     }
     bool deregisterCreator(IPluginCreatorInterface const& creator) noexcept override {
+        std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) return reentered("deregisterCreator");
         for (size_t i = 0; i < entries.size(); ++i) {
             if (entries[i].creator == &creator) {
                 entries.erase(entries.begin() + long(i));
@@ -68,9 +77,15 @@ public:
         }
         return false;
     }
-    // What TensorRT's loader does: dlopen, getCreators (getPluginCreators as fallback),
-    // register every creator; nullptr when any of them is already registered.
+    // What TensorRT's loader does, all under the registry mutex: dlopen, setLoggerFinder,
+    // getCreators (getPluginCreators as fallback), register every creator; nullptr when any
+    // of them is already registered.
     PluginLibraryHandle loadLibrary(AsciiChar const* path) noexcept override {
+        std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
+        if (!lock.owns_lock()) {
+            reentered("loadLibrary");
+            return nullptr;
+        }
         void* handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
         if (handle == nullptr) return nullptr;
         using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
@@ -81,7 +96,7 @@ public:
         IPluginCreatorInterface* const* list = get(n);
         for (int32_t i = 0; i < n; ++i) {
             auto* c = static_cast<IPluginCreatorV3One*>(list[i]);
-            if (!registerCreator(*list[i], c->getPluginNamespace())) return nullptr;
+            if (!add(*list[i], c->getPluginNamespace())) return nullptr;
         }
         return handle;
     }
@@ -110,12 +125,48 @@ public:
 #endif
 
 private:
+    bool reentered(char const* what) {
+        ++reentries;
+        std::printf("fake registry: %s re-entered the registry (would deadlock in TensorRT)\n", what);
+        return false;
+    }
+    IPluginCreatorInterface* find(AsciiChar const* name, AsciiChar const* version, AsciiChar const* ns) {
+        for (auto const& e : entries) {
+            auto* c = static_cast<IPluginCreatorV3One*>(e.creator);
+            if (std::strcmp(c->getPluginName(), name) == 0 && std::strcmp(c->getPluginVersion(), version) == 0 &&
+                e.ns == (ns ? ns : ""))
+                return e.creator;
+        }
+        return nullptr;
+    }
+    bool add(IPluginCreatorInterface& creator, AsciiChar const* ns) {
+        auto* c = static_cast<IPluginCreatorV3One*>(&creator);
+        if (find(c->getPluginName(), c->getPluginVersion(), ns) != nullptr) {
+            ++duplicates;
+            return false;
+        }
+        entries.push_back({&creator, ns ? ns : ""});
+        return true;
+    }
+    std::mutex mutex_;
     mutable std::vector<IPluginCreatorInterface*> list_;
 };
 
-static FakeRegistry g_registry;
+// Constructed on first use: a preloaded library's initializer may ask for it before this
+// executable's own static initializers ran (as libnvinfer's registry is usable by then).
+static FakeRegistry& fake_registry() {
+    static FakeRegistry registry;
+    return registry;
+}
+#define g_registry fake_registry()
 
 extern "C" __attribute__((visibility("default"))) IPluginRegistry* getPluginRegistry() noexcept { return &g_registry; }
+
+// The TensorRT version this fake "libnvinfer" reports: the headers' own, or FAKE_TRT_VERSION.
+extern "C" __attribute__((visibility("default"))) int32_t getInferLibVersion() noexcept {
+    char const* v = std::getenv("FAKE_TRT_VERSION");
+    return v != nullptr ? std::atoi(v) : (NV_TENSORRT_MAJOR * 100 + NV_TENSORRT_MINOR) * 100 + NV_TENSORRT_PATCH;
+}
 
 #ifndef TRTNET_FAKE_NVINFER
 
@@ -128,10 +179,14 @@ static int g_failures = 0;
         }                                                                \
     } while (0)
 
-static void check_registered(IPluginRegistry& registry) {
+static int32_t count_of(IPluginRegistry& registry) {
     int32_t n = 0;
     registry.getAllCreators(&n);
-    CHECK(n == 2);
+    return n;
+}
+
+static void check_registered(IPluginRegistry& registry) {
+    CHECK(count_of(registry) == 2);
     for (char const* name : {"FastNMS", "InverseWarp"}) {
         auto* c = static_cast<IPluginCreatorV3One*>(registry.getCreator(name, "1", "trtnet"));
         CHECK(c != nullptr);
@@ -143,29 +198,52 @@ static void check_registered(IPluginRegistry& registry) {
     }
 }
 
+template <typename F>
+static F entry(void* handle, char const* name) {
+    return reinterpret_cast<F>(dlsym(handle, name));
+}
+
+static void* open_library(char const* path) {
+    void* handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (handle == nullptr) std::printf("dlopen failed: %s\n", dlerror());
+    return handle;
+}
+
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: %s LIB dlopen|loadLibrary|local [FAKE_NVINFER]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s LIB loadLibrary|init|onload|preload|local|mismatch [FAKE_NVINFER]\n", argv[0]);
         return 2;
     }
     std::string mode = argv[2];
-    if (mode == "dlopen") {
-        void* handle = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
-        if (handle == nullptr) {
-            std::printf("dlopen failed: %s\n", dlerror());
-            return 1;
-        }
-        auto count = reinterpret_cast<int32_t (*)()>(dlsym(handle, "trtnetPluginsAutoRegistered"));
-        CHECK(count != nullptr && count() == 2);
-        CHECK(g_registry.duplicates == 0);
+    using Init = bool (*)();
+    using Registered = int32_t (*)();
+    if (mode == "loadLibrary") {
+        CHECK(g_registry.loadLibrary(argv[1]) != nullptr);
         check_registered(g_registry);
-    } else if (mode == "loadLibrary") {
-        IPluginRegistry::PluginLibraryHandle handle = g_registry.loadLibrary(argv[1]);
-        CHECK(handle != nullptr);
-        CHECK(g_registry.duplicates == 0);
-        check_registered(g_registry);
-        // A second load of the same library must be refused (already registered), not crash.
+        void* handle = dlopen(argv[1], RTLD_NOW | RTLD_NOLOAD);
+        CHECK(handle != nullptr && entry<Registered>(handle, "trtnetPluginsRegistered")() == 0);  // the loader did it
+        // A second load of the same library is refused (already registered), not a crash.
         CHECK(g_registry.loadLibrary(argv[1]) == nullptr);
+        g_registry.duplicates = 0;  // that refusal is the registry's own duplicate check
+    } else if (mode == "init") {
+        void* handle = open_library(argv[1]);
+        if (handle == nullptr) return 1;
+        CHECK(count_of(g_registry) == 0);  // nothing happens on a plain dlopen
+        auto init = entry<Init>(handle, "trtnetInitPlugins");
+        CHECK(init != nullptr && init() && init());  // idempotent
+        CHECK(entry<Registered>(handle, "trtnetPluginsRegistered")() == 2);
+        check_registered(g_registry);
+        CHECK(g_registry.loadLibrary(argv[1]) == nullptr);  // one route per process: loadLibrary refuses
+        g_registry.duplicates = 0;
+    } else if (mode == "onload") {
+        setenv("TRTNET_PLUGINS_REGISTER_ON_LOAD", "1", 1);
+        void* handle = open_library(argv[1]);
+        if (handle == nullptr) return 1;
+        CHECK(entry<Registered>(handle, "trtnetPluginsRegistered")() == 2);
+        check_registered(g_registry);
+    } else if (mode == "preload") {
+        CHECK(count_of(g_registry) == 2);  // registered by the preloaded library before main
+        check_registered(g_registry);
     } else if (mode == "local" && argc == 4) {
         void* nvinfer = dlopen(argv[3], RTLD_NOW | RTLD_LOCAL);
         if (nvinfer == nullptr) {
@@ -174,17 +252,22 @@ int main(int argc, char** argv) {
         }
         CHECK(dlsym(RTLD_DEFAULT, "getPluginRegistry") == nullptr);  // really not global
         auto get = reinterpret_cast<IPluginRegistry* (*)()>(dlsym(nvinfer, "getPluginRegistry"));
-        void* handle = dlopen(argv[1], RTLD_NOW | RTLD_GLOBAL);
-        if (get == nullptr || handle == nullptr) {
-            std::printf("dlopen failed: %s\n", dlerror());
-            return 1;
-        }
-        auto count = reinterpret_cast<int32_t (*)()>(dlsym(handle, "trtnetPluginsAutoRegistered"));
-        CHECK(count != nullptr && count() == 2);
+        void* handle = open_library(argv[1]);
+        if (get == nullptr || handle == nullptr) return 1;
+        CHECK(entry<Init>(handle, "trtnetInitPlugins")());
         check_registered(*get());
+    } else if (mode == "mismatch") {
+        // FAKE_TRT_VERSION is another major: every route registers nothing and says why.
+        void* handle = open_library(argv[1]);
+        if (handle == nullptr) return 1;
+        CHECK(!entry<Init>(handle, "trtnetInitPlugins")());
+        CHECK(g_registry.loadLibrary(argv[1]) != nullptr);  // the loader gets an empty list
+        CHECK(count_of(g_registry) == 0);
     } else {
         return 2;
     }
+    CHECK(g_registry.duplicates == 0);
+    CHECK(g_registry.reentries == 0);
     std::printf(g_failures == 0 ? "registry (%s): all checks passed\n" : "registry (%s): FAILED\n", mode.c_str());
     return g_failures == 0 ? 0 : 1;
 }

@@ -93,8 +93,13 @@ def _nms_run(plugin, xs):
 
 # --- InverseWarp ----------------------------------------------------------------------
 def _warp_dtypes(plugin, types):
-    if len(types) == 3:
-        raise ValueError("InverseWarp takes feature, flow and optionally BOTH scale and bias (2 or 4 inputs)")
+    # The C++ plugin's rule (inverse_warp_plugin.cpp accepts_input_count): feature, flow[, scale[, bias]],
+    # and exactly num_inputs of them when that field is set.
+    declared = plugin.field_value("num_inputs")
+    if declared not in (0, 2, 3, 4):
+        raise ValueError(f"InverseWarp: num_inputs must be 2, 3 or 4 (or 0: from the layer), got {declared}")
+    if declared and len(types) != declared:
+        raise ValueError(f"InverseWarp: the layer has {len(types)} inputs, the num_inputs field says {declared}")
     return [_float_inputs(plugin, types, (2, 4))]
 
 
@@ -108,7 +113,8 @@ def _warp_shapes(plugin, shapes):
 def _warp_run(plugin, xs):
     from trtnet.plugins import reference
 
-    scale, bias = (xs[2], xs[3]) if len(xs) == 4 else (None, None)
+    scale = xs[2] if len(xs) > 2 else None
+    bias = xs[3] if len(xs) > 3 else None
     return [reference.inverse_warp(xs[0], xs[1], scale, bias, flow_divisor=plugin.field_value("flow_divisor"))]
 
 

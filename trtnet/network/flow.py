@@ -132,11 +132,12 @@ def inverse_warp(g: Graph, feature: Any, flow: Any, scale: Any, bias: Any, level
             f"TensorRT plugin {INVERSE_WARP.namespace}::{INVERSE_WARP.name} v{INVERSE_WARP.version} is "
             "not registered: load trtnet's plugin library first (trtnet.plugins.load())"
         )
-    plugin = INVERSE_WARP.create_plugin(g.trt, creator, f"inverse_warp@{level}", flow_divisor=spec.flow_divisor)
-    if plugin is None:
-        raise GraphError(f"creating the {INVERSE_WARP.name} plugin failed (fields: {INVERSE_WARP.field_names})")
     fused = spec.use_scale_factor and spec.use_scale_bias  # the plugin takes both or neither
     inputs = [feature, flow, scale, bias] if fused else [feature, flow]
+    plugin = INVERSE_WARP.create_plugin(g.trt, creator, f"inverse_warp@{level}", flow_divisor=spec.flow_divisor,
+                                        num_inputs=len(inputs))
+    if plugin is None:
+        raise GraphError(f"creating the {INVERSE_WARP.name} plugin failed (fields: {INVERSE_WARP.field_names})")
     layer = g.network.add_plugin_v3([g.into(t, COMPONENT) for t in inputs], [], plugin)
     layer.name = f"inverse_warp@{level}"
     out = layer.get_output(0)

@@ -61,12 +61,12 @@ def library_path() -> Path:
 def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     """Load the plugin library once so its creators are in TensorRT's plugin registry.
 
-    The library registers its creators from a static initializer, which can only reach the
-    registry when libnvinfer is already in the process: so ``tensorrt`` is imported first.
-    If that registration did not happen (another TensorRT build, a registry that refused),
-    the library is handed to ``registry.load_library`` (the path ``trtexec --dynamicPlugins``
-    takes). Needs the real TensorRT runtime; the emulator never calls this, it runs the
-    plugins through their CPU twins.
+    The route is TensorRT's own ``registry.load_library`` (IPluginRegistry::loadLibrary: the
+    library's getCreators hands the creators to the registry). Only when the library already
+    registered itself (TRTNET_PLUGINS_REGISTER_ON_LOAD=1 in the environment, or another
+    component called trtnetInitPlugins) is load_library skipped: the registry refuses a
+    second registration. Needs the real TensorRT runtime; the emulator never calls this, it
+    runs the plugins through their CPU twins.
     """
     lib_path = Path(path) if path is not None else library_path()
     key = str(lib_path.resolve())
@@ -75,7 +75,7 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     if not lib_path.is_file():
         raise FileNotFoundError(f"could not load {lib_path}: no such file")
     try:
-        import tensorrt as trt  # libnvinfer must be loaded before the library's initializer runs
+        import tensorrt as trt  # libnvinfer first: the library finds the process's TensorRT
     except ImportError as exc:
         raise ImportError(
             f"loading {LIBRARY_NAME} needs the TensorRT Python package (tensorrt 10.3+): {exc}"
@@ -87,22 +87,22 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
             f"could not load {lib_path}: {exc} (it needs libnvinfer from TensorRT "
             "10.3+ and the CUDA runtime on the library path)"
         ) from exc
-    if _auto_registered(lib) < len(SPECS):
+    if _self_registered(lib) < len(SPECS):
         registry = trt.get_plugin_registry()
         if not registry.load_library(key):
             raise RuntimeError(
                 f"{lib_path} loaded, but TensorRT's plugin registry did not register its "
                 f"creators ({', '.join(SPECS)} in namespace {NAMESPACE!r}); is it built "
-                f"against this TensorRT ({getattr(trt, '__version__', '?')})?"
+                f"against this TensorRT ({getattr(trt, '__version__', '?')})? (TensorRT's log says why)"
             )
     _loaded[key] = lib
     return lib
 
 
-def _auto_registered(lib: ctypes.CDLL) -> int:
-    """How many creators the library's static initializer registered (0 if unknown)."""
+def _self_registered(lib: ctypes.CDLL) -> int:
+    """How many creators the library registered by itself (trtnetInitPlugins; 0 if unknown)."""
     try:
-        fn = lib.trtnetPluginsAutoRegistered
+        fn = lib.trtnetPluginsRegistered
     except AttributeError:
         return 0
     fn.restype = ctypes.c_int32

@@ -42,9 +42,8 @@ def pairwise_iou(boxes: np.ndarray) -> np.ndarray:
     inter = wh[..., 0] * wh[..., 1]
     area = (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
     union = area[..., :, None] + area[..., None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
-    return iou.astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0 / 0 = NaN as upstream: two zero-area boxes
+        return (inter / union).astype(np.float32)
 
 
 class Detections(NamedTuple):
@@ -69,7 +68,7 @@ def _fast_nms_one(boxes, scores, coeffs, top_k, conf_thresh, nms_thresh, max_det
     ranked = candidates[order]  # prior indices [Cf, k]
     ranked_scores = np.take_along_axis(class_scores, order, axis=1)
     iou = np.triu(pairwise_iou(boxes[ranked]), k=1)
-    keep = iou.max(axis=1) <= nms_thresh  # column max: any earlier box in the class
+    keep = iou.max(axis=1) <= nms_thresh  # column max of earlier boxes; NaN propagates -> dropped
     num_fg = class_scores.shape[0]
     cls = np.broadcast_to(np.arange(num_fg, dtype=np.int32)[:, None], keep.shape)
     kept_priors, kept_scores, kept_classes = ranked[keep], ranked_scores[keep], cls[keep]

@@ -9,15 +9,18 @@ YolactEdge exactly (see ``../shared/reference/UPSTREAM_NOTES.md`` items 8 and 14
 FastNMS (upstream ``Detect.fast_nms``, per image of the batch)
 ---------------------------------------------------------------
 1. Candidates: priors whose best score over the non-background columns is
-   ``> conf_thresh`` (strict). Only candidates are looked at, in ascending prior
+   ``> conf_thresh`` (strict: a score equal to conf_thresh does not enter). Only candidates are looked at, in ascending prior
    order.
 2. Per foreground class: ALL candidates (also those whose score for this class is
    below the threshold) are sorted by that class's score, descending, and the
    first ``top_k`` are kept.
 3. Per class, IoU between the kept boxes (no +1: ``inter / (area_a + area_b -
-   inter)``, float32, an IoU with a non-positive union counts as 0); box ``j`` is
-   dropped when some box ranked before it in the same class has IoU ``>
-   nms_thresh`` -- suppressed boxes still suppress (upper triangle, column max).
+   inter)`` in IEEE float32, nothing special-cased); box ``j`` is kept when every box
+   ranked before it in the same class has IoU ``<= nms_thresh`` (equal is kept) --
+   suppressed boxes still suppress (upper triangle, column max). Two zero-area boxes
+   give 0 / 0 = NaN, and upstream's column max propagates NaN, so a zero-area box is
+   dropped when a zero-area box ranks before it in its class (a zero-area box after
+   boxes with area has IoU 0 with them and is kept).
 4. Survivors of all classes are sorted by score, descending; the first
    ``max_det`` are written. No second score threshold.
 
@@ -173,6 +176,8 @@ INVERSE_WARP = PluginSpec(
     name="InverseWarp",
     fields=(
         FieldSpec("flow_divisor", "float32", 8.0, "grid += flow / flow_divisor (upstream: 8)"),
+        FieldSpec("num_inputs", "int32", 0, "2 (feature, flow), 3 (+ scale) or 4 (+ scale, bias); 0 = the "
+                  "layer's count. Serialized, so enqueue knows it without configurePlugin/onShapeChange"),
     ),
     inputs=(
         TensorSpec("feature", "float32", ("N", "C", "H", "W"), "keyframe feature to warp"),
