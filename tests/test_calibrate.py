@@ -135,6 +135,7 @@ def _cache(**kw) -> cal.CalibrationCache:
 
 def test_cache_round_trip_is_atomic(tmp_path):
     path = tmp_path / "sub" / "calib.json"
+    path.parent.mkdir()  # outputs never create folders (trtnet.files)
     _cache().save(path)
     _cache(num_images=3).save(path)
     loaded = cal.CalibrationCache.load(path)
