@@ -463,7 +463,17 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
         def get_tensor_shape(self, *args, **kwargs):
             self._rec("get_tensor_shape", args, kwargs)
             (name,) = _bind(args, kwargs, ("name",))
-            return mod.Dims(self.shapes.get(name, self.engine.io[name][2]))
+            return mod.Dims(self.shapes.get(name, self._output_shape(name)))
+
+        def _output_shape(self, name: str) -> tuple:
+            """An output's shape as TensorRT infers it for trtnet's networks: a dynamic first
+            dimension is the batch of the inputs set so far (-1 while none is)."""
+            declared = self.engine.io[name][2]
+            if not declared or declared[0] != -1:
+                return declared
+            batches = {s[0] for n, s in self.shapes.items() if self.engine.io[n][2][:1] == (-1,)}
+            assert len(batches) <= 1, f"fake: inputs of different batch sizes {batches}"
+            return (batches.pop() if batches else -1, *declared[1:])
 
         def set_tensor_address(self, *args, **kwargs) -> bool:
             self._rec("set_tensor_address", args, kwargs)

@@ -170,10 +170,21 @@ def test_the_timing_cache_lock_is_exclusive(tmp_path):
     t.join()
 
 
+# --- batch profile ----------------------------------------------------------------------------
+def test_max_batch_sets_the_batch_range_of_the_profile(store):
+    trt = runtime_fakes.fake_tensorrt()
+    built = build.build(trt, store, CONFIG, max_batch=4, min_frame=(64, 64), opt_frame=(480, 640),
+                        max_frame=(1080, 1920))
+    assert built.profile[names.INPUT] == ((1, 64, 64, 3), (4, 480, 640, 3), (4, 1080, 1920, 3))
+    assert trt.built[-1]["profile"][names.INPUT] == built.profile[names.INPUT]
+    with pytest.raises(build.BuildError, match="--max-batch must be >= 1"):
+        build.build(trt, store, CONFIG, max_batch=0)
+
+
 # --- the CLI: sidecar, dry run ------------------------------------------------------------------
 def test_cli_writes_the_engine_and_its_sidecar(fake_gpu, weights_file, tmp_path, capsys):
     out = tmp_path / "m.engine"
-    rc = build.main(["--weights", str(weights_file), "-o", str(out),
+    rc = build.main(["--weights", str(weights_file), "-o", str(out), "--max-batch", "2",
                      "--profiling-verbosity", "detailed", "--no-progress"])
     printed = capsys.readouterr()
     assert rc == 0, printed.err
@@ -187,9 +198,9 @@ def test_cli_writes_the_engine_and_its_sidecar(fake_gpu, weights_file, tmp_path,
     assert side["builder"]["profiling_verbosity"] == "detailed"
     assert side["engine"]["bytes"] == out.stat().st_size
     io = {e["name"]: e for e in side["io"]}
-    assert io[names.INPUT] == {"name": names.INPUT, "mode": "input", "shape": [1, -1, -1, 3], "dtype": "UINT8"}
-    assert io[names.DET_COUNT]["dtype"] == "INT32" and io[names.PROTO]["shape"] == [1, 138, 138, 32]
-    assert side["optimization_profile"][names.INPUT]["max"] == [1, 2160, 3840, 3]
+    assert io[names.INPUT] == {"name": names.INPUT, "mode": "input", "shape": [-1, -1, -1, 3], "dtype": "UINT8"}
+    assert io[names.DET_COUNT]["dtype"] == "INT32" and io[names.PROTO]["shape"] == [-1, 138, 138, 32]
+    assert side["optimization_profile"][names.INPUT]["max"] == [2, 2160, 3840, 3]
     assert side["weights"]["sha256"] and "gpu" in side
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json"]
 
@@ -233,3 +244,39 @@ def test_max_batch_must_be_positive(weights_file, capsys):
         build.main(["--weights", str(weights_file), "--dry-run", "--max-batch", "0"])
     assert exc.value.code == 2
     assert "expected a positive integer" in capsys.readouterr().err
+
+
+# --- the plan summary ---------------------------------------------------------------------------
+@pytest.mark.parametrize("config_name, nonkeyframe", [(CONFIG, False), ("yolact_edge_vid_resnet50", True)])
+def test_every_layer_belongs_to_a_component(config_name, nonkeyframe):
+    from trtnet import emulator
+    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.yolact_edge import build_keyframe, build_nonkeyframe
+    from trtnet.plan_summary import component_of
+
+    net = emulator.Network()
+    (build_nonkeyframe if nonkeyframe else build_keyframe)(net, emulator.trt, random_weights(config_name),
+                                                           config_name)
+    strays = [net.get_layer(i).name for i in range(net.num_layers)
+              if component_of(net.get_layer(i).name) == "other"]
+    assert strays == []
+
+
+def test_convolution_parameters_and_macs_are_counted_exactly():
+    import numpy as np
+
+    from trtnet import emulator
+    from trtnet.emulator import trt
+    from trtnet.plan_summary import summarize
+
+    net = emulator.Network()
+    x = net.add_input("x", trt.DataType.FLOAT, (-1, 3, 8, 10))
+    w = trt.Weights(np.ones((4, 3, 3, 3), np.float32))
+    for name in ("backbone.conv", "head.conv@P3", "head.conv@P4"):  # the head's weights are shared
+        conv = net.add_convolution_nd(x, 4, (3, 3), w, trt.Weights(np.zeros(4, np.float32)))
+        conv.padding_nd = (1, 1)
+        conv.name = name
+        conv.get_output(0).name = name
+    rows = {r.component: r for r in summarize(net, trt, build.as_plan("fp16"), batch=2)}
+    assert (rows["backbone"].parameters, rows["backbone"].macs) == (4 * 3 * 9 + 4, 2 * 8 * 10 * 4 * 27)
+    assert (rows["head"].parameters, rows["head"].macs, rows["head"].precision) == (112, 2 * 2 * 8 * 10 * 4 * 27, "fp16")

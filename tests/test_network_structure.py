@@ -82,9 +82,9 @@ def test_image_model_outputs_detections_and_prototypes():
     net, tensors = _build("yolact_edge_mobilenetv2")
     outputs = {net.get_output(i).name for i in range(net.num_outputs)}
     assert outputs == {*names.DETECTIONS, names.PROTO}
-    assert tuple(tensors[names.PROTO].shape) == (1, 138, 138, 32)
-    assert tuple(tensors[names.DET_BOXES].shape) == (1, 100, 4)
-    assert tuple(tensors[names.CONF].shape) == (1, 19248, 81)
+    assert tuple(tensors[names.PROTO].shape) == (-1, 138, 138, 32)  # -1: the batch (1..--max-batch)
+    assert tuple(tensors[names.DET_BOXES].shape) == (-1, 100, 4)
+    assert tuple(tensors[names.CONF].shape) == (-1, 19248, 81)
 
 
 def test_video_model_also_outputs_the_keyframe_state():
@@ -93,10 +93,10 @@ def test_video_model_also_outputs_the_keyframe_state():
     assert outputs == {*names.DETECTIONS, names.PROTO, names.FPN1_LATERAL3, names.FPN1_P4, names.FPN1_P5}
 
 
-def test_frame_input_is_uint8_nhwc_with_dynamic_size():
+def test_frame_input_is_uint8_nhwc_with_dynamic_batch_and_size():
     net, tensors = _build("yolact_edge_mobilenetv2")
     frame = tensors[names.INPUT]
-    assert frame.dtype == trt.DataType.UINT8 and tuple(frame.shape) == (1, -1, -1, 3)
+    assert frame.dtype == trt.DataType.UINT8 and tuple(frame.shape) == (-1, -1, -1, 3)
 
 
 def test_missing_weight_names_key_and_layer():

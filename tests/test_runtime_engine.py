@@ -68,11 +68,19 @@ def test_a_frame_outside_the_profile_is_an_error_naming_the_range(fake_gpu):
 
 @pytest.mark.parametrize("bad, what", [(np.zeros((10, 10, 4), np.uint8), "uint8 (10, 10, 4)"),
                                        (np.zeros((10, 10, 3), np.float32), "float32 (10, 10, 3)"),
-                                       (np.zeros((2, 10, 10, 3), np.uint8), "uint8 (2, 10, 10, 3)")])
+                                       (np.zeros((0, 10, 10, 3), np.uint8), "uint8 (0, 10, 10, 3)")])
 def test_a_frame_that_is_not_uint8_hxwx3_is_a_clear_error(fake_gpu, bad, what):
     engine = Engine(tiny_engine(fake_gpu.trt))
-    with pytest.raises(EngineError, match=r"expected a uint8 BGR frame HxWx3 \(or 1xHxWx3\), got " + re.escape(what)):
+    with pytest.raises(EngineError, match=r"expected uint8 BGR frames HxWx3, NxHxWx3 or a list of HxWx3, got "
+                                          + re.escape(what)):
         engine(bad)
+
+
+def test_a_batch_larger_than_the_profile_is_an_error_naming_max_batch(fake_gpu):
+    engine = Engine(tiny_engine(fake_gpu.trt))  # batch 1 only
+    with pytest.raises(EngineError, match=r"a batch of 2 frames is outside the optimization profile .*1\.\.1 "
+                                          r"frames.*--max-batch"):
+        engine(np.zeros((2, 10, 10, 3), np.uint8))
 
 
 def test_a_device_frame_is_used_in_place(fake_gpu):

@@ -23,16 +23,26 @@ def _scalar(g: Graph, value: float, name: str) -> Any:
     return g.constant(np.full((1, 1, 1), value, np.float32), name)
 
 
+def _last_two(g: Graph, x: Any, first: int, name: str) -> Any:
+    """``x[..., first:first + 2]`` of a rank-3 tensor, for any batch size."""
+    index = g.constant(np.array([first, first + 1], np.int32), f"{name}.index")
+    return g.named(g.network.add_gather(x, index, 2), name)
+
+
 def decode_boxes(g: Graph, loc: Any, priors: Any, config: Config) -> Any:
-    """loc [1,A,4] and priors [A,4] (cx,cy,w,h) -> boxes [1,A,4] (x1,y1,x2,y2), decoded/boxes."""
+    """loc [N,A,4] and priors [A,4] (cx,cy,w,h) -> boxes [N,A,4] (x1,y1,x2,y2), decoded/boxes.
+
+    The loc halves are gathered (a slice would need the batch size at build time); the priors
+    [1,A,*] broadcast over the batch.
+    """
     loc = g.into(loc, COMPONENT)
     a = int(tuple(priors.shape)[0])
     v_xy, v_wh = config.detect.variances
     p = shuffle(g, priors, "decode.priors", reshape=(1, a, 4))
     p_xy = slice_(g, p, (0, 0, 0), (1, a, 2), "decode.priors_xy")
     p_wh = slice_(g, p, (0, 0, 2), (1, a, 2), "decode.priors_wh")
-    l_xy = slice_(g, loc, (0, 0, 0), (1, a, 2), "decode.loc_xy")
-    l_wh = slice_(g, loc, (0, 0, 2), (1, a, 2), "decode.loc_wh")
+    l_xy = _last_two(g, loc, 0, "decode.loc_xy")
+    l_wh = _last_two(g, loc, 2, "decode.loc_wh")
     off = elementwise(g, l_xy, _scalar(g, v_xy, "decode.variance_xy"), "PROD", "decode.loc_xy_scaled")
     off = elementwise(g, off, p_wh, "PROD", "decode.offset_xy")
     cxcy = elementwise(g, p_xy, off, "SUM", "decode.center")

@@ -19,9 +19,9 @@ LEVELS = ("P3", "P4", "P5", "P6", "P7")
 
 
 def _flatten(g: Graph, x: Any, k: int, name: str) -> Any:
-    """[1, A*k, H, W] -> [1, H*W*A, k]."""
+    """[N, A*k, H, W] -> [N, H*W*A, k] (0 keeps the batch dimension)."""
     _, c, h, w = (int(d) for d in tuple(x.shape))
-    return shuffle(g, x, name, first_transpose=(0, 2, 3, 1), reshape=(1, h * w * c // k, k))
+    return shuffle(g, x, name, first_transpose=(0, 2, 3, 1), reshape=(0, h * w * c // k, k))
 
 
 def build_head(g: Graph, levels: Sequence[Any], config: Config) -> tuple[Any, Any, Any]:

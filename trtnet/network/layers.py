@@ -315,18 +315,37 @@ def resize_bilinear(
     """``F.interpolate(x, size, mode='bilinear', align_corners=False)`` (no antialias).
 
     TensorRT's LINEAR + HALF_PIXEL with edge clamping is PyTorch's align_corners=False.
-    The output size is static even when the input's is not.
+    The output size is static even when the input's is not. With a dynamic batch the output
+    dimensions come from a shape tensor (NvInfer.h IResizeLayer: a static resize needs output
+    dimensions "known at build-time"; 10.3 wants "a 1D Int32 shape tensor" as input 1), then
+    an identity reshape (0, C, h, w) states the static dims for the layers that follow.
     """
     x = g.into(x, component)
     shape = tuple(x.shape)
-    if len(shape) != 4 or shape[0] < 0 or shape[1] < 0:
-        raise GraphError(f"{name}: resize expects NCHW with known N and C, got {shape}")
+    if len(shape) != 4 or shape[1] < 0:
+        raise GraphError(f"{name}: resize expects NCHW with known C, got {shape}")
+    out_hw = (int(size[0]), int(size[1]))
     layer = g.network.add_resize(x)
-    layer.shape = (shape[0], shape[1], int(size[0]), int(size[1]))
+    if shape[0] >= 0:
+        layer.shape = (shape[0], shape[1], *out_hw)
+    else:
+        layer.set_input(1, _batch_shape(g, x, out_hw, name))
     layer.resize_mode = g.trt.InterpolationMode.LINEAR
     layer.coordinate_transformation = g.trt.ResizeCoordinateTransformation.HALF_PIXEL
     layer.selector_for_single_pixel = g.trt.ResizeSelector.FORMULA
-    return g.named(layer, name)
+    if shape[0] >= 0:
+        return g.named(layer, name)
+    resized = g.named(layer, f"{name}.dynamic")
+    return shuffle(g, resized, name, reshape=(0, shape[1], *out_hw))
+
+
+def _batch_shape(g: Graph, x: Any, hw: Sequence[int], name: str) -> Any:
+    """Int32 shape tensor [N, C, h, w] of ``x`` [N, C, *, *] resized to ``hw``."""
+    dims = g.named(g.network.add_shape(x), f"{name}.input_shape")  # Int64 (NvInfer.h IShapeLayer)
+    dims = g.cast(dims, g.trt.DataType.INT32, f"{name}.input_shape_int32")
+    batch_channels = slice_(g, dims, (0,), (2,), f"{name}.batch_channels")
+    target = g.constant(np.asarray(hw, np.int32), f"{name}.size")
+    return concat(g, [batch_channels, target], 0, f"{name}.output_shape")
 
 
 def shuffle(

@@ -1,8 +1,9 @@
 """Preprocessing inside the network, as upstream's evaluation does it (FastBaseTransform).
 
-uint8 BGR frame [1,H,W,3] (any H, W) -> float -> NCHW -> bilinear resize to SxS
+uint8 BGR frames [N,H,W,3] (any N, H, W) -> float -> NCHW -> bilinear resize to SxS
 (align_corners=False, no antialias) BEFORE normalising -> (x - mean) / std with the BGR
-means -> BGR to RGB last. Output: ``preprocessed`` float32 [1,3,S,S], RGB.
+means -> BGR to RGB last. Output: ``preprocessed`` float32 [N,3,S,S], RGB. Every frame of
+a batch is processed on its own (no layer mixes batch entries).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ COMPONENT = "preprocess"
 
 
 def add_frame_input(g: Graph, name: str = names.INPUT) -> Any:
-    """The network input: uint8 frames NHWC BGR, batch 1, dynamic height and width."""
-    return g.network.add_input(name, g.trt.DataType.UINT8, (1, -1, -1, 3))
+    """The network input: uint8 frames NHWC BGR; dynamic batch (frames of one size, e.g. one
+    per camera; the engine profile sets 1..max_batch), height and width."""
+    return g.network.add_input(name, g.trt.DataType.UINT8, (-1, -1, -1, 3))
 
 
 def build_preprocess(g: Graph, frame: Any, config: Config) -> Any:
-    """``frame`` (uint8 [1,H,W,3] BGR) -> normalised float32 [1,3,S,S] RGB."""
+    """``frame`` (uint8 [N,H,W,3] BGR) -> normalised float32 [N,3,S,S] RGB."""
     if config.channel_order != "RGB":
         raise GraphError(f"channel order {config.channel_order!r} is not supported (upstream: RGB only)")
     size = int(config.max_size)

@@ -145,7 +145,7 @@ def build_nonkeyframe(
     for level, label in zip(flow_net.WARP_LEVELS, (names.KEY_FPN1_P4, names.KEY_FPN1_P5)):
         flow, scale, bias = flows[level]
         _, _, h, w = (int(d) for d in tuple(flow.shape))
-        feature = g.network.add_input(label, trt.DataType.FLOAT, (1, config.fpn.num_features, h, w))
+        feature = g.network.add_input(label, trt.DataType.FLOAT, (-1, config.fpn.num_features, h, w))
         key_inputs.append(feature)
         warped.append(flow_net.inverse_warp(g, feature, flow, scale, bias, level, config))
     p3 = flow_net.final_p3(g, warped[0], lateral)
@@ -179,13 +179,21 @@ def keyframe_state(outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return state
 
 
-def _frame_batch(frame_bgr: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame_bgr)
-    if frame.ndim == 3:
-        frame = frame[None]
-    if frame.dtype != np.uint8 or frame.ndim != 4 or frame.shape[0] != 1 or frame.shape[3] != 3:
+def _frame_batch(frame_bgr: Any) -> np.ndarray:
+    """A frame HxWx3, a batch NxHxWx3 or a list of frames of one size -> uint8 [N,H,W,3]."""
+    if isinstance(frame_bgr, (list, tuple)):
+        frames = [np.asarray(f) for f in frame_bgr]
+        sizes = sorted({f.shape for f in frames})
+        if not frames or len(sizes) != 1 or frames[0].ndim != 3:
+            raise ValueError(f"a batch needs one or more HxWx3 frames of one size, got shapes {sizes}")
+        frame = np.stack(frames)
+    else:
+        frame = np.asarray(frame_bgr)
+        if frame.ndim == 3:
+            frame = frame[None]
+    if frame.dtype != np.uint8 or frame.ndim != 4 or frame.shape[0] < 1 or frame.shape[3] != 3:
         raise ValueError(
-            f"expected a uint8 BGR frame HxWx3 (or 1xHxWx3), got {frame.dtype} {frame.shape}"
+            f"expected uint8 BGR frames HxWx3, NxHxWx3 or a list of HxWx3, got {frame.dtype} {frame.shape}"
         )
     return frame
 
@@ -205,6 +213,10 @@ def emulate_nonkeyframe(
 
     inputs = {names.INPUT: _frame_batch(frame_bgr)}
     inputs.update((k, np.ascontiguousarray(v, np.float32)) for k, v in keyframe_state(key_state).items())
+    batches = {name: int(a.shape[0]) for name, a in inputs.items()}
+    if len(set(batches.values())) != 1:
+        raise ValueError(f"the frames and the keyframe state must have one batch size (one keyframe state per "
+                         f"camera), got {batches}")
     net = emulator.Network()
     build_nonkeyframe(net, emulator.trt, weights, config, plan=plan)
     return emulator.run(net, inputs, fetch=list(fetch) if fetch else None)

@@ -12,8 +12,9 @@ from .engine import Engine, EngineError, import_cupy, import_tensorrt, require_g
 
 
 def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = None, *,
-                       nonkeyframe: bool = False, calibration_cache: Any = None) -> bytes:
-    """A serialized keyframe (or non-keyframe) engine of ``config`` (trtnet.build's default frame range)."""
+                       nonkeyframe: bool = False, calibration_cache: Any = None, max_batch: int = 1) -> bytes:
+    """A serialized keyframe (or non-keyframe) engine of ``config`` (trtnet.build's default frame
+    range; batches 1..``max_batch``)."""
     from trtnet import plugins
     from trtnet.build import BuildError, build_engine
     from trtnet.precision import as_plan
@@ -27,7 +28,7 @@ def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = Non
             from trtnet.calibrate import load_plan
 
             plan = load_plan(calibration_cache, weights, config, plan, nonkeyframe=nonkeyframe)
-        return build_engine(trt, weights, config, plan=plan, nonkeyframe=nonkeyframe)
+        return build_engine(trt, weights, config, plan=plan, nonkeyframe=nonkeyframe, max_batch=max_batch)
     except (BuildError, OSError, ImportError, RuntimeError, TypeError, ValueError) as exc:
         raise EngineError(f"building the {getattr(config, 'name', config)} {kind}engine failed: {exc}") from exc
 

@@ -145,8 +145,10 @@ class EngineInterface:
         return f"{type(self).__name__}({self.source}: inputs {fmt(self.inputs)}; outputs {fmt(self.outputs)})"
 
     def __call__(self, frame: Any, *, synchronize: bool = True, **inputs: Any) -> dict[str, Any]:
-        """Outputs by name for one frame (extra inputs, e.g. keyframe state, by keyword)."""
-        return self.run({names.INPUT: frame_batch(frame), **inputs}, synchronize=synchronize)
+        """Outputs by name for one frame, a batch NxHxWx3 or a list of frames of one size
+        (extra inputs, e.g. keyframe state, by keyword)."""
+        return self.run({names.INPUT: frame_batch(frame, getattr(self, "cupy", None)), **inputs},
+                        synchronize=synchronize)
 
     def run(self, inputs: Mapping[str, Any], *, synchronize: bool = True) -> dict[str, Any]:
         raise NotImplementedError
@@ -244,6 +246,11 @@ class Engine(EngineInterface):
         lo, _, hi = self.profile(name)
         if all(a <= s <= b for a, s, b in zip(lo, shape, hi)):
             return
+        if name == names.INPUT and len(shape) == 4 and not lo[0] <= shape[0] <= hi[0]:
+            raise EngineError(
+                f"a batch of {shape[0]} frames is outside the optimization profile of {self.source}: "
+                f"{lo[0]}..{hi[0]} frames; split the batch or rebuild the engine with python -m trtnet.build "
+                "--max-batch")
         if name == names.INPUT and len(shape) == 4:
             raise EngineError(
                 f"frame {shape[1]}x{shape[2]} (HxW) is outside the optimization profile of {self.source}: "
@@ -366,10 +373,20 @@ def check_input_names(source: str, declared: Mapping[str, Any], given: Mapping[s
         raise EngineError(f"input(s) {missing} of {source} not given")
 
 
-def frame_batch(frame: Any) -> Any:
-    """A uint8 BGR frame as [1, H, W, 3] (HxWx3 accepted); a clear error otherwise."""
+def frame_batch(frame: Any, cupy: Any = None) -> Any:
+    """uint8 BGR frames as [N, H, W, 3]: a frame HxWx3, a batch NxHxWx3, or a list of HxWx3
+    frames of one size (NumPy, or CuPy stacked with ``cupy``); a clear error otherwise."""
+    if isinstance(frame, (list, tuple)):
+        shapes = sorted({tuple(f.shape) for f in frame})
+        if not frame or len(shapes) != 1 or len(shapes[0]) != 3:
+            raise EngineError(f"a batch needs one or more HxWx3 frames of one size, got shapes {shapes}; "
+                              "resize or pad them to one size first")
+        on_device = is_device_array(frame[0])
+        if on_device and cupy is None:
+            raise EngineError("a list of device frames needs CuPy to stack them")
+        frame = (cupy.stack if on_device else np.stack)(list(frame))
     given = tuple(frame.shape)
     shape = (1, *given) if len(given) == 3 else given
-    if np.dtype(frame.dtype) != np.uint8 or len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
-        raise EngineError(f"expected a uint8 BGR frame HxWx3 (or 1xHxWx3), got {frame.dtype} {given}")
+    if np.dtype(frame.dtype) != np.uint8 or len(shape) != 4 or shape[0] < 1 or shape[3] != 3:
+        raise EngineError(f"expected uint8 BGR frames HxWx3, NxHxWx3 or a list of HxWx3, got {frame.dtype} {given}")
     return frame.reshape(shape) if shape != given else frame

@@ -53,18 +53,38 @@ def host_array(array: Any) -> np.ndarray:
     return array.get() if hasattr(array, "get") and not isinstance(array, np.ndarray) else np.asarray(array)
 
 
+def outputs_of_frame(outputs: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The outputs of batch entry ``index`` (each output keeps a batch dimension of 1)."""
+    return {name: array[index:index + 1] for name, array in outputs.items()}
+
+
+def is_batch_call(frame: Any) -> bool:
+    """A list of frames, or an NxHxWx3 array with N != 1: the caller gets a list of Instances."""
+    return isinstance(frame, (list, tuple)) or (len(frame.shape) == 4 and int(frame.shape[0]) != 1)
+
+
+def assemble_batch(outputs: Mapping[str, Any], batch: Any, stream: Any, *, score_threshold: float,
+                   crop: bool, on_device: bool) -> list[Instances]:
+    """Instances of every frame of ``batch`` [N,H,W,3] from the engine's outputs (see assemble_on_stream)."""
+    frame_hw = (int(batch.shape[1]), int(batch.shape[2]))
+    return [assemble_on_stream(outputs_of_frame(outputs, i), frame_hw, stream, score_threshold=score_threshold,
+                               crop=crop, on_device=on_device) for i in range(int(batch.shape[0]))]
+
+
 def to_host(inst: Instances) -> Instances:
     """Every field as a NumPy array (copies from the GPU when they are CuPy arrays)."""
     return Instances(*(host_array(a) for a in inst))
 
 
 class Segmenter:
-    """Instance segmentation of single images with a keyframe engine (TensorRT, a file or
-    bytes of one, or an emulated engine).
+    """Instance segmentation of images with a keyframe engine (TensorRT, a file or bytes of
+    one, or an emulated engine).
 
     ``Segmenter("model.engine")(frame)`` -> Instances (classes 0-based foreground, scores,
     pixel boxes x1, y1, x2, y2, bool masks [D, H, W]) like upstream's ``postprocess``;
-    on the host by default, on the GPU with ``on_device=True``.
+    on the host by default, on the GPU with ``on_device=True``. A list of frames of one size
+    (e.g. one per camera; engines built with ``--max-batch N``) runs as one batch and gives
+    a list of Instances, in order.
     """
 
     def __init__(self, engine: Engine | EngineSource, *, score_threshold: float = 0.0, crop: bool = True,
@@ -82,10 +102,11 @@ class Segmenter:
         """The engine's raw outputs for one frame (device buffers, valid until the next call)."""
         return self.engine(frame)
 
-    def __call__(self, frame: Any, score_threshold: Optional[float] = None) -> Instances:
-        batch = frame_batch(frame)
+    def __call__(self, frame: Any, score_threshold: Optional[float] = None) -> Instances | list[Instances]:
+        batch = frame_batch(frame, getattr(self.engine, "cupy", None))
         with profiling.stage(profiling.KEYFRAME_ENGINE):
             outputs = self.engine(batch, synchronize=False)
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        return assemble_on_stream(outputs, (int(batch.shape[1]), int(batch.shape[2])), self.engine.stream,
-                                  score_threshold=threshold, crop=self.crop, on_device=self.on_device)
+        found = assemble_batch(outputs, batch, self.engine.stream, score_threshold=threshold, crop=self.crop,
+                               on_device=self.on_device)
+        return found if is_batch_call(frame) else found[0]

@@ -26,7 +26,7 @@ from trtnet.masks import Instances
 from trtnet.network.yolact_edge import STATE_INPUTS
 
 from .engine import Engine, EngineError, EngineSource, frame_batch
-from .segmenter import REQUIRED_OUTPUTS, assemble_on_stream, is_engine
+from .segmenter import REQUIRED_OUTPUTS, assemble_batch, is_batch_call, is_engine
 
 DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
 # flow/motion above which --adaptive-keyframes makes the next frame a keyframe (a relative
@@ -47,6 +47,11 @@ class VideoSegmenter:
     Schedule: a keyframe when ``keyframe_interval`` frames have passed since the last one
     (from the first frame: upstream's frame % k == 0), or, with ``motion_threshold``, right
     after a non-keyframe whose motion was above the threshold.
+
+    Several cameras at once: call with a list of frames of one size (one per camera, always
+    in the same order) and get a list of Instances; each camera keeps its own keyframe state
+    (batch entry i of the state), all cameras switch to a keyframe together (adaptive: when
+    any camera's motion crosses the threshold), and a change of batch size starts with a keyframe.
     """
 
     def __init__(self, keyframe: Engine | EngineSource, nonkeyframe: Engine | EngineSource, *,
@@ -104,7 +109,11 @@ class VideoSegmenter:
         if self._motion is None:
             return None
         value = self._motion.get() if hasattr(self._motion, "get") else self._motion
-        return float(np.asarray(value).reshape(-1)[0])
+        return float(np.asarray(value).max())  # a batch of cameras: the largest motion
+
+    def _state_batch(self) -> Optional[int]:
+        """Cameras the keyframe state holds (None before the first keyframe)."""
+        return None if self._state is None else int(next(iter(self._state.values())).shape[0])
 
     def next_is_keyframe(self) -> bool:
         """Whether the next frame will run the keyframe engine."""
@@ -116,8 +125,8 @@ class VideoSegmenter:
 
     def outputs(self, frame: Any) -> dict[str, Any]:
         """Raw outputs for the next frame (device buffers, valid until the next call of that engine)."""
-        batch = frame_batch(frame)
-        if self.next_is_keyframe():
+        batch = frame_batch(frame, getattr(self.keyframe, "cupy", None))
+        if self.next_is_keyframe() or self._state_batch() != int(batch.shape[0]):
             with profiling.stage(profiling.KEYFRAME_ENGINE):
                 out = self.keyframe(batch, synchronize=False)
             self._state = {name: out[exported] for exported, name in STATE_INPUTS.items()}
@@ -132,9 +141,10 @@ class VideoSegmenter:
         self.index += 1
         return out
 
-    def __call__(self, frame: Any, score_threshold: Optional[float] = None) -> Instances:
-        batch = frame_batch(frame)
+    def __call__(self, frame: Any, score_threshold: Optional[float] = None) -> Instances | list[Instances]:
+        batch = frame_batch(frame, getattr(self.keyframe, "cupy", None))
         out = self.outputs(batch)
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        return assemble_on_stream(out, (int(batch.shape[1]), int(batch.shape[2])), self.stream,
-                                  score_threshold=threshold, crop=self.crop, on_device=self.on_device)
+        found = assemble_batch(out, batch, self.stream, score_threshold=threshold, crop=self.crop,
+                               on_device=self.on_device)
+        return found if is_batch_call(frame) else found[0]
