@@ -356,8 +356,7 @@ def dry_run(store: Any, config: Any, plan: PrecisionPlan, args: argparse.Namespa
     from trtnet.plan_summary import dry_run_report
 
     network = emulator.Network()
-    tensors = (build_nonkeyframe if args.nonkeyframe else build_keyframe)(network, emulator.trt, store, config,
-                                                                          plan=plan)
+    (build_nonkeyframe if args.nonkeyframe else build_keyframe)(network, emulator.trt, store, config, plan=plan)
     shapes = profile_shapes(network, args.min_frame, args.opt_frame, args.max_frame, args.max_batch)
     kind = "non-keyframe (video)" if args.nonkeyframe else "keyframe"
     title = (f"trtnet.build dry run: {config.name} {kind} network, built on trtnet's emulator "
@@ -365,7 +364,7 @@ def dry_run(store: Any, config: Any, plan: PrecisionPlan, args: argparse.Namespa
     notes = [*notes, f"the network resizes every frame to {config.max_size}x{config.max_size} inside: MACs do "
                      "not depend on the frame size (the opt frame only sets the profile)"]
     return dry_run_report(network, emulator.trt, plan, title=title, profile=shapes, batch=args.max_batch,
-                          components=tensors.components, notes=notes)
+                          notes=notes)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
