@@ -179,3 +179,24 @@ def test_an_unquantized_residual_input_is_reported():
 def test_the_fp16_target_is_95_percent_inclusive(fp16, ok):
     assert FP16_TARGET == 0.95
     assert ComponentAudit("backbone", dequantized=20, dequantized_fp16=fp16).ok is ok
+
+
+def test_every_kernel_channel_spans_the_int8_range():
+    # Per output channel, scale = max|k| / 127 (in fp16, rounded up): the largest weight of a
+    # channel quantizes to +-127, none clips. A scale 25% too large (max |q| = 102) or too
+    # small (clipping) fails here, where the accuracy band could miss it (kernel rounding is a
+    # small part of the int8 error).
+    net, _ = _built("yolact_edge_mobilenetv2", False, "int8_backbone")
+    layers = [net.get_layer(i) for i in range(net.num_layers)]
+    producer = {layer.get_output(0).name: layer for layer in layers}
+    checked = 0
+    for q in layers:
+        if q.type != trt.LayerType.QUANTIZE or producer[q.get_input(0).name].type != trt.LayerType.CONSTANT:
+            continue
+        kernel = producer[q.get_input(0).name].weights.numpy().astype(np.float32)
+        scale = producer[q.get_input(1).name].weights.numpy().astype(np.float32)
+        steps = np.abs(kernel.reshape(len(scale), -1)).max(axis=1) / scale
+        # rounding the scale up to fp16 costs at most one ulp (2**-10 relative)
+        assert np.all(steps <= 127.0) and np.all(steps[steps > 0] >= 127.0 / (1 + 2.0 ** -10)), q.name
+        checked += 1
+    assert checked == 52
