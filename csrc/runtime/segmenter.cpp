@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <map>
 
 #include "backend.h"
@@ -400,10 +401,11 @@ public:
                     float score = read_float(host + outs[2].offset, outs[2].type, base + size_t(i));
                     if (threshold <= 0.f || score > threshold) keep.push_back(int32_t(i));  // masks.py postprocess
                 }
-                std::stable_sort(keep.begin(), keep.end(), [&](int32_t x, int32_t y) {
-                    return read_float(host + outs[2].offset, outs[2].type, base + size_t(x)) >
-                           read_float(host + outs[2].offset, outs[2].type, base + size_t(y));
-                });
+                auto key = [&](int32_t i) {  // NaN last: a strict weak order whatever the engine wrote
+                    float v = read_float(host + outs[2].offset, outs[2].type, base + size_t(i));
+                    return std::isnan(v) ? -std::numeric_limits<float>::infinity() : v;
+                };
+                std::stable_sort(keep.begin(), keep.end(), [&](int32_t x, int32_t y) { return key(x) > key(y); });
                 if (options_.top_k > 0 && keep.size() > size_t(options_.top_k)) keep.resize(size_t(options_.top_k));
                 Instances& inst = result[size_t(b)];
                 inst.height_ = height;

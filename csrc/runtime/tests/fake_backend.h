@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -84,6 +85,7 @@ struct EngineSpec {
     bool mixed = false;  // fp16 coeffs, fp32 boxes (Fast NMS never writes this)
     bool unsorted = false;  // scores ascending instead of best first
     bool motion = false;    // a non-keyframe engine with flow/motion (red of pixel (0,0) / 10)
+    bool wild = false;      // det 0: corners swapped and outside [0, 1]; det 1: NaN score and box
     int max_batch = 1;
     int max_det = 8;
 };
@@ -212,9 +214,11 @@ public:
             for (int i = 0; i < spec_.max_det; ++i) {
                 size_t k = size_t(b) * size_t(spec_.max_det) + size_t(i);
                 float score = spec_.unsorted ? 0.1f + 0.1f * float(i) : 0.9f - 0.1f * float(i);
-                put(io("det/scores").second, spec_.half, k, score);
                 static_cast<int32_t*>(io("det/classes").second)[k] = tag;
                 float box[4] = {0.1f * float(i), 0.f, 0.1f * float(i) + 0.5f, 0.5f};
+                if (spec_.wild && i == 0) box[0] = 1.25f, box[1] = 0.75f, box[2] = -0.5f, box[3] = 0.3f;
+                if (spec_.wild && i == 1) score = box[0] = box[1] = box[2] = box[3] = std::nanf("");
+                put(io("det/scores").second, spec_.half, k, score);
                 for (int c = 0; c < 4; ++c) put(io("det/boxes").second, spec_.half, k * 4 + size_t(c), box[c]);
             }
             if (spec_.role == "videokey") {
@@ -293,6 +297,7 @@ public:
             if (word == "mixed") spec.mixed = true;
             if (word == "unsorted") spec.unsorted = true;
             if (word == "motion") spec.motion = true;
+            if (word == "wild") spec.wild = true;
             if (word.rfind("batch=", 0) == 0) spec.max_batch = std::stoi(word.substr(6));
             if (word.rfind("max_det=", 0) == 0) spec.max_det = std::stoi(word.substr(8));
         }

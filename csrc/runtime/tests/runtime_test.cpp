@@ -458,6 +458,21 @@ TEST(boxes_are_pixels_truncated_like_upstream_and_classes_are_named) {
     CHECK_EQ(seg.info().max_height, fake::kMaxSide);
 }
 
+TEST(swapped_out_of_range_and_nan_boxes_are_sanitised_like_upstream) {
+    Workspace ws;
+    trtnet::Segmenter seg(ws.engine("k.engine", "key wild"), opts(), backend());
+    auto found = seg.segment(Image(40, 20, 3, 1).frame());
+    CHECK_EQ(found.size(), size_t(3));  // threshold 0 keeps all, like upstream; NaN sorts last
+    CHECK(std::fabs(found[0].score - 0.9f) < 1e-6f && std::isnan(found[2].score));
+    // x: min(1.25, -0.5) * 40 = -20 -> 0, max * 40 = 50 -> 40; y: 0.3 * 20 = 6, 0.75 * 20 = 15
+    // (trtnet/masks.py boxes_to_pixels gives [0, 6, 40, 15] for these)
+    CHECK_EQ(found[0].box.x1, int64_t(0));
+    CHECK_EQ(found[0].box.y1, int64_t(6));
+    CHECK_EQ(found[0].box.x2, int64_t(40));
+    CHECK_EQ(found[0].box.y2, int64_t(15));
+    CHECK_EQ(found[2].box.x2, int64_t(0));  // a NaN box gives 0s, never undefined behaviour
+}
+
 TEST(masks_stay_on_the_device_until_asked_and_go_stale_on_the_next_call) {
     Workspace ws;
     auto be = backend();
