@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compile every CUDA source (plugins/**/*.cu) once for every GPU trtnet targets: SASS for
+# Compile every CUDA source (plugins/**/*.cu, csrc/**/*.cu) once for every GPU trtnet targets: SASS for
 # each architecture plus PTX of the newest (JIT for future GPUs). Architectures follow the
 # toolkit like CMakeLists.txt: CUDA 13 -> 75 80 86 87 89 90 100 110 120 (Turing .. Blackwell,
 # Thor 110); CUDA 12 (JetPack 6) -> 72 75 80 86 87 89 90. Warnings are errors; every
@@ -32,9 +32,12 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 start=$(date +%s)
 status=0
-mapfile -t sources < <(find plugins -name '*.cu' | sort)
+# The plugins' kernels, then the other CUDA sources (csrc/: mask assembly), whose objects go
+# to a subfolder so the plugin library below links only its own.
+mapfile -t sources < <(find plugins -name '*.cu' | sort; find csrc -name '*.cu' | sort)
+mkdir -p "$out/csrc"
 for src in "${sources[@]}"; do
-  obj="$out/$(basename "${src%.cu}").o"
+  case "$src" in csrc/*) obj="$out/csrc/$(basename "${src%.cu}").o" ;; *) obj="$out/$(basename "${src%.cu}").o" ;; esac
   t0=$(date +%s)
   log="$out/$(basename "${src%.cu}").ptxas"
   if ! "$NVCC" -std=c++17 -O3 -fmad=false -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra -Werror all-warnings \

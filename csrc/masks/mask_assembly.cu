@@ -9,9 +9,10 @@
 //    crop fuse into it, the summation order is fixed (bit-exact with the CPU twin and
 //    upstream), and there is no cuBLAS handle, workspace or library to ship.
 // 2. resize_kernel: a thread per 16 consecutive output pixels of one row, a block per
-//    512 x 4 pixels x 4 detections. Bilinear taps from the workspace (L1/L2 resident: 76 KB
-//    per detection), threshold, one 16-byte store. Pixels with no tap inside the crop are
-//    written 0 without reading. This pass is bound by the output write (N x H x W bytes).
+//    512 x 4 pixels x 8 detections. Column taps computed once per block (shared memory),
+//    bilinear taps from the workspace (L1/L2 resident: 76 KB per detection), threshold, one
+//    16-byte store. Pixels with no tap inside the crop are written 0 without reading. This
+//    pass is bound by the output write (N x H x W bytes).
 #include <cuda_runtime.h>
 
 #include "mask_assembly.cuh"
@@ -26,7 +27,7 @@ constexpr int kDetsPerLowresBlock = 32;
 constexpr int kChunk = 16;  // output pixels per thread (one 16-byte store of a binary mask)
 constexpr int kResizeBlockX = 32;
 constexpr int kResizeBlockY = 4;
-constexpr int kDetsPerResizeBlock = 4;
+constexpr int kDetsPerResizeBlock = 8;
 
 template <typename TP, typename TD>
 __global__ void __launch_bounds__(kCellsPerBlock)
@@ -71,14 +72,25 @@ template <typename TD, bool kProb>
 __global__ void __launch_bounds__(kResizeBlockX * kResizeBlockY)
 resize_kernel(ResizeParams r, const TD* __restrict__ boxes, const int32_t* __restrict__ count,
               const float* __restrict__ lowres, unsigned char* __restrict__ out) {
+    // The block's column taps, computed once and used for its 4 rows x 8 detections; stored
+    // chunk-interleaved (pixel i of thread x at [i][x]) so a warp's reads hit distinct banks.
+    __shared__ Tap s_tap[kChunk][kResizeBlockX];
     const int n = valid_detections(count, r.capacity);
+    const int d_begin = blockIdx.z * kDetsPerResizeBlock;
+    if (d_begin >= n) return;  // the whole block: before the barrier
+    const int block_x = blockIdx.x * kResizeBlockX * kChunk;
+    for (int j = threadIdx.y * kResizeBlockX + threadIdx.x; j < kResizeBlockX * kChunk;
+         j += kResizeBlockX * kResizeBlockY) {
+        if (block_x + j < r.frame_w) s_tap[j % kChunk][j / kChunk] = linear_tap(block_x + j, r.proto_w, r.frame_w, r.scale_x);
+    }
+    __syncthreads();
     const int y = blockIdx.y * kResizeBlockY + threadIdx.y;
-    const int x0 = (blockIdx.x * kResizeBlockX + threadIdx.x) * kChunk;
+    const int x0 = block_x + threadIdx.x * kChunk;
     if (y >= r.frame_h || x0 >= r.frame_w) return;
     const int width = min(kChunk, r.frame_w - x0);
     const Tap ty = linear_tap(y, r.proto_h, r.frame_h, r.scale_y);
-    const int d_end = min(n, (int)(blockIdx.z + 1) * kDetsPerResizeBlock);
-    for (int d = blockIdx.z * kDetsPerResizeBlock; d < d_end; ++d) {
+    const int d_end = min(n, d_begin + kDetsPerResizeBlock);
+    for (int d = d_begin; d < d_end; ++d) {
         const Crop c = crop_of(boxes + 4LL * d, r.proto_h, r.proto_w, r.crop);
         const bool row_in = tap_inside(c.y, ty);
         const float* m = lowres + (long long)d * r.proto_h * r.proto_w;
@@ -86,14 +98,12 @@ resize_kernel(ResizeParams r, const TD* __restrict__ boxes, const int32_t* __res
         float v[kChunk];
         TRTNET_UNROLL
         for (int i = 0; i < kChunk; ++i) {
-            v[i] = row_in && i < width ? pixel_value(m, r.proto_w, c, row_in, ty,
-                                                     linear_tap(x0 + i, r.proto_w, r.frame_w, r.scale_x))
-                                       : 0.0f;
+            v[i] = row_in && i < width ? pixel_value(m, r.proto_w, c, row_in, ty, s_tap[i][threadIdx.x]) : 0.0f;
         }
         if (kProb) {
             float* dst = reinterpret_cast<float*>(row) + x0;
             if (width == kChunk && reinterpret_cast<std::uintptr_t>(dst) % 16 == 0) {
-        TRTNET_UNROLL
+                TRTNET_UNROLL
                 for (int q = 0; q < kChunk / 4; ++q) {
                     reinterpret_cast<float4*>(dst)[q] = make_float4(v[4 * q], v[4 * q + 1], v[4 * q + 2], v[4 * q + 3]);
                 }
@@ -104,7 +114,7 @@ resize_kernel(ResizeParams r, const TD* __restrict__ boxes, const int32_t* __res
             unsigned char* dst = row + x0;
             if (width == kChunk && reinterpret_cast<std::uintptr_t>(dst) % 16 == 0) {
                 uint32_t w[4] = {0, 0, 0, 0};
-        TRTNET_UNROLL
+                TRTNET_UNROLL
                 for (int i = 0; i < kChunk; ++i) w[i / 4] |= uint32_t(binarize(v[i], r.threshold)) << (8 * (i % 4));
                 *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);  // little-endian bytes
             } else {
