@@ -12,7 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 KERNELS = ("nms::candidate_flags_kernel<float>", "nms::compact_kernel", "nms::class_nms_kernel<half_t>",
-           "nms::final_kernel<float>", "warp::inverse_warp_kernel<float>", "warp::inverse_warp_kernel<half_t>")
+           "nms::final_kernel<float>", "warp::inverse_warp_kernel<float>", "warp::inverse_warp_kernel<half_t>",
+           "masks::lowres_kernel<float, float>", "masks::lowres_kernel<half_t, half_t>",
+           "masks::resize_kernel<float, false>", "masks::resize_kernel<half_t, true>")
 
 
 def test_register_report_and_twin_timings(tmp_path):
@@ -29,3 +31,5 @@ def test_register_report_and_twin_timings(tmp_path):
     assert all(r[3] == "0/0" for r in rows), run.stdout  # no register spills
     assert "0 with register spills" in run.stdout
     assert "inverse_warp float16 [1,256,35,35]" in run.stdout and "fast_nms float32 A=19248 C=81" in run.stdout
+    assert "assemble_masks float32 100 dets 1280x720" in run.stdout
+    assert "mask assembly roofline 100 dets 1280x720: 109.8 MB at 204.8 GB/s" in run.stdout

@@ -1,5 +1,5 @@
-"""Plugin kernels: nvcc register / spill report per kernel, CPU-twin timings (and CUDA
-timings when CuPy and a GPU are present).
+"""Plugin and mask assembly kernels: nvcc register / spill report per kernel, CPU-twin
+timings (and CUDA timings when CuPy and a GPU are present), the mask assembly's roofline.
 
 ``python -m trtnet.bench kernels [--arch 87 120] [--repeat 20] [--no-ptxas] [--no-host]``
 """
@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", nargs="+", default=list(DEFAULT_ARCHS),
                         help="SM architectures for the ptxas report (default: %(default)s)")
     parser.add_argument("--source-dir", type=Path, default=_REPO / "plugins",
-                        help="directory holding the .cu files (default: the source tree's plugins/)")
+                        help="directory holding the plugins' .cu files; the mask assembly's are read from "
+                             "../csrc/masks (default: the source tree's plugins/)")
     parser.add_argument("--nvcc", default=shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc",
                         help="the nvcc compiler for the register report (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per case (median is printed)")
@@ -46,13 +47,19 @@ def _short_name(mangled: str) -> str:
     return name.replace("trtnet::", "")
 
 
-def ptxas_report(nvcc: str, sources: list[Path], archs: list[str]) -> list[dict]:
+def cuda_sources(source_dir: Path) -> list[Path]:
+    """The plugins' .cu files under source_dir and the mask assembly's next to it (csrc/masks)."""
+    return sorted(Path(source_dir).glob("*/*.cu")) + sorted((Path(source_dir).parent / "csrc" / "masks").glob("*.cu"))
+
+
+def ptxas_report(nvcc: str, sources: list[Path], archs: list[str], include: Path | None = None) -> list[dict]:
     """Registers, spills, stack and static shared memory of every kernel for every arch."""
     rows = []
     gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
     with tempfile.TemporaryDirectory() as tmp:
         for src in sources:
-            cmd = [nvcc, "-std=c++17", "-O3", "-fmad=false", "-Xptxas", "-v", "-I", str(src.parent.parent),
+            includes = ["-I", str(src.parent.parent)] + (["-I", str(include)] if include else [])
+            cmd = [nvcc, "-std=c++17", "-O3", "-fmad=false", "-Xptxas", "-v", *includes,
                    *gencode, "-c", str(src), "-o", str(Path(tmp) / "k.o")]
             run = subprocess.run(cmd, capture_output=True, text=True)
             if run.returncode != 0:
@@ -92,6 +99,43 @@ def _nms_inputs(rng: np.random.Generator, n: int, a: int, c: int, k: int, dtype)
     return tuple(x.astype(dtype) for x in (boxes, scores, coeffs))
 
 
+# Mask assembly at the issue's target size: 100 detections on a 1280x720 frame.
+MASK_FRAME = (720, 1280)
+MASK_DETECTIONS = 100
+PROTO_HW, NUM_PROTOS = (138, 138), 32
+
+
+def _mask_inputs(rng: np.random.Generator, n: int, dtype=np.float32) -> tuple:
+    """Prototypes after ReLU, tanh coefficients, boxes of 5-50 % of the frame per side."""
+    protos = np.maximum(rng.standard_normal((*PROTO_HW, NUM_PROTOS)), 0)
+    coeffs = np.tanh(rng.standard_normal((n, NUM_PROTOS)))
+    size = rng.uniform(0.05, 0.5, (n, 2))
+    corner = rng.uniform(0, 1, (n, 2)) * (1 - size)
+    boxes = np.concatenate([corner, corner + size], 1)
+    return tuple(x.astype(dtype) for x in (protos, coeffs, boxes))
+
+
+def mask_roofline(n: int = MASK_DETECTIONS, frame_hw: tuple[int, int] = MASK_FRAME,
+                  bandwidth_gbs: float = 204.8, fp32_tflops: float = 5.3) -> list[tuple[str, float]]:
+    """Expected GPU cost of the mask assembly from DRAM traffic and arithmetic (worst case:
+    every lowres cell computed; Orin AGX: 204.8 GB/s LPDDR5, ~5.3 FP32 TFLOPS at 1.3 GHz)."""
+    cells = PROTO_HW[0] * PROTO_HW[1]
+    pixels = n * frame_hw[0] * frame_hw[1]
+    traffic = {
+        "prototypes read (fp32)": cells * NUM_PROTOS * 4,
+        "lowres masks written + read (fp32 workspace)": 2 * n * cells * 4,
+        "binary masks written (uint8)": pixels,
+    }
+    total = sum(traffic.values())
+    flops = n * cells * (2 * NUM_PROTOS + 20) + pixels * 9  # dot + sigmoid; 3 blends
+    rows = [(f"  {k}: {v / 1e6:.1f} MB", float("nan")) for k, v in traffic.items()]
+    rows.append((f"mask assembly roofline {n} dets {frame_hw[1]}x{frame_hw[0]}: {total / 1e6:.1f} MB at "
+                 f"{bandwidth_gbs:g} GB/s", total / (bandwidth_gbs * 1e9) * 1e3))
+    rows.append((f"  arithmetic {flops / 1e9:.2f} GFLOP at {fp32_tflops:g} TFLOPS (overlaps the traffic)",
+                 flops / (fp32_tflops * 1e12) * 1e3))
+    return rows
+
+
 def host_timings(repeat: int) -> list[tuple[str, float]]:
     from trtnet import _ext
 
@@ -111,6 +155,11 @@ def host_timings(repeat: int) -> list[tuple[str, float]]:
             ms = _median_ms(lambda: C.fast_nms(*inputs), repeat)
             cand = int((inputs[1][0, :, 1:].astype(np.float32).max(1) > 0.05).sum())
             results.append((f"fast_nms {np.dtype(dtype).name} A=19248 C={c} K=32 ({cand} candidates)", ms))
+    if hasattr(C, "assemble_masks"):
+        for n in (10, MASK_DETECTIONS):
+            inputs = _mask_inputs(rng, n)
+            ms = _median_ms(lambda: C.assemble_masks(*inputs, frame_hw=MASK_FRAME), repeat)
+            results.append((f"assemble_masks float32 {n} dets {MASK_FRAME[1]}x{MASK_FRAME[0]}", ms))
     return results
 
 
@@ -146,20 +195,25 @@ def device_timings(repeat: int) -> list[tuple[str, float]]:
                         timed(lambda: _ext.inverse_warp_cupy(feature, flow, feature, feature))))
         inputs = tuple(cupy.asarray(x) for x in _nms_inputs(rng, 1, 19248, 81, 32, dtype))
         results.append((f"cuda fast_nms {np.dtype(dtype).name} A=19248 C=81", timed(lambda: _ext.fast_nms_cupy(*inputs))))
+        masks_in = tuple(cupy.asarray(x) for x in _mask_inputs(rng, MASK_DETECTIONS, dtype))
+        out = cupy.empty((MASK_DETECTIONS, *MASK_FRAME), cupy.uint8)
+        results.append((f"cuda assemble_masks {np.dtype(dtype).name} {MASK_DETECTIONS} dets "
+                        f"{MASK_FRAME[1]}x{MASK_FRAME[0]}",
+                        timed(lambda: _ext.assemble_masks_cupy(*masks_in, MASK_FRAME, out=out))))
     return results
 
 
 def run(args: argparse.Namespace) -> int:
     status = 0
     if not args.no_ptxas:
-        sources = sorted(Path(args.source_dir).glob("*/*.cu"))
+        sources = cuda_sources(Path(args.source_dir))
         if not sources:
             print(f"kernels: no .cu files under {args.source_dir} (an installed package has none: run from "
                   "the source tree or pass --source-dir); skipping the register report")
         elif not Path(args.nvcc).exists() and shutil.which(args.nvcc) is None:
             print(f"kernels: nvcc not found ({args.nvcc}); skipping the register report")
         else:
-            rows = ptxas_report(args.nvcc, sources, args.arch)
+            rows = ptxas_report(args.nvcc, sources, args.arch, include=Path(args.source_dir))
             print(f"{'kernel':58s} {'arch':7s} {'regs':>4s} {'spill st/ld':>11s} {'stack':>5s} {'smem':>5s}")
             for r in rows:
                 print(f"{r['kernel'][:58]:58s} {r['arch']:7s} {r['registers']:4d} "
@@ -173,4 +227,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{label:60s} {ms:9.3f} ms (CPU twin, median of {args.repeat})")
         for label, ms in device_timings(args.repeat):
             print(f"{label:60s} {ms:9.4f} ms" if ms == ms else label)
+        print()
+        for label, ms in mask_roofline():
+            print(f"{label:60s} {ms:9.3f} ms (expected on Orin AGX)" if ms == ms else label)
     return status
