@@ -51,6 +51,11 @@ lowres_kernel(const TP* __restrict__ protos, const TD* __restrict__ coeffs, cons
     const int cell = blockIdx.x * kCellsPerBlock + threadIdx.x;
     if (cell >= plane) return;
     const int y = cell / proto_w, x = cell - y * proto_w;
+    bool needed = false;  // small boxes: most cells lie in no crop ring of the block's detections
+    for (int i = 0; i < dets; ++i) {
+        needed = needed || (inside(ring(s_crop[i].y, proto_h), y) && inside(ring(s_crop[i].x, proto_w), x));
+    }
+    if (!needed) return;
     float p[kMaxProtos];
     load_cell(protos + (long long)cell * num_protos, num_protos, p);
     for (int i = 0; i < dets; ++i) {
