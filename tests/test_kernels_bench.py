@@ -13,8 +13,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 KERNELS = ("nms::candidate_flags_kernel<float>", "nms::compact_kernel", "nms::class_nms_kernel<half_t>",
            "nms::final_kernel<float>", "warp::inverse_warp_kernel<float>", "warp::inverse_warp_kernel<half_t>",
-           "masks::lowres_kernel<float, float>", "masks::lowres_kernel<half_t, half_t>",
-           "masks::resize_kernel<float, false>", "masks::resize_kernel<half_t, true>")
+           "masks::lowres_kernel<float,float>", "masks::lowres_kernel<half_t,half_t>",
+           "masks::resize_kernel<float,false>", "masks::resize_kernel<half_t,true>")
 
 
 def test_register_report_and_twin_timings(tmp_path):

@@ -44,7 +44,7 @@ def _short_name(mangled: str) -> str:
     name = re.sub(r"\(anonymous namespace\)::", "", name)
     name = re.sub(r"^(void )?trtnet::", "", name)
     name = name.split("(")[0]
-    return name.replace("trtnet::", "")
+    return name.replace("trtnet::", "").replace(", ", ",")  # one column: no spaces
 
 
 def cuda_sources(source_dir: Path) -> list[Path]:
