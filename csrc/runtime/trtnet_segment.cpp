@@ -3,7 +3,9 @@
 // Flags as python -m trtnet.infer. With OpenCV (found by CMake) any video/image format and
 // cameras; without it, binary PPM (P6) images only, so the example has no dependency.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <stdexcept>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
