@@ -68,11 +68,11 @@ cuda_root=$(dirname "$(dirname "$(command -v "$NVCC")")")
 if [ -n "${TensorRT_ROOT:-}" ]; then
   IFS=: read -r -a trt_roots <<< "$TensorRT_ROOT"
 else
-  trt_roots=(../shared/trt-headers/*)
+  trt_roots=(../shared/trt-headers/*/)  # the header sets (folders), not the README
 fi
 majors=" "
 for root in "${trt_roots[@]}"; do
-  inc="$root/include"
+  inc="${root%/}/include"
   if [ ! -f "$inc/NvInferRuntime.h" ]; then
     echo "compile_cuda: no TensorRT headers in $root (NvInferRuntime.h under include/)" >&2
     continue
