@@ -1,0 +1,109 @@
+"""A real Triton Inference Server (CPU, loopback) serving a repository exported in the CPU test
+mode: N concurrent camera streams x M frames through the orchestrator must give, frame by
+frame, the results of VideoSegmenter on the emulator (same schedule, same state handoff), and
+END, a START restart and idle eviction must behave as documented.
+
+The server comes from nvidia-pytriton (trtnet.triton.local_server); its environment is made
+once per machine. CI has PyPI, so this never skips there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from trtnet.export_triton import main as export_main
+from trtnet.runtime import VideoSegmenter
+from trtnet.runtime.emulated import emulated_engines
+from trtnet.triton import client as triton_client
+from trtnet.triton.local_server import TritonServer, triton_env
+
+INTERVAL = 3
+STREAMS = 2
+FRAMES = 4
+IDLE_TIMEOUT_S = 4.0
+
+
+def _frames(image: np.ndarray, stream: int) -> list[np.ndarray]:
+    """A short clip per stream: the reference photo sliding by a few pixels per frame."""
+    return [np.roll(image, shift=(2 * i + stream, 3 * i), axis=(0, 1)) for i in range(FRAMES)]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, reference_dir):
+    case = reference_dir / "vid_resnet50"
+    image = np.load(case / "inputs.npz")["A/image_bgr"]
+    repo = tmp_path_factory.mktemp("triton") / "repo"
+    assert export_main(["-o", str(repo), "--backend", "emulator", "--weights", str(case / "weights.pth"),
+                        "--keyframe-interval", str(INTERVAL), "--idle-timeout", str(IDLE_TIMEOUT_S),
+                        "--max-streams", str(STREAMS)]) == 0
+    with TritonServer(repo, triton_env(), repo.parent / "server.log") as server:
+        yield server, case, image
+
+
+def _expected(case, image) -> list[list]:
+    from trtnet.weights import load_weights
+
+    key, nonkey = emulated_engines(load_weights(case / "weights.pth"), "yolact_edge_vid_resnet50")
+    results = []
+    for s in range(STREAMS):
+        video = VideoSegmenter(key, nonkey, keyframe_interval=INTERVAL)
+        results.append([(video(f), video.last_was_keyframe) for f in _frames(image, s)])
+    return results
+
+
+def test_concurrent_streams_match_video_segmenter_frame_by_frame(served):
+    import tritonclient.grpc as grpcclient
+
+    server, case, image = served
+    got: list = [None] * STREAMS
+    errors: list = []
+
+    def stream(s: int) -> None:
+        try:
+            client = grpcclient.InferenceServerClient(server.grpc_url)
+            got[s] = triton_client.run_stream(client, "yolact_edge", 100 + s, _frames(image, s))
+        except Exception as exc:  # noqa: BLE001 - reported below with the server log
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stream, args=(s,)) for s in range(STREAMS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors, f"{errors}\n{server.log()}"
+    expected = _expected(case, image)
+    for s in range(STREAMS):
+        assert [bool(r["keyframe"][0]) for r in got[s]] == [k for _, k in expected[s]] == \
+            [i % INTERVAL == 0 for i in range(FRAMES)]
+        for i, (result, (inst, _)) in enumerate(zip(got[s], expected[s])):
+            where = f"stream {s} frame {i}"
+            assert len(result["scores"]) == len(inst.scores) > 0, where
+            np.testing.assert_array_equal(result["classes"], inst.classes, err_msg=where)
+            # The server's NumPy (< 2, its stub's) and ours may round differently in the last bit.
+            np.testing.assert_allclose(result["scores"], inst.scores, rtol=0, atol=1e-5, err_msg=where)
+            np.testing.assert_array_equal(result["boxes"], inst.boxes, err_msg=where)
+            assert np.count_nonzero(result["masks"].astype(bool) != inst.masks) == 0, where
+
+
+def test_start_restarts_and_an_idle_stream_is_evicted(served):
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    server, _, image = served
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    small = image[:120, :160]
+    first = triton_client.segment_frame(client, "yolact_edge", small, 7, start=True, end=False)
+    second = triton_client.segment_frame(client, "yolact_edge", small, 7, start=False, end=False)
+    restart = triton_client.segment_frame(client, "yolact_edge", small, 7, start=True, end=False)
+    assert [bool(r["keyframe"][0]) for r in (first, second, restart)] == [True, False, True]
+    time.sleep(IDLE_TIMEOUT_S + 2.0)
+    # Triton dropped the idle sequence: a frame without START is refused...
+    with pytest.raises(InferenceServerException, match="START"):
+        triton_client.segment_frame(client, "yolact_edge", small, 7, start=False, end=False)
+    # ... and with START the stream begins again at a keyframe, then ends.
+    again = triton_client.segment_frame(client, "yolact_edge", small, 7, start=True, end=True)
+    assert bool(again["keyframe"][0])

@@ -1,0 +1,136 @@
+"""Triton serving: what the orchestrator costs per frame, and a CPU server under N streams.
+
+1. In process (pb_standin, no server): the orchestrator's ``execute`` on canned model
+   outputs (the reference keyframe's detections) against calling the same models and the
+   same mask assembly directly; the difference is the per-frame overhead of the stream
+   bookkeeping, BLS requests and tensor handling (goal: < 1 ms).
+2. With ``--server``: a real tritonserver on loopback (trtnet.triton.local_server) serving a
+   repository exported in the CPU test mode; N concurrent streams x M frames; frames/s and
+   latency p50/p99. The models are the NumPy emulator, so this measures the serving path
+   around a slow model, not GPU speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--case", type=Path, default=None, metavar="DIR",
+                   help="reference case folder (default ../shared/reference/vid_resnet50)")
+    p.add_argument("--frames", type=int, default=200, metavar="M",
+                   help="frames per stream (in process; default 200; with --server 6)")
+    p.add_argument("--streams", type=int, default=4, metavar="N", help="concurrent streams (default 4)")
+    p.add_argument("--server", action="store_true", help="also run a real CPU tritonserver (slow: the emulator)")
+
+
+def _canned_outputs(case: Path) -> dict:
+    """Keyframe-model outputs with the reference's real detections (100, with coefficients)."""
+    from trtnet import names
+    from trtnet.network.yolact_edge import STATE_INPUTS
+
+    ref = np.load(case / "outputs.npz")
+    det = {names.DET_BOXES: ref["key/fastnms/det_boxes"][None], names.DET_SCORES: ref["key/fastnms/det_scores"][None],
+           names.DET_CLASSES: ref["key/fastnms/det_classes"].astype(np.int32)[None],
+           names.DET_COEFFS: ref["key/fastnms/det_mask_coefs"][None]}
+    det[names.DET_COUNT] = np.array([det[names.DET_SCORES].shape[1]], np.int32)
+    det[names.PROTO] = ref["key/proto"]
+    state = {exported: np.zeros((1, 256, 35, 35), np.float32) for exported in STATE_INPUTS}
+    return {**det, **state, names.FLOW_MOTION: np.zeros([1], np.float32)}
+
+
+def _in_process(case: Path, streams: int, frames: int, frame: np.ndarray) -> None:
+    from trtnet.runtime.segmenter import REQUIRED_OUTPUTS, instances_from_outputs
+    from trtnet.triton import pb_standin
+    from trtnet.triton.orchestrator import TritonPythonModel
+
+    outputs = _canned_outputs(case)
+    pb_standin.MODELS.update({"k": lambda inputs: outputs, "n": lambda inputs: outputs})
+    sys.modules["triton_python_backend_utils"] = pb_standin.module()
+    model = TritonPythonModel()
+    model.initialize({"model_config": json.dumps({"parameters": {
+        "keyframe_model": {"string_value": "k"}, "nonkeyframe_model": {"string_value": "n"}}})})
+    hw = frame.shape[:2]
+
+    def orchestrated() -> float:
+        start = time.perf_counter()
+        for i in range(frames):
+            requests = [pb_standin.client_request(frame, s, start=i == 0) for s in range(streams)]
+            asyncio.run(model.execute(requests))
+        return (time.perf_counter() - start) / (frames * streams)
+
+    def direct() -> float:
+        start = time.perf_counter()
+        for i in range(frames):
+            for s in range(streams):
+                out = pb_standin.MODELS["k" if i % 5 == 0 else "n"]({})
+                instances_from_outputs({n: out[n] for n in REQUIRED_OUTPUTS}, hw)
+        return (time.perf_counter() - start) / (frames * streams)
+
+    pb_standin.CALLS.clear()
+    orchestrated(), direct()  # warm-up
+    pb_standin.CALLS.clear()
+    t_orch, t_direct = min(orchestrated() for _ in range(3)), min(direct() for _ in range(3))
+    print(f"in process, {streams} streams x {frames} frames at {hw[1]}x{hw[0]}, "
+          f"{int(outputs['det/count'][0])} detections/frame:")
+    print(f"  orchestrator execute   {t_orch * 1e3:8.3f} ms/frame")
+    print(f"  models + masks direct  {t_direct * 1e3:8.3f} ms/frame (same mask assembly, NumPy)")
+    print(f"  orchestrator overhead  {(t_orch - t_direct) * 1e3:8.3f} ms/frame (goal < 1 ms)")
+
+
+def _with_server(case: Path, streams: int, frames: int, image: np.ndarray) -> None:
+    import tritonclient.grpc as grpcclient
+
+    from trtnet.export_triton import main as export_main
+    from trtnet.triton import client as triton_client
+    from trtnet.triton.local_server import TritonServer, triton_env
+
+    with tempfile.TemporaryDirectory(prefix="trtnet-bench-triton-") as tmp:
+        repo = Path(tmp) / "repo"
+        if export_main(["-o", str(repo), "--backend", "emulator", "--weights", str(case / "weights.pth"),
+                        "--max-streams", str(streams)]) != 0:
+            raise RuntimeError("export failed")
+        print(f"starting tritonserver (CPU test mode, {streams} streams x {frames} frames)...", file=sys.stderr)
+        with TritonServer(repo, triton_env(), Path(tmp) / "server.log") as server:
+            latencies: list[float] = []
+            lock = threading.Lock()
+
+            def stream(s: int) -> None:
+                client = grpcclient.InferenceServerClient(server.grpc_url)
+                for i in range(frames):
+                    t0 = time.perf_counter()
+                    triton_client.segment_frame(client, "yolact_edge", np.roll(image, i, axis=1), 500 + s,
+                                                start=i == 0, end=i == frames - 1)
+                    with lock:
+                        latencies.append(time.perf_counter() - t0)
+
+            start = time.perf_counter()
+            threads = [threading.Thread(target=stream, args=(s,)) for s in range(streams)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100)
+    print(f"CPU tritonserver (emulator models): {len(latencies)} frames in {wall:.1f} s = "
+          f"{len(latencies) / wall:.2f} frames/s; latency p50 {q[49] * 1e3:.0f} ms, p99 {q[98] * 1e3:.0f} ms")
+
+
+def run(args) -> int:
+    from trtnet.reference_data import default_reference_dir
+
+    case = args.case or default_reference_dir() / "vid_resnet50"
+    image = np.load(case / "inputs.npz")["A/image_bgr"]
+    _in_process(case, args.streams, args.frames, image)
+    if args.server:
+        _with_server(case, args.streams, min(args.frames, 6), image)
+    return 0

@@ -1,0 +1,73 @@
+"""Which frames of a video run the keyframe network: one rule for every runtime.
+
+Upstream ``eval.py`` runs the full network on every k-th frame (``every_k_frames = 5``:
+frame index % k == 0). Beyond that rule a keyframe is forced at the start, after a reset
+and when the frame size changes (the keyframe state holds feature maps of one size), and,
+with adaptive keyframes, right after a non-keyframe whose motion statistic
+(``flow/motion``) was above the threshold; ``interval`` then caps the run between keyframes.
+Used by :class:`trtnet.runtime.VideoSegmenter` and the Triton orchestrator alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
+
+
+def _scalar(value: Any) -> float:
+    value = value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+class KeyframeSchedule:
+    """Keyframe decisions for one stream of frames."""
+
+    def __init__(self, interval: int = DEFAULT_KEYFRAME_INTERVAL, motion_threshold: Optional[float] = None) -> None:
+        if int(interval) != interval or int(interval) < 1:
+            raise ValueError(f"keyframe interval must be a whole number >= 1, got {interval}")
+        if motion_threshold is not None and not float(motion_threshold) >= 0:
+            raise ValueError(f"motion threshold must be >= 0, got {motion_threshold}")
+        self.interval = int(interval)
+        self.motion_threshold = None if motion_threshold is None else float(motion_threshold)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the keyframe: the next frame is a keyframe."""
+        self._since_keyframe: Optional[int] = None  # frames since the last keyframe, it included
+        self._frame_hw: Optional[tuple[int, int]] = None
+        self._motion: Any = None  # the last non-keyframe's motion (maybe a device scalar: read lazily)
+
+    @property
+    def adaptive(self) -> bool:
+        return self.motion_threshold is not None
+
+    @property
+    def last_motion(self) -> Optional[float]:
+        """The last frame's motion statistic if it was a non-keyframe, else None."""
+        return None if self._motion is None else _scalar(self._motion)
+
+    def next_is_keyframe(self, frame_hw: Optional[tuple[int, int]] = None) -> bool:
+        """Whether a frame of size ``frame_hw`` coming next runs the keyframe network."""
+        if self._since_keyframe is None or self._since_keyframe >= self.interval:
+            return True
+        if frame_hw is not None and self._frame_hw is not None and tuple(frame_hw) != self._frame_hw:
+            return True
+        return self.adaptive and self._motion is not None and self.last_motion > self.motion_threshold
+
+    def take(self, frame_hw: Optional[tuple[int, int]] = None) -> bool:
+        """Decide for the next frame and record it; True for a keyframe."""
+        keyframe = self.next_is_keyframe(frame_hw)
+        if keyframe:
+            self._since_keyframe = 0
+        self._since_keyframe += 1
+        self._motion = None
+        if frame_hw is not None:
+            self._frame_hw = (int(frame_hw[0]), int(frame_hw[1]))
+        return keyframe
+
+    def record_motion(self, motion: Any) -> None:
+        """The motion statistic the non-keyframe just taken produced (None: not available)."""
+        self._motion = motion

@@ -1,0 +1,53 @@
+"""The README.md written into every exported Triton repository (how to serve and call it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+
+def repository_readme(settings: Any, model_names: Mapping[str, str], plugin_library: Optional[Path],
+                      emulated: bool) -> str:
+    name = settings.name
+    lib = f"$REPO/plugins/{plugin_library.name}" if plugin_library else "/path/to/libtrtnet_plugins.so"
+    mode = ("**CPU test mode** (`--backend emulator`): the two engine models are Python-backend models "
+            "running trtnet's NumPy emulator. Slow, exact, no GPU; for testing the repository."
+            if emulated else
+            "The two engine models are TensorRT plans (`platform: \"tensorrt_plan\"`); they need the trtnet "
+            "plugin library (Fast NMS, inverse warp) loaded into the server, one of the two ways below.")
+    return f"""# trtnet Triton model repository: `{name}`
+
+Written by `python -m trtnet.export-triton`. {mode}
+
+| model | what it is |
+|---|---|
+| `{name}` | the model clients call: Python-backend orchestrator (BLS) under the sequence batcher; per stream (correlation id) it keeps the frame count and the keyframe state on the GPU, sends keyframes (every {settings.keyframe_interval}th frame, the first, after START, on a frame-size change{", on motion above " + str(settings.motion_threshold) if settings.motion_threshold is not None else ""}) to `{model_names['keyframe']}` and the others to `{model_names['nonkeyframe']}`, assembles the masks and answers `classes`, `scores`, `boxes`, `masks`, `keyframe` |
+| `{model_names['keyframe']}` | the keyframe network, stateless, dynamic batching |
+| `{model_names['nonkeyframe']}` | the non-keyframe network, stateless, dynamic batching; the keyframe state comes in as inputs |
+
+Streams idle for more than {settings.idle_timeout_s:g} s are forgotten (the sequence batcher's
+`max_sequence_idle_microseconds` and the orchestrator's eviction use the same value): the next
+frame of such a stream must carry START again.
+
+## Python environment of the server
+The Python models import trtnet: `pip install trtnet` (and `cupy-cuda12x` for GPU mask assembly)
+in the server's Python environment (e.g. in the `nvcr.io/nvidia/tritonserver:<xx.yy>-py3` container).
+
+## Start the server (the plugin library, two ways)
+```sh
+REPO=/path/to/this/repository
+# 1. the TensorRT backend loads it (dlopen; the library registers its plugins on load):
+tritonserver --model-repository=$REPO --backend-config=tensorrt,plugins="{lib}"
+# 2. or preload it into the server process:
+LD_PRELOAD={lib} tritonserver --model-repository=$REPO
+```
+Build the plugin library with the TensorRT version of your Triton release (an engine and its
+plugins must match the server's TensorRT).
+
+## Call it
+```sh
+python -m trtnet.triton.client --url localhost:8001 --model {name} cam0.mp4 cam1.mp4   # one stream per camera
+perf_analyzer -m {name} -i grpc -u localhost:8001 --sequence-length 100 --concurrency-range 4 \\
+    --shape {'frame'}:720,1280,3   # 4 concurrent sequences of 100 frames
+```
+"""
