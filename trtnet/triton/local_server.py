@@ -81,13 +81,12 @@ def triton_env() -> TritonEnv:
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
         raise LocalServerError(f"{PYTRITON} has no Python backend stub for Python {version}")
-    backends = ENV_DIR / "backends"
-    python_backend = backends / "python"
-    if not (python_backend / "triton_python_backend_stub").is_file():
-        python_backend.mkdir(parents=True, exist_ok=True)
-        for src in (root / "backends" / "python" / "libtriton_python.so",
-                    root / "backends" / "python" / "triton_python_backend_utils.py", stub):
-            shutil.copy2(src, python_backend / src.name)
+    # The stub finds its CUDA runtime through an $ORIGIN-relative RPATH that holds from
+    # python_backend_stubs/X.Y/ and, at the same depth, from backends/python/, where Triton
+    # looks for it.
+    backends = root / "backends"
+    if not (backends / "python" / stub.name).is_file():
+        shutil.copy2(stub, backends / "python" / stub.name)
     return TritonEnv(python=python, server=root / "bin" / "tritonserver", backends=backends)
 
 
@@ -127,6 +126,9 @@ class TritonServer:
         deadline = time.monotonic() + self.startup_timeout
         url = f"http://127.0.0.1:{self.http_port}/v2/health/ready"
         while time.monotonic() < deadline:
+            if "failed to load" in self.log() or "error while loading shared libraries" in self.log():
+                self.__exit__()
+                raise LocalServerError(f"a model of {self.repository} failed to load:\n{self.log()}")
             if self.process.poll() is not None:
                 self.__exit__()
                 raise LocalServerError(f"tritonserver exited with {self.process.returncode}:\n{self.log()}")

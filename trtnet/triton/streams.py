@@ -67,7 +67,7 @@ class StreamTable:
             stream = Stream(KeyframeSchedule(self.keyframe_interval, self.motion_threshold), now)
             self._streams[corrid] = stream
         stream.last_seen = now
-        keyframe = stream.schedule.next_is_keyframe(frame_hw)
+        keyframe = stream.schedule.take(frame_hw)
         stream.frames += 1
         return stream, keyframe
 
