@@ -56,6 +56,14 @@ def test_every_fifth_frame_from_the_first_is_a_keyframe_like_upstream():
     assert log[-1][0] == "key"
 
 
+def test_a_new_frame_size_forces_a_keyframe():
+    key, nonkey, log = _stub_pair()
+    video = VideoSegmenter(key, nonkey)
+    for shape in [(6, 8, 3), (6, 8, 3), (7, 8, 3), (7, 8, 3), (7, 9, 3)]:
+        video(np.zeros(shape, np.uint8))
+    assert [label for label, _ in log] == ["key", "nonkey", "key", "nonkey", "key"]
+
+
 def test_non_keyframes_read_the_keyframe_state_buffers_in_place():
     key, nonkey, log = _stub_pair()
     video = VideoSegmenter(key, nonkey, keyframe_interval=3)

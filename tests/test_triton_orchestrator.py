@@ -174,7 +174,7 @@ def test_schedule_interval_boundary(since, expected):
 
 
 def test_schedule_rejects_bad_settings():
-    with pytest.raises(ValueError, match="interval"):
+    with pytest.raises(ValueError, match="keyframe_interval"):
         KeyframeSchedule(0)
-    with pytest.raises(ValueError, match="motion threshold"):
+    with pytest.raises(ValueError, match="motion_threshold"):
         KeyframeSchedule(5, -1.0)

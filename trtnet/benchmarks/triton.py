@@ -126,9 +126,9 @@ def _with_server(case: Path, streams: int, frames: int, image: np.ndarray) -> No
 
 
 def run(args) -> int:
-    from trtnet.reference_data import default_reference_dir
+    from trtnet.reference_data import default_case_dir
 
-    case = args.case or default_reference_dir() / "vid_resnet50"
+    case = args.case or default_case_dir("vid_resnet50")
     image = np.load(case / "inputs.npz")["A/image_bgr"]
     _in_process(case, args.streams, args.frames, image)
     if args.server:

@@ -17,9 +17,10 @@ import numpy as np
 DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
 
 
-def _scalar(value: Any) -> float:
+def _largest(value: Any) -> float:
+    """A motion output as one number: for a batch of cameras, the largest motion."""
     value = value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
-    return float(np.asarray(value).reshape(-1)[0])
+    return float(np.asarray(value).max())
 
 
 class KeyframeSchedule:
@@ -27,9 +28,9 @@ class KeyframeSchedule:
 
     def __init__(self, interval: int = DEFAULT_KEYFRAME_INTERVAL, motion_threshold: Optional[float] = None) -> None:
         if int(interval) != interval or int(interval) < 1:
-            raise ValueError(f"keyframe interval must be a whole number >= 1, got {interval}")
+            raise ValueError(f"keyframe_interval must be a whole number >= 1, got {interval}")
         if motion_threshold is not None and not float(motion_threshold) >= 0:
-            raise ValueError(f"motion threshold must be >= 0, got {motion_threshold}")
+            raise ValueError(f"motion_threshold must be >= 0, got {motion_threshold}")
         self.interval = int(interval)
         self.motion_threshold = None if motion_threshold is None else float(motion_threshold)
         self.reset()
@@ -47,7 +48,7 @@ class KeyframeSchedule:
     @property
     def last_motion(self) -> Optional[float]:
         """The last frame's motion statistic if it was a non-keyframe, else None."""
-        return None if self._motion is None else _scalar(self._motion)
+        return None if self._motion is None else _largest(self._motion)
 
     def next_is_keyframe(self, frame_hw: Optional[tuple[int, int]] = None) -> bool:
         """Whether a frame of size ``frame_hw`` coming next runs the keyframe network."""
@@ -57,9 +58,10 @@ class KeyframeSchedule:
             return True
         return self.adaptive and self._motion is not None and self.last_motion > self.motion_threshold
 
-    def take(self, frame_hw: Optional[tuple[int, int]] = None) -> bool:
-        """Decide for the next frame and record it; True for a keyframe."""
-        keyframe = self.next_is_keyframe(frame_hw)
+    def take(self, frame_hw: Optional[tuple[int, int]] = None, *, force: bool = False) -> bool:
+        """Decide for the next frame and record it; True for a keyframe. ``force``: the caller
+        needs a keyframe for its own reason (no state, another batch of cameras)."""
+        keyframe = force or self.next_is_keyframe(frame_hw)
         if keyframe:
             self._since_keyframe = 0
         self._since_keyframe += 1

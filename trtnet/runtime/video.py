@@ -19,16 +19,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
-
 from trtnet import names, profiling
 from trtnet.masks import Instances
 from trtnet.network.yolact_edge import STATE_INPUTS
 
 from .engine import Engine, EngineError, EngineSource, frame_batch
+from .schedule import DEFAULT_KEYFRAME_INTERVAL, KeyframeSchedule
 from .segmenter import REQUIRED_OUTPUTS, assemble_batch, is_batch_call, is_engine
-
-DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
 # flow/motion above which --adaptive-keyframes makes the next frame a keyframe (a relative
 # feature change; python -m trtnet.bench keyframes shows its response to slow and fast motion)
 DEFAULT_MOTION_THRESHOLD = 0.3
@@ -44,9 +41,10 @@ class VideoSegmenter:
     video. After each frame, ``last_was_keyframe`` says which engine ran and ``last_motion``
     is the non-keyframe's motion statistic (None after a keyframe).
 
-    Schedule: a keyframe when ``keyframe_interval`` frames have passed since the last one
-    (from the first frame: upstream's frame % k == 0), or, with ``motion_threshold``, right
-    after a non-keyframe whose motion was above the threshold.
+    Schedule (:class:`~trtnet.runtime.schedule.KeyframeSchedule`, shared with the Triton
+    orchestrator): a keyframe when ``keyframe_interval`` frames have passed since the last one
+    (from the first frame: upstream's frame % k == 0), when the frame size changes, or, with
+    ``motion_threshold``, right after a non-keyframe whose motion was above the threshold.
 
     Several cameras at once: call with a list of frames of one size (one per camera, always
     in the same order) and get a list of Instances; each camera keeps its own keyframe state
@@ -58,10 +56,7 @@ class VideoSegmenter:
                  keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL, motion_threshold: Optional[float] = None,
                  score_threshold: float = 0.0, crop: bool = True, on_device: bool = False,
                  **engine_kwargs: Any) -> None:
-        if int(keyframe_interval) < 1:
-            raise ValueError(f"keyframe_interval must be >= 1, got {keyframe_interval}")
-        if motion_threshold is not None and not motion_threshold >= 0:
-            raise ValueError(f"motion_threshold must be >= 0, got {motion_threshold}")
+        self.schedule = KeyframeSchedule(keyframe_interval, motion_threshold)
         self.keyframe = keyframe if is_engine(keyframe) else Engine(keyframe, **engine_kwargs)
         stream_kwargs = {"stream": self.keyframe.stream, **engine_kwargs}
         self.nonkeyframe = nonkeyframe if is_engine(nonkeyframe) else Engine(nonkeyframe, **stream_kwargs)
@@ -84,60 +79,58 @@ class VideoSegmenter:
             raise EngineError(f"adaptive keyframes need the {names.FLOW_MOTION} output, which the non-keyframe "
                               f"engine {self.nonkeyframe.source} lacks: rebuild it with this trtnet "
                               "(python -m trtnet.build --nonkeyframe)")
-        self.keyframe_interval = int(keyframe_interval)
-        self.motion_threshold = None if motion_threshold is None else float(motion_threshold)
         self.score_threshold = score_threshold
         self.crop = crop
         self.on_device = on_device
         self.reset()
 
     @property
+    def keyframe_interval(self) -> int:
+        return self.schedule.interval
+
+    @property
+    def motion_threshold(self) -> Optional[float]:
+        return self.schedule.motion_threshold
+
+    @property
     def adaptive(self) -> bool:
-        return self.motion_threshold is not None
+        return self.schedule.adaptive
 
     def reset(self) -> None:
         """Forget the keyframe: the next frame is a keyframe."""
         self.index = 0
         self._state: Optional[dict[str, Any]] = None
-        self._since_keyframe = 0
-        self._motion: Any = None  # the last non-keyframe's flow/motion output, read lazily
+        self.schedule.reset()
         self.last_was_keyframe = False
 
     @property
     def last_motion(self) -> Optional[float]:
-        """The motion statistic of the last frame if it was a non-keyframe (else None)."""
-        if self._motion is None:
-            return None
-        value = self._motion.get() if hasattr(self._motion, "get") else self._motion
-        return float(np.asarray(value).max())  # a batch of cameras: the largest motion
+        """The motion statistic of the last frame if it was a non-keyframe (else None; for a
+        batch of cameras the largest)."""
+        return self.schedule.last_motion
 
     def _state_batch(self) -> Optional[int]:
         """Cameras the keyframe state holds (None before the first keyframe)."""
         return None if self._state is None else int(next(iter(self._state.values())).shape[0])
 
-    def next_is_keyframe(self) -> bool:
-        """Whether the next frame will run the keyframe engine."""
-        if self._state is None or self._since_keyframe >= self.keyframe_interval:
-            return True
-        if self.adaptive and self._motion is not None:
-            return self.last_motion > self.motion_threshold
-        return False
+    def next_is_keyframe(self, frame_hw: Optional[tuple[int, int]] = None) -> bool:
+        """Whether the next frame (of size ``frame_hw``, if given) will run the keyframe engine."""
+        return self._state is None or self.schedule.next_is_keyframe(frame_hw)
 
     def outputs(self, frame: Any) -> dict[str, Any]:
         """Raw outputs for the next frame (device buffers, valid until the next call of that engine)."""
         batch = frame_batch(frame, getattr(self.keyframe, "cupy", None))
-        if self.next_is_keyframe() or self._state_batch() != int(batch.shape[0]):
+        new_batch = self._state_batch() != int(batch.shape[0])  # also True before the first keyframe
+        if self.schedule.take((int(batch.shape[1]), int(batch.shape[2])), force=new_batch):
             with profiling.stage(profiling.KEYFRAME_ENGINE):
                 out = self.keyframe(batch, synchronize=False)
             self._state = {name: out[exported] for exported, name in STATE_INPUTS.items()}
-            self._since_keyframe, self._motion = 0, None
             self.last_was_keyframe = True
         else:
             with profiling.stage(profiling.NONKEYFRAME_ENGINE):
                 out = self.nonkeyframe.run({names.INPUT: batch, **self._state}, synchronize=False)
-            self._motion = out.get(names.FLOW_MOTION)
+            self.schedule.record_motion(out.get(names.FLOW_MOTION))
             self.last_was_keyframe = False
-        self._since_keyframe += 1
         self.index += 1
         return out
 
