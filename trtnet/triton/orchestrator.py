@@ -68,10 +68,12 @@ class TritonPythonModel:
         self.nonkeyframe_outputs = [*REQUIRED_OUTPUTS] + ([names.FLOW_MOTION] if motion is not None else [])
 
     # -- tensors ----------------------------------------------------------------------------
-    def _array(self, tensor: Any) -> Any:
-        """A response tensor as a NumPy (CPU) or CuPy (GPU, zero-copy DLPack) array."""
+    def _array(self, tensor: Any, *, keep: bool = False) -> Any:
+        """A response tensor as a NumPy (CPU) or CuPy (GPU, zero-copy DLPack) array; ``keep``:
+        it outlives this execute (keyframe state), so a CPU tensor is copied out of the
+        response's shared memory."""
         if tensor.is_cpu():
-            return np.array(tensor.as_numpy())  # a copy: the response's memory goes with it
+            return np.array(tensor.as_numpy()) if keep else tensor.as_numpy()
         import cupy  # GPU tensors only occur where CuPy is installed with Triton
 
         return cupy.from_dlpack(tensor.to_dlpack())
@@ -121,7 +123,8 @@ class TritonPythonModel:
         if keyframe:
             # The non-keyframe model's state inputs, under their input names (CuPy arrays on the
             # GPU hold the response's memory through DLPack: no copy, no host round trip).
-            stream.state = {input_name: self._array(get(exported)) for exported, input_name in STATE_INPUTS.items()}
+            stream.state = {input_name: self._array(get(exported), keep=True)
+                            for exported, input_name in STATE_INPUTS.items()}
         elif self.streams.motion_threshold is not None:
             stream.schedule.record_motion(self._array(get(names.FLOW_MOTION)))
         outputs = {n: self._array(get(n)) for n in REQUIRED_OUTPUTS}
@@ -129,12 +132,11 @@ class TritonPythonModel:
                                       score_threshold=self.score_threshold)
         if end:
             self.streams.end(corrid)
-        xp_masks = inst.masks.astype(np.uint8) if isinstance(inst.masks, np.ndarray) else inst.masks.astype("uint8")
         tensors = [
             self._tensor(OUT_CLASSES, _batch1(inst.classes.astype(np.int32))),
             self._tensor(OUT_SCORES, _batch1(inst.scores.astype(np.float32))),
             self._tensor(OUT_BOXES, _batch1(inst.boxes.astype(np.int32))),
-            self._tensor(OUT_MASKS, _batch1(xp_masks)),
+            self._tensor(OUT_MASKS, _batch1(inst.masks.view(np.uint8))),  # bool is one byte of 0/1: no copy
             self.pb.Tensor(OUT_KEYFRAME, np.array([[keyframe]], dtype=bool)),
         ]
         return self.pb.InferenceResponse(output_tensors=tensors)
