@@ -133,3 +133,15 @@ def test_mask_assembly_kernels_match_twin_randomized(dtype):
         want = C.assemble_masks(protos, coeffs, boxes, frame_hw=hw, count=5, output=output)
         np.testing.assert_array_equal(device[:5], want)
         assert not device[5:].any()  # past the device count: left as allocated (zeros)
+
+
+def test_mask_assembler_on_device_arrays_uses_the_kernels(reference_dir):
+    from trtnet.masks import assemble_masks
+
+    out = np.load(reference_dir / "mobilenetv2" / "outputs.npz")
+    top = 4 if EMULATED else 100
+    want = out["img0/fastnms/masks"][:top]
+    got = assemble_masks(cupy.asarray(out["img0/proto"]), cupy.asarray(out["img0/fastnms/det_mask_coefs"][:top]),
+                         cupy.asarray(out["img0/fastnms/det_boxes"][:top]), frame_hw=want.shape[1:])
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(cupy.asnumpy(got), want.astype(bool))

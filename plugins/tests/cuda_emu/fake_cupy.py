@@ -4,6 +4,7 @@ against a trtnet._C whose "device" launchers run the emulated kernels (cuda_runt
 
 from __future__ import annotations
 
+import sys
 import types
 
 import numpy as np
@@ -12,6 +13,7 @@ int32 = np.int32
 uint8 = np.uint8
 float16 = np.float16
 float32 = np.float32
+bool_ = np.bool_
 dtype = np.dtype
 
 
@@ -48,6 +50,10 @@ def empty_like(a) -> ndarray:
 
 def zeros(shape, dtype=np.float32) -> ndarray:
     return _wrap(np.zeros(shape, dtype))
+
+
+def get_array_module(*arrays):
+    return sys.modules[__name__] if any(isinstance(a, ndarray) for a in arrays) else np
 
 
 def asnumpy(a) -> np.ndarray:
