@@ -153,3 +153,13 @@ def test_bad_arguments_are_named(kwargs, message):
 def test_workspace_size_covers_the_lowres_masks():
     assert C.mask_workspace_size(100) == -(-100 * 138 * 138 * 4 // 256) * 256
     assert C.mask_workspace_size(0) == 0
+
+
+def test_mixed_detection_dtypes_widen_instead_of_rounding_boxes(cases):
+    from trtnet.masks import assemble_masks
+
+    protos, coeffs, boxes, det = _inputs(cases, "vid_resnet50", "key")
+    got = assemble_masks(protos, coeffs.astype(np.float16).astype(np.float32).astype(np.float16), boxes,
+                         frame_hw=det["masks"].shape[1:])
+    want = C.assemble_masks(protos, coeffs.astype(np.float16).astype(np.float32), boxes, frame_hw=det["masks"].shape[1:])
+    np.testing.assert_array_equal(got, want.astype(bool))

@@ -141,8 +141,8 @@ def _assemble_compiled(xp, protos, coeffs, boxes, frame_hw: tuple[int, int], cro
         return None  # the kernels take device pointers (CuPy's .data.ptr); other arrays use the array path
     protos, coeffs, boxes = (a if a.dtype in (xp.float32, xp.float16) else a.astype(xp.float32)
                              for a in (protos, coeffs, boxes))
-    if boxes.dtype != coeffs.dtype:
-        boxes = boxes.astype(coeffs.dtype)
+    if boxes.dtype != coeffs.dtype:  # one detection dtype: widen (float16 -> float32 is exact)
+        coeffs, boxes = coeffs.astype(xp.float32), boxes.astype(xp.float32)
     output = "mask" if threshold is not None else "prob"
     thr = 0.5 if threshold is None else float(threshold)
     if xp is np:
