@@ -220,6 +220,10 @@ def test_the_example_reports_usage_and_errors_with_exit_codes(installed, tmp_pat
     assert usage.returncode == 0 and "examples:" in usage.stdout and "--nonkey-engine" in usage.stdout
     missing = subprocess.run([str(example), "photo.ppm"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "--engine is required" in missing.stderr
-    stub = subprocess.run([str(example), "--engine", str(tmp_path / "m.engine"), "-o", str(tmp_path / "o.ppm"),
-                           str(tmp_path / "in.ppm")], capture_output=True, text=True, timeout=60)
+    args = [str(example), "--engine", str(tmp_path / "m.engine"), "-o", str(tmp_path / "o.ppm"), str(tmp_path / "in.ppm")]
+    absent = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert absent.returncode == 1 and f"SOURCE {tmp_path / 'in.ppm'} not found" in absent.stderr
+    (tmp_path / "in.ppm").write_bytes(b"P6\n4 2\n255\n" + bytes(24))
+    stub = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert stub.returncode == 1 and "TensorRT could not create a runtime" in stub.stderr
+    assert not (tmp_path / "o.ppm").exists()

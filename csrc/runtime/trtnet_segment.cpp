@@ -140,6 +140,7 @@ std::vector<std::string> folder_images(std::string const& dir, std::vector<std::
     return files;
 }
 
+#ifndef TRTNET_WITH_OPENCV
 // A BGR8 image in host memory.
 struct Image {
     int width = 0, height = 0;
@@ -182,6 +183,7 @@ bool write_ppm(std::string const& path, Image const& img) {
     }
     return std::rename(tmp.c_str(), path.c_str()) == 0;  // complete or absent, never half-written
 }
+#endif
 
 // Masks tinted per class at 45 %, boxes one pixel wide: the overlay of python -m trtnet.infer.
 void draw(uint8_t* bgr, size_t pitch, trtnet::Instances const& found) {
@@ -312,6 +314,7 @@ int run_opencv(Args const& a, Runner& runner) {
 }
 #endif
 
+#ifndef TRTNET_WITH_OPENCV
 int run_ppm(Args const& a, Runner& runner) {
     bool folder = is_directory(a.source);
     std::vector<std::string> inputs = folder ? folder_images(a.source, {".ppm"}) : std::vector<std::string>{a.source};
@@ -334,6 +337,7 @@ int run_ppm(Args const& a, Runner& runner) {
     }
     return 0;
 }
+#endif
 
 }  // namespace
 
@@ -343,6 +347,12 @@ int main(int argc, char** argv) {
                 a.nonkey.empty() ? " with " : " with video engines ", a.engine.c_str(), a.output.c_str(), a.score,
                 a.max_drawn, a.nonkey.empty() ? "" : (", keyframe every " + std::to_string(a.interval)).c_str());
     auto start = std::chrono::steady_clock::now();
+    bool camera = a.source.find_first_not_of("0123456789") == std::string::npos;
+    struct stat st {};
+    if (!camera && stat(a.source.c_str(), &st) != 0) {  // before the engines load: a typo fails fast
+        std::fprintf(stderr, "trtnet_segment: SOURCE %s not found\n", a.source.c_str());
+        return 1;
+    }
     try {
         Runner runner(a);
 #ifdef TRTNET_WITH_OPENCV
