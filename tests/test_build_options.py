@@ -66,12 +66,17 @@ def test_builder_calls_exist_in_tensorrt_with_these_names(trt, store, tmp_path):
     build.build(fake, store, CONFIG, settings=settings)
     settings.progress = True
     build.build(fake, store, CONFIG, settings=build.BuilderSettings(tf32=True, progress=True))
+    other = SharedTimingCache(tmp_path / "t.cache")  # a second build merging into the shared file
+    config = fake.Builder(None).create_builder_config()
+    other.attach(config)
+    (tmp_path / "t.cache").write_bytes(runtime_fakes.TIMING_MAGIC + b"written_meanwhile")
+    other.save(config)
     fake.usage.enums = {e for e in fake.usage.enums if e[0] != "Severity"}
     assert usage_problems(fake.usage, trt) == []
     used = {c[:2] for c in fake.usage.calls}
     assert {("IBuilderConfig", "clear_flag"), ("IBuilderConfig", "set_flag"),
             ("IBuilderConfig", "create_timing_cache"), ("IBuilderConfig", "set_timing_cache"),
-            ("IBuilderConfig", "get_timing_cache"), ("ITimingCache", "serialize")} <= used
+            ("IBuilderConfig", "get_timing_cache"), ("ITimingCache", "serialize"), ("ITimingCache", "combine")} <= used
     assert {("IBuilderConfig", "profiling_verbosity", "set"),
             ("IBuilderConfig", "progress_monitor", "set")} <= fake.usage.attributes
 
@@ -87,8 +92,16 @@ def test_the_fake_builder_enums_have_tensorrts_values(trt):
 def test_progress_monitor_is_a_tensorrt_progress_monitor(trt):
     from trtnet.build_progress import make_progress_monitor
 
+    import inspect
+
+    import trt_harness
+
     monitor = make_progress_monitor(trt, enabled=False)
     assert isinstance(monitor, trt.IProgressMonitor)
+    for method in ("phase_start", "step_complete", "phase_finish"):  # TensorRT calls them by these names
+        (real,) = trt_harness.overloads(getattr(trt.IProgressMonitor, method))
+        ours = list(inspect.signature(getattr(type(monitor), method)).parameters)
+        assert ours == [name for name, _ in real], method
     monitor.phase_start("Building engine", None, 3)
     monitor.phase_start("Tactics", "Building engine", 2)
     assert monitor.depth == {"Building engine": 0, "Tactics": 1}
