@@ -134,7 +134,7 @@ def test_backend_example_and_stub_compile_against_tensorrt_headers(major, tmp_pa
     defined = _run(["nm", "--defined-only", tmp_path / "nvinfer_stub.o"], "nm").stdout
     for symbol in ("createInferRuntime_INTERNAL", "getInferLibVersion"):
         assert symbol in undefined and symbol in defined
-    assert not re.search(r"nvinfer1::(?!.*::~)", undefined), "a non-inline TensorRT symbol the stub lacks:\n" + undefined
+    assert not re.search(r"nvinfer1::(?!.*::~)", undefined), f"a TensorRT symbol the stub lacks:\n{undefined}"
 
 
 # ---- install tree + find_package consumer -----------------------------------------------------
@@ -220,7 +220,8 @@ def test_the_example_reports_usage_and_errors_with_exit_codes(installed, tmp_pat
     assert usage.returncode == 0 and "examples:" in usage.stdout and "--nonkey-engine" in usage.stdout
     missing = subprocess.run([str(example), "photo.ppm"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "--engine is required" in missing.stderr
-    args = [str(example), "--engine", str(tmp_path / "m.engine"), "-o", str(tmp_path / "o.ppm"), str(tmp_path / "in.ppm")]
+    args = [str(example), "--engine", str(tmp_path / "m.engine"), "-o", str(tmp_path / "o.ppm"),
+            str(tmp_path / "in.ppm")]
     absent = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert absent.returncode == 1 and f"SOURCE {tmp_path / 'in.ppm'} not found" in absent.stderr
     (tmp_path / "in.ppm").write_bytes(b"P6\n4 2\n255\n" + bytes(24))
