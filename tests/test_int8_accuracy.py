@@ -2,7 +2,7 @@
 
 The reference networks are chaotic (+-1 grey level moves C5 by 29%), so reduced precision is
 judged on trtnet.conditioned's checkpoint of yolact_edge_mobilenetv2 (BN statistics from a
-mosaic of 4 photo crops, residual branches at gain 0.25, smooth kernels, head convs at unit
+mosaic of 4 photo crops, residual branches at gain 0.1, smooth kernels, head convs at unit
 std), run at 160x160 to keep the tests fast. Reference: the fp32 emulator (exact against
 upstream). int8 is set against an independent fake quantization of the fp32 path
 (trtnet.int8_accuracy): a wrong scale, axis or quantized tensor moves the measured error
@@ -30,7 +30,7 @@ CONFIG = "yolact_edge_mobilenetv2"
 SIZE, GRID = 160, 2
 INT8_PRESETS = [name for name, plan in PRESETS.items() if plan.uses_int8]
 # measured / predicted relative error, per tensor: the int8 network adds fp16 rounding between
-# its int8 kernels (measured at 160 px: 0.77..0.92 for every tensor and preset)
+# its int8 kernels (measured at 160 px: 0.75..0.94 for every tensor and preset)
 RATIO_BAND = (0.6, 1.3)
 
 
@@ -54,7 +54,7 @@ def fp32(model):
 
 def test_the_checkpoint_is_well_conditioned(model, fp32):
     # +-1 grey level of noise on the frame (1.4% of the normalised image's std): measured
-    # 2.3% on C5 (the reference network: 29%); the detections keep a spread of scores.
+    # 1.3% on C5 (the reference network: 29%); the detections keep a spread of scores.
     weights, config, inputs, _ = model
     frame = inputs[names.INPUT]
     noise = np.random.default_rng(1).integers(-1, 2, frame.shape)
@@ -65,15 +65,30 @@ def test_the_checkpoint_is_well_conditioned(model, fp32):
     assert (scores > 0.3).sum() >= 20 and scores.max() - scores.min() > 0.2
 
 
-def test_fp16_stays_close_and_keeps_the_detections(model, fp32):
-    # The issue's target is 1%; measured on this checkpoint (relative L2): C3 0.3%, C5 1.0%,
-    # P3..P7 0.7-1.2%, proto 1.6-1.8%, head 1.0-1.2%. The bound is what it reaches, not 1%.
+# fp16 relative L2 error per tensor, measured on this checkpoint at 160 px (the issue's target
+# is 1% on every tensor). 97% of it is the fp16 rounding of the kernels (activations in fp32
+# with fp16 kernels give C5 0.97% of 0.99% at residual gain 0.25), which the network carries
+# to its outputs; conf's excess over the logits (0.84 vs 0.52 on loc) is the fp32 softmax's
+# own sensitivity, not a precision loss.
+FP16_MEASURED = {
+    names.C3: 0.0028, names.C4: 0.0034, names.C5: 0.0057,
+    names.P3: 0.0043, names.P4: 0.0044, names.P5: 0.0049, names.P6: 0.0053, names.P7: 0.0055,
+    names.PROTO: 0.0090, names.LOC: 0.0052, names.CONF: 0.0084, names.MASK: 0.0058,
+}
+FP16_TARGET = 0.01
+
+
+def test_fp16_stays_within_one_percent_and_keeps_the_detections(model, fp32):
+    # measured: 99 of 100 detections above 0.3 matched
     weights, config, inputs, _ = model
     out = run_network(build_keyframe, weights, config, inputs, "fp16", COMPARED)
     errors = compare(out, fp32)
-    assert errors[names.C3] <= 0.005 and max(errors.values()) <= 0.025, errors
+    assert set(errors) == set(FP16_MEASURED)
+    assert max(errors.values()) < FP16_TARGET, errors
+    # and the rounding is there: a component left in fp32 would drop its tensors' error
+    assert all(errors[t] >= 0.5 * m for t, m in FP16_MEASURED.items()), errors
     matched, total = detection_agreement(out, fp32)
-    assert matched >= 0.9 * total
+    assert total > 0 and matched >= 0.9 * total, (matched, total)
 
 
 def _out_of_band(measured: dict, predicted: dict) -> dict:
@@ -96,11 +111,11 @@ def test_int8_error_is_what_quantization_alone_predicts(int8):
 
 
 def test_int8_keeps_most_detections(int8):
-    # Measured at 160 px: 64-65 of the 100 detections above 0.3 matched (same class, IoU >=
-    # 0.5). int8 rounding of per-tensor activations moves this random-weight network's
-    # features by 10-35% (as the independent fake quantization predicts, test above).
+    # Measured at 160 px: 79 of the 100 detections above 0.3 matched (same class, IoU >=
+    # 0.5) for every preset. int8 rounding of per-tensor activations moves this random-weight
+    # network's features by 8-32% (as the independent fake quantization predicts, test above).
     preset, _, _, (matched, total) = int8
-    assert total > 0 and matched >= 0.55 * total, (preset, matched, total)
+    assert total > 0 and matched >= 0.7 * total, (preset, matched, total)
 
 
 # -- the checks fail on misplaced quantization ------------------------------------------------

@@ -9,7 +9,8 @@ the last BN of every residual branch has a small gain (the identity dominates, a
 training), and every conv without BN is rescaled per output channel to zero mean and a
 chosen std (unit by default; the class logits wider so that detections have confident
 scores). Statistics are measured with the fp32 emulator, layer order converging over a few
-passes (each pass re-measures with the previous pass's corrections upstream).
+passes (each pass re-measures with the previous pass's corrections upstream). Video configs
+also get their flow net and SPA conditioned, on the non-keyframe network.
 
     weights = conditioned_weights(config, images)   # dict of upstream keys -> float32
 """
@@ -25,11 +26,25 @@ import numpy as np
 from trtnet import names
 from trtnet.config import Config, get_config
 
-RESIDUAL_GAIN = 0.25   # gamma of the last BN of a residual branch (std relative to the identity)
+# gamma of the last BN of a residual branch (std relative to the identity). Trained networks
+# keep these small: the common recipe initialises them at zero (Goyal et al. 2017, "Accurate,
+# Large Minibatch SGD", sec. 5.1; He et al. 2019, "Bag of Tricks", sec. 3.1) so each block
+# starts as the identity. At 0.25 the branches amplified the fp16 kernel rounding (measured:
+# fp16 kernels alone, activations fp32, give 97% of the fp16 error) to 1.1-1.7% on P6, P7,
+# proto, conf and mask through MobileNetV2's 10 residual blocks; at 0.1 every tensor is
+# under 1% (tests/test_int8_accuracy.py) and +-1 grey moves C5 by 1.3% instead of 1.6%.
+RESIDUAL_GAIN = 0.1
 LOGIT_STD = 1.5        # per-class std of the class logits: softmax maxima spread over (0, 1)
 OUTPUT_STD = 1.0       # every other conv without BN
 SHARED_PASSES = 2       # passes: the head's shared convs are solved after each (two in a chain)
 SPATIAL_ROUGHNESS = 0.2  # white-noise share of the spatial kernels (see smooth_kernel)
+# the flow net's predictions (mean, std), as a trained one makes them: offsets of a fraction of a
+# feature cell (the warp moves by flow / 8 of the half-width), the warp's scale near 1, its bias
+# near 0 (upstream: warped * scale + bias)
+FLOW_OFFSET = (0.0, 0.5)
+WARP_SCALE = (1.0, 0.1)
+WARP_BIAS = (0.0, 0.1)
+MOTION_PIXELS = 4      # the current frame of the flow net's conditioning: the keyframe moved by this
 BN_EPS = 1e-5          # upstream's BatchNorm eps (trtnet.weights folds with it)
 
 
@@ -116,42 +131,29 @@ def mosaic(images: Sequence[np.ndarray], grid: int, tile: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate(rows, axis=0))
 
 
-def conditioned_weights(
-    config: Union[Config, str], frame: np.ndarray, *, seed: int = 0,
-    residual_gain: float = RESIDUAL_GAIN, logit_std: float = LOGIT_STD,
-) -> dict[str, np.ndarray]:
-    """Weights for ``config`` conditioned on ``frame`` (uint8 BGR; a :func:`mosaic` of many
-    images), starting from trtnet.benchmarks.emulator.random_weights(seed).
+def _target(key: str, residual_gain: float, logit_std: float) -> tuple[float, float]:
+    """(mean, std) every output channel of conv ``key`` (without BN) is solved to."""
+    if key.endswith("conf_layer"):
+        return 0.0, logit_std
+    if key.startswith("flow_net.pred"):  # the flow net's predictions, as a trained one makes them
+        kind = key.rsplit(".", 1)[-1]
+        return {"scale": WARP_SCALE, "bias": WARP_BIAS, "conv": FLOW_OFFSET}[kind]
+    if key.startswith("spa.refine_convs"):  # SPA adds it to the warped feature: a residual branch
+        return 0.0, residual_gain
+    return 0.0, OUTPUT_STD
 
-    One fp32 emulator pass, layer by layer in network order: each convolution's output is
-    measured, its BN statistics (or, without BN, its weights and bias) are solved so that
-    every channel has the target mean and std, and the corrected output is what the next
-    layers read. A conv shared by several levels (the head) is solved on its first (largest)
-    level and applied unchanged to the others. Only the keyframe network is measured, so the
-    flow net of video configs keeps its random init.
-    """
+
+def _solve_pass(net: Any, inputs: Mapping[str, np.ndarray], fetch: Sequence[str], weights: dict[str, np.ndarray],
+                skip: set[str], residual_gain: float, logit_std: float) -> set[str]:
+    """Condition every conv of ``net`` (built from ``weights``) not in ``skip``, in place in
+    ``weights``; return the conv keys of ``net``. See :func:`conditioned_weights`."""
     from trtnet import emulator
-    from trtnet.benchmarks.emulator import random_weights
-    from trtnet.network import build_keyframe
 
-    config = get_config(config) if isinstance(config, str) else config
-    weights = random_weights(config.name, seed)
-    for key, w in weights.items():
-        if w.ndim == 4 and w.shape[-1] > 1:
-            weights[key] = smooth_kernel(w, np.random.default_rng(seed + 1))
-    net = emulator.Network()
-    build_keyframe(net, emulator.trt, weights, config, export_state=False)
-    for key in _residual_branch_convs(net):
-        bn = _bn_key(key, weights)
-        if bn is not None:
-            weights[f"{bn}.weight"] = np.full_like(weights[f"{bn}.weight"], residual_gain)
-    net = emulator.Network()
-    tensors = build_keyframe(net, emulator.trt, weights, config, export_state=False)
     convs = {id(layer): layer.name.split("@")[0] for layer in _layers(net)
              if layer.type == emulator.trt.LayerType.CONVOLUTION}
     uses = {key: list(convs.values()).count(key) for key in set(convs.values())}
     affine: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # key -> (a, b): corrected y = a y + b
-    solved: set[str] = set()
+    solved: set[str] = set(skip)
     pooled: dict[str, list[np.ndarray]] = {}  # shared key -> [sum, sum of squares, count]
 
     def solve(key: str, mean: np.ndarray, std: np.ndarray) -> None:
@@ -167,13 +169,14 @@ def conditioned_weights(
             a2 = np.abs(gamma) / std
             b2 = beta - a2 * mean
         else:
-            a2 = (logit_std if key.endswith("conf_layer") else OUTPUT_STD) / std
+            target_mean, target_std = _target(key, residual_gain, logit_std)
+            a2 = target_std / std
             w = weights[f"{key}.weight"]
             weights[f"{key}.weight"] = (w * a2.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
             b2 = np.zeros_like(a2)
             if f"{key}.bias" in weights:
-                weights[f"{key}.bias"] = ((weights[f"{key}.bias"] - mean) * a2).astype(np.float32)
-                b2 = -a2 * mean
+                weights[f"{key}.bias"] = ((weights[f"{key}.bias"] - mean) * a2 + target_mean).astype(np.float32)
+                b2 = target_mean - a2 * mean
         a, b = affine.get(key, (1.0, 0.0))
         affine[key] = (a2 * a, a2 * b + b2)
 
@@ -187,6 +190,8 @@ def conditioned_weights(
     def execute(layer: Any, xs: list) -> list:  # the conv's output as the solved weights give it
         (raw,) = plain(layer, xs)
         key, raw = convs[id(layer)], raw.astype(np.float64)
+        if key in skip:
+            return [raw.astype(np.float32)]
         if uses[key] == 1 and key not in solved:
             y = corrected(key, raw)
             solve(key, y.mean(axis=(0, 2, 3)), y.std(axis=(0, 2, 3)))
@@ -203,12 +208,58 @@ def conditioned_weights(
     try:
         for _ in range(SHARED_PASSES):
             pooled.clear()
-            emulator.run(net, {names.INPUT: np.asarray(frame)[None]},
-                         fetch=[names.PROTO, names.LOC, names.MASK, names.CONF], outputs=False)
+            emulator.run(net, dict(inputs), fetch=list(fetch), outputs=False)
             for key, (total, sq, count) in pooled.items():
                 mean = total / count
                 solve(key, mean, np.sqrt(np.maximum(sq / count - mean * mean, 0.0)))
     finally:
         conv_class._execute = plain
-    del tensors
+    return set(convs.values())
+
+
+def conditioned_weights(
+    config: Union[Config, str], frame: np.ndarray, *, seed: int = 0,
+    residual_gain: float = RESIDUAL_GAIN, logit_std: float = LOGIT_STD,
+) -> dict[str, np.ndarray]:
+    """Weights for ``config`` conditioned on ``frame`` (uint8 BGR; a :func:`mosaic` of many
+    images), starting from trtnet.benchmarks.emulator.random_weights(seed).
+
+    One fp32 emulator pass, layer by layer in network order: each convolution's output is
+    measured, its BN statistics (or, without BN, its weights and bias) are solved so that
+    every channel has the target mean and std, and the corrected output is what the next
+    layers read. A conv shared by several levels (the head) is solved on its first (largest)
+    level and applied unchanged to the others. Video configs then condition the flow net and
+    SPA the same way on the non-keyframe network, with ``frame`` as the keyframe and ``frame``
+    moved by :data:`MOTION_PIXELS` as the current frame (flow offsets, warp scale and bias
+    near a trained flow net's, see :func:`_target`).
+    """
+    from trtnet import emulator
+    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network import build_keyframe, build_nonkeyframe, keyframe_state
+
+    config = get_config(config) if isinstance(config, str) else config
+    weights = random_weights(config.name, seed)
+    for key, w in weights.items():
+        if w.ndim == 4 and w.shape[-1] > 1:
+            weights[key] = smooth_kernel(w, np.random.default_rng(seed + 1))
+    net = emulator.Network()
+    build_keyframe(net, emulator.trt, weights, config, export_state=False)
+    for key in _residual_branch_convs(net):
+        bn = _bn_key(key, weights)
+        if bn is not None:
+            weights[f"{bn}.weight"] = np.full_like(weights[f"{bn}.weight"], residual_gain)
+    net = emulator.Network()
+    tensors = build_keyframe(net, emulator.trt, weights, config, export_state=False)  # noqa: F841 - keeps weights alive
+    image = {names.INPUT: np.asarray(frame)[None]}
+    keyframe_convs = _solve_pass(net, image, [names.PROTO, names.LOC, names.MASK, names.CONF], weights,
+                                 set(), residual_gain, logit_std)
+    if config.is_video:
+        net = emulator.Network()
+        build_keyframe(net, emulator.trt, weights, config, export_state=True)
+        state = keyframe_state(emulator.run(net, image))
+        net = emulator.Network()
+        tensors = build_nonkeyframe(net, emulator.trt, weights, config)  # noqa: F841
+        moved = np.roll(np.asarray(frame), MOTION_PIXELS, axis=(0, 1))[None]
+        _solve_pass(net, {names.INPUT: moved, **state}, [names.PROTO, names.LOC, names.MASK, names.CONF],
+                    weights, keyframe_convs, residual_gain, logit_std)
     return weights
