@@ -23,7 +23,7 @@ whatever the config, as the emulator would compute NaN where TensorRT 11 may giv
 
 from __future__ import annotations
 
-from . import trt
+from . import trt_types as trt  # not .trt: that module re-exports this one's names
 
 
 class EmulatorConfigError(ValueError):

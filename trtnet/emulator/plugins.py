@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import trt
+from . import trt_types as trt  # not .trt: that module re-exports this one's names
 from .usage import ApiUsage
 
 DT = trt.DataType

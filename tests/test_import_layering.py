@@ -1,0 +1,139 @@
+"""Imports flow one way (DESIGN.md "Keeping the house easy to live in").
+
+Commands use the runtime, the network and the emulator; nothing below a command imports a
+command, and no trtnet module imports a module that imports it back. Read with ``ast`` from the
+source (nothing is imported), so a circle fails here rather than as a half-initialised module
+at some user's first import.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "trtnet"
+COMMANDS = {f"trtnet.{c}" for c in ("build", "verify", "infer", "eval", "calibrate", "bench", "export_triton")}
+
+# Function-level imports of a command from below, each a known debt (a new one fails the test;
+# removing one only shrinks this set).
+KNOWN_LAZY_COMMAND_IMPORTS = {
+    ("trtnet.runtime.backends", "trtnet.build"),  # builds the engine for a .pth given to the runtime
+    ("trtnet.runtime.backends", "trtnet.calibrate"),  # loads a calibrated precision plan
+    ("trtnet.conditioned", "trtnet.benchmarks.emulator"),  # random weights of the well-conditioned net
+}
+
+
+def _module_files() -> dict[str, Path]:
+    mods = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if any(not p.isidentifier() for p in parts):  # e.g. export-triton.py: a script, not importable
+            continue
+        mods[".".join(parts)] = path
+    return mods
+
+
+MODULES = _module_files()
+
+
+def _is_command(name: str) -> bool:
+    return name in COMMANDS or name == "trtnet.benchmarks" or name.startswith("trtnet.benchmarks.")
+
+
+def _top_level_imports(tree: ast.Module) -> list[ast.stmt]:
+    """Imports run when the module is imported: module body, incl. if/try blocks, not TYPE_CHECKING."""
+    found, todo = [], list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        elif isinstance(node, (ast.If, ast.Try)):
+            todo += node.body + node.orelse + getattr(node, "finalbody", [])
+            todo += [s for h in getattr(node, "handlers", []) for s in h.body]
+    return found
+
+
+def _targets(name: str, path: Path, node: ast.stmt) -> set[str]:
+    """The trtnet modules one import statement loads (``from a import b``: a.b if a module, else a)."""
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names if a.name in MODULES}
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    base = node.module or ""
+    if node.level:
+        parts = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+        base = ".".join(parts + ([node.module] if node.module else []))
+    out = set()
+    for alias in node.names:
+        sub = f"{base}.{alias.name}"
+        if sub in MODULES:
+            out.add(sub)
+        elif base in MODULES:
+            out.add(base)
+    return out
+
+
+def _graph(top_level: bool) -> dict[str, set[str]]:
+    graph = {}
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        nodes = _top_level_imports(tree) if top_level else [
+            n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        graph[name] = set().union(*(_targets(name, path, n) for n in nodes)) - {name}
+    return graph
+
+
+@pytest.fixture(scope="module")
+def top_level() -> dict[str, set[str]]:
+    return _graph(top_level=True)
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found, state, stack = [], {}, []
+
+    def visit(node: str) -> None:
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                found.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return found
+
+
+def test_the_walker_sees_relative_absolute_and_submodule_imports(top_level):
+    # Guards the checks below against passing on an empty graph.
+    assert "trtnet.emulator.plugins" in top_level["trtnet.emulator.trt"]  # from .plugins import x
+    assert "trtnet.emulator.trt_types" in top_level["trtnet.emulator.plugins"]  # from . import trt_types
+    assert "trtnet.runtime.engine" in top_level["trtnet.runtime.backends"]
+    assert all(c in MODULES for c in COMMANDS)
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles_among_trtnet_modules(top_level):
+    assert _cycles(top_level) == []
+
+
+def test_nothing_below_a_command_imports_a_command(top_level):
+    bad = sorted((m, t) for m, targets in top_level.items() if not _is_command(m)
+                 for t in targets if _is_command(t))
+    assert bad == []
+
+
+def test_no_new_function_level_imports_of_a_command():
+    everywhere = _graph(top_level=False)
+    bad = {(m, t) for m, targets in everywhere.items() if not _is_command(m) for t in targets if _is_command(t)}
+    assert sorted(bad - KNOWN_LAZY_COMMAND_IMPORTS) == []
