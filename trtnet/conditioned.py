@@ -170,6 +170,8 @@ def _solve_pass(net: Any, inputs: Mapping[str, np.ndarray], fetch: Sequence[str]
             b2 = beta - a2 * mean
         else:
             target_mean, target_std = _target(key, residual_gain, logit_std)
+            if f"{key}.bias" not in weights:  # its mean cannot move: the rms goes to the target std
+                std = np.sqrt(std * std + mean * mean)
             a2 = target_std / std
             w = weights[f"{key}.weight"]
             weights[f"{key}.weight"] = (w * a2.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)

@@ -87,9 +87,8 @@ def _layers(network: Any) -> list[Any]:
 
 def _fused_into_add(network: Any) -> set[str]:
     """Names of conv(+activation) outputs read only by one add (TensorRT fuses those adds)."""
-    from trtnet import emulator
+    from trtnet.int8_audit import _layer_kind  # IActivationLayer.type is the ActivationType
 
-    trt = emulator.trt
     layers = _layers(network)
     producer = {layer.get_output(0).name: layer for layer in layers}
     readers: dict[str, int] = {}
@@ -106,9 +105,9 @@ def _fused_into_add(network: Any) -> set[str]:
     fused = set()
     for name, layer in producer.items():
         src = layer
-        if src.type == trt.LayerType.ACTIVATION and once(src.get_input(0).name):
+        if _layer_kind(src) == "ACTIVATION" and once(src.get_input(0).name):
             src = producer.get(src.get_input(0).name)
-        if src is not None and src.type == trt.LayerType.CONVOLUTION and once(name):
+        if src is not None and _layer_kind(src) == "CONVOLUTION" and once(name):
             fused.add(name)
     return fused
 
