@@ -17,6 +17,7 @@ import pytest
 from trtnet import calibrate, names
 from trtnet.conditioned import MOTION_PIXELS, augmented, conditioned_weights, mosaic, with_max_size
 from trtnet.int8_accuracy import compare, detection_agreement, run_network
+from trtnet.network import layers as L
 from trtnet.network import build_keyframe, build_nonkeyframe, keyframe_state
 from trtnet.precision import as_plan
 from trtnet.reference_data import ReferenceCase
@@ -53,15 +54,15 @@ def model(reference_dir):
     return weights, config, (video.image("key"), video.image("nonkey")), calibrator.amax("entropy")
 
 
-def run_pair(model, plan, simulate=None, fetch=COMPARED) -> dict:
+def run_pair(model, plan, simulate=None, fetch=COMPARED, outputs=True) -> dict:
     """The keyframe network on the keyframe, then the non-keyframe network on the next frame
     with that state, both built with ``plan`` (``simulate``: fp32 under fake quantization)."""
     weights, config, (key, current), _ = model
     out = run_network(build_keyframe, weights, config, {names.INPUT: key[None]}, plan, KEYFRAME_STATE,
-                      simulate=simulate)
+                      simulate=simulate, outputs=False)
     state = {k: np.ascontiguousarray(v, np.float32) for k, v in keyframe_state(out).items()}
     return run_network(build_nonkeyframe, weights, config, {names.INPUT: current[None], **state}, plan,
-                       fetch, simulate=simulate)
+                       fetch, simulate=simulate, outputs=outputs)
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +120,32 @@ def test_int8_nonkeyframe_keeps_most_detections(int8):
     # 5-23%, as the fake quantization predicts)
     _, _, (matched, total) = int8
     assert total > 0 and matched >= 0.7 * total, (matched, total)
+
+
+# -- the check fails on misplaced quantization in the flow component ----------------------------
+
+FLOW_ONLY = "fp16,flow=int8"  # only the flow net and SPA quantized: their error alone
+WARPED = (names.WARPED_P4, names.WARPED_P5)
+
+
+@pytest.fixture(scope="module")
+def flow_only(model, fp32):
+    plan = as_plan(FLOW_ONLY).with_amax(model[3])
+    return plan, compare(run_pair(model, "fp32", simulate=plan, fetch=WARPED, outputs=False), fp32, WARPED)
+
+
+def _warped_out_of_band(model, fp32, flow_only) -> dict:
+    plan, predicted = flow_only
+    measured = compare(run_pair(model, plan, fetch=WARPED, outputs=False), fp32, WARPED)
+    lo, hi = RATIO_BAND
+    return {t: round(m / predicted[t], 2) for t, m in measured.items() if not lo * predicted[t] <= m <= hi * predicted[t]}
+
+
+def test_unmutated_flow_only_int8_is_in_band(model, fp32, flow_only):
+    assert _warped_out_of_band(model, fp32, flow_only) == {}
+
+
+def test_a_wrong_flow_activation_scale_is_caught(model, fp32, flow_only, monkeypatch):
+    plain = L.fp16_scale
+    monkeypatch.setattr(L, "fp16_scale", lambda scale, amax=None: plain(scale * (1 if amax is not None else 2), amax))
+    assert _warped_out_of_band(model, fp32, flow_only) != {}

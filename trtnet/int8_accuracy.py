@@ -136,6 +136,10 @@ def simulated_quantization(network: Any, plan: PlanLike) -> Iterator[None]:
               and tuple(layer.get_input(0).shape) == tuple(layer.get_input(1).shape)):
             adds[id(layer)] = layer  # residual / top-down adds of feature maps
 
+    if not convs:  # nothing of this network is int8 (the keyframe network of a flow-only plan)
+        yield
+        return
+
     def scale_of(tensor: Any) -> float:
         return float(plan.amax[calibration_name(tensor.name)]) / 127.0
 
