@@ -16,20 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trtnet import _ext
+from compiled import compiled_extension
 from trtnet.masks import assemble_masks as numpy_assemble_masks
 from trtnet.reference_data import ReferenceCase
 
 
-def _compiled():
-    """trtnet._C; CI always builds it (pip install .), so its absence is a failure."""
-    try:
-        return _ext.require()
-    except ImportError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-C = _compiled()
+C = compiled_extension()
 
 FIRST_PASSES = [("vid_resnet50", "key"), ("mobilenetv2", "img0")]
 ALL_PASSES = FIRST_PASSES + [("vid_resnet50", "nonkey"), ("vid_resnet50", "fullB"), ("mobilenetv2", "img1")]

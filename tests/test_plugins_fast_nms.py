@@ -15,19 +15,11 @@ import numpy as np
 import pytest
 
 import nms_boundaries
-from trtnet import _ext
+from compiled import compiled_extension
 from trtnet.plugins import reference
 
 
-def _compiled():
-    """trtnet._C; CI always builds it (pip install .), so its absence is a failure."""
-    try:
-        return _ext.require()
-    except ImportError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-C = _compiled()
+C = compiled_extension()
 # (case, pass): 41 classes (YouTube-VIS) for the video case, 81 (COCO) for MobileNetV2.
 PASSES = (("vid_resnet50", "key"), ("vid_resnet50", "nonkey"), ("vid_resnet50", "fullB"),
           ("mobilenetv2", "img0"), ("mobilenetv2", "img1"))

@@ -11,20 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trtnet import _ext
+from compiled import compiled_extension
 from trtnet.plugins import reference
 
 
 
-def _compiled():
-    """trtnet._C; CI always builds it (pip install .), so its absence is a failure."""
-    try:
-        return _ext.require()
-    except ImportError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
-C = _compiled()
+C = compiled_extension()
 
 LEVELS = ("P4", "P5")
 
