@@ -9,6 +9,22 @@ from .. import trt
 from .base import DT, EmulatorTypeError, FLOATS, ILayer, _Attr, _broadcast_dims, _dims, _enum, _f32
 
 
+def _symmetric_padding() -> property:
+    """``padding_nd`` of convolution and pooling layers: reads pre_padding; setting it sets
+    pre_padding and post_padding (TensorRT semantics)."""
+
+    def get(layer) -> trt.Dims:
+        layer._record("padding_nd", "get")
+        return layer._get("pre_padding")
+
+    def set_(layer, value) -> None:
+        layer._record("padding_nd", "set")
+        layer._set("pre_padding", trt.Dims(value))
+        layer._set("post_padding", trt.Dims(value))
+
+    return property(get, set_)
+
+
 class IConvolutionLayer(ILayer):
     _kind = "Convolution"
     _layer_type = trt.LayerType.CONVOLUTION
@@ -22,17 +38,7 @@ class IConvolutionLayer(ILayer):
     kernel = _Attr(None)
     bias = _Attr(None)
 
-    @property
-    def padding_nd(self) -> trt.Dims:
-        """Symmetric padding; setting it sets pre_padding and post_padding (TensorRT semantics)."""
-        self._record("padding_nd", "get")
-        return self._get("pre_padding")
-
-    @padding_nd.setter
-    def padding_nd(self, value) -> None:
-        self._record("padding_nd", "set")
-        self._set("pre_padding", trt.Dims(value))
-        self._set("post_padding", trt.Dims(value))
+    padding_nd = _symmetric_padding()
 
     def __init__(self, network, inputs, num_output_maps, kernel_shape, kernel, bias):
         super().__init__(network, inputs)
@@ -121,16 +127,7 @@ class IPoolingLayer(ILayer):
     post_padding = _Attr(lambda l: trt.Dims([0] * len(l._get("window_size_nd"))), _dims)
     average_count_excludes_padding = _Attr(True, bool)
 
-    @property
-    def padding_nd(self) -> trt.Dims:
-        self._record("padding_nd", "get")
-        return self._get("pre_padding")
-
-    @padding_nd.setter
-    def padding_nd(self, value) -> None:
-        self._record("padding_nd", "set")
-        self._set("pre_padding", trt.Dims(value))
-        self._set("post_padding", trt.Dims(value))
+    padding_nd = _symmetric_padding()
 
     def __init__(self, network, inputs, type, window_size):  # noqa: A002
         super().__init__(network, inputs)
