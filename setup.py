@@ -6,7 +6,7 @@
 1. CMake (>= 3.18 on PATH) builds the CPU twins, the CUDA kernels when nvcc is found,
    and the plugin library when TensorRT's headers are found (``TensorRT_ROOT``).
 2. Without CMake (or when it fails), setuptools compiles the CPU-twin module directly.
-3. Without a C++17 compiler the package installs as pure Python; ``trtnet._ext`` then
+3. Without a C++17 compiler the package installs as pure Python; ``trtnet.plugins.extension`` then
    says the extension is missing and how to build it.
 
 Environment: ``TRTNET_BUILD_EXT`` (``auto`` default, ``0`` skip, ``1`` fail when the

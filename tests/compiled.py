@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from trtnet import _ext
+from trtnet.plugins import extension as _ext
 
 
 def compiled_extension() -> ModuleType:

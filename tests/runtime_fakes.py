@@ -573,7 +573,9 @@ import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
-from trtnet import masks, names, plugins  # noqa: E402
+from trtnet import names, plugins  # noqa: E402
+
+from trtnet.runtime import masks
 
 SUM, SUM_INT = "test/frame_sum", "test/frame_sum_int"
 

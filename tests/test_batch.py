@@ -24,10 +24,10 @@ from trtnet import names
 from trtnet.build import build_engine
 from trtnet.config import get_config
 from trtnet.network.yolact_edge import emulate_keyframe, emulate_nonkeyframe
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 from trtnet.runtime import EngineError, Segmenter, VideoSegmenter
 from trtnet.runtime.segmenter import instances_from_outputs, outputs_of_frame
-from trtnet.weights import WeightStore
+from trtnet.network.weights import WeightStore
 
 SMALL = 106  # P3..P7: 14, 7, 4, 2, 1
 

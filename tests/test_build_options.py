@@ -19,15 +19,15 @@ import runtime_fakes
 from runtime_fakes import fake_gpu  # noqa: F401 - fixture
 from trtnet import build, names
 from trtnet.config import get_config
-from trtnet.timing_cache import SharedTimingCache, TimingCacheError, locked
+from trtnet.builder.timing_cache import SharedTimingCache, TimingCacheError, locked
 
 CONFIG = "yolact_edge_mobilenetv2"
 
 
 @pytest.fixture(scope="module")
 def store():
-    from trtnet.benchmarks.emulator import random_weights
-    from trtnet.weights import WeightStore
+    from trtnet.network.random_weights import random_weights
+    from trtnet.network.weights import WeightStore
 
     return WeightStore(random_weights(CONFIG))
 
@@ -36,7 +36,7 @@ def store():
 def weights_file(tmp_path_factory):
     from safetensors.numpy import save_file
 
-    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.random_weights import random_weights
 
     path = tmp_path_factory.mktemp("w") / "mnv2.safetensors"
     save_file(random_weights(CONFIG), str(path))
@@ -90,7 +90,7 @@ def test_the_fake_builder_enums_have_tensorrts_values(trt):
 
 # --- progress monitor -----------------------------------------------------------------------
 def test_progress_monitor_is_a_tensorrt_progress_monitor(trt):
-    from trtnet.build_progress import make_progress_monitor
+    from trtnet.builder.progress import make_progress_monitor
 
     import inspect
 
@@ -114,7 +114,7 @@ def test_progress_monitor_is_a_tensorrt_progress_monitor(trt):
 
 
 def test_a_cancelled_build_is_an_error(store, monkeypatch):
-    from trtnet import build_progress
+    from trtnet.builder import progress as build_progress
 
     made = build_progress.make_progress_monitor
 
@@ -263,9 +263,9 @@ def test_max_batch_must_be_positive(weights_file, capsys):
 @pytest.mark.parametrize("config_name, nonkeyframe", [(CONFIG, False), ("yolact_edge_vid_resnet50", True)])
 def test_every_layer_belongs_to_a_component(config_name, nonkeyframe):
     from trtnet import emulator
-    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.random_weights import random_weights
     from trtnet.network.yolact_edge import build_keyframe, build_nonkeyframe
-    from trtnet.plan_summary import component_of
+    from trtnet.builder.plan_summary import component_of
 
     net = emulator.Network()
     (build_nonkeyframe if nonkeyframe else build_keyframe)(net, emulator.trt, random_weights(config_name),
@@ -280,7 +280,7 @@ def test_convolution_parameters_and_macs_are_counted_exactly():
 
     from trtnet import emulator
     from trtnet.emulator import trt
-    from trtnet.plan_summary import summarize
+    from trtnet.builder.plan_summary import summarize
 
     net = emulator.Network()
     x = net.add_input("x", trt.DataType.FLOAT, (-1, 3, 8, 10))

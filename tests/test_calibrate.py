@@ -15,7 +15,7 @@ import pytest
 from trtnet import build, names
 from trtnet import calibrate as cal
 from trtnet.precision import COMPONENTS, PRESETS, PrecisionError, as_plan
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 
 MOBILENET = "yolact_edge_mobilenetv2"
 
@@ -135,7 +135,7 @@ def _cache(**kw) -> cal.CalibrationCache:
 
 def test_cache_round_trip_is_atomic(tmp_path):
     path = tmp_path / "sub" / "calib.json"
-    path.parent.mkdir()  # outputs never create folders (trtnet.files)
+    path.parent.mkdir()  # outputs never create folders (trtnet.media.files)
     _cache().save(path)
     _cache(num_images=3).save(path)
     loaded = cal.CalibrationCache.load(path)
@@ -261,7 +261,7 @@ def test_cli_reports_a_missing_image_folder(tmp_path, capsys):
 def random_mobilenet(tmp_path, monkeypatch):
     from safetensors.numpy import save_file
 
-    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.random_weights import random_weights
 
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt -> ImportError
     path = tmp_path / "m.safetensors"

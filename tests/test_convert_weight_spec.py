@@ -1,4 +1,4 @@
-"""trtnet.weight_spec: expected keys/shapes per config, checked against real checkpoints."""
+"""trtnet.network.weight_spec: expected keys/shapes per config, checked against real checkpoints."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from trtnet.config import CONFIGS
-from trtnet.weight_spec import compare, expected_shapes, match_config
+from trtnet.network.weight_spec import compare, expected_shapes, match_config
 
 REFERENCE = {"vid_resnet50": "yolact_edge_vid_resnet50", "mobilenetv2": "yolact_edge_mobilenetv2"}
 

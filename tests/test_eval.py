@@ -26,8 +26,8 @@ from pycocotools import mask as mask_utils  # noqa: E402
 
 from trtnet import eval as trt_eval  # noqa: E402
 from trtnet.config import COCO_CLASSES, get_config  # noqa: E402
-from trtnet.masks import Instances  # noqa: E402
-from trtnet.reference_data import ReferenceCase  # noqa: E402
+from trtnet.runtime.masks import Instances  # noqa: E402
+from trtnet.verification.reference_data import ReferenceCase  # noqa: E402
 
 # Scores of upstream vs the fp32 emulator differ by <= 1e-4 (verify's fp32 tolerance); two
 # detections closer than that may swap rank. None are that close in these cases, so AP must
@@ -67,7 +67,7 @@ class Replay:
 
     def __init__(self, ref: ReferenceCase):
         from trtnet.precision import as_plan
-        from trtnet.weights import load_weights
+        from trtnet.network.weights import load_weights
 
         self.run = trt_eval.open_runner("emulator", load_weights(ref.weights_path), get_config(ref.config_name),
                                         as_plan("fp32"))

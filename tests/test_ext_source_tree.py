@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from trtnet import _ext
+from trtnet.plugins import extension as _ext
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def test_a_source_tree_without_the_extension_uses_the_installed_build(tmp_path):
     installed = tmp_path / "site" / "trtnet"
     installed.mkdir(parents=True)
     shutil.copy2(_ext._C.__file__, installed)
-    code = ("import sys; sys.path[:0] = ['', sys.argv[1]]; import trtnet._ext as e; "
+    code = ("import sys; sys.path[:0] = ['', sys.argv[1]]; import trtnet.plugins.extension as e; "
             "print(e.__file__); print(e._C.__file__ if e.AVAILABLE else e.IMPORT_ERROR)")
     run = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "site")], cwd=source,
                          capture_output=True, text=True, timeout=60)

@@ -1,10 +1,10 @@
-"""trtnet.files.write_atomically: a failed write leaves the old file and no temporary."""
+"""trtnet.media.files.write_atomically: a failed write leaves the old file and no temporary."""
 
 from __future__ import annotations
 
 import pytest
 
-from trtnet.files import write_atomically
+from trtnet.media.files import write_atomically
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):

@@ -13,16 +13,38 @@ from pathlib import Path
 
 import pytest
 
+import trtnet
+
 ROOT = Path(__file__).resolve().parents[1] / "trtnet"
-COMMANDS = {f"trtnet.{c}" for c in ("build", "verify", "infer", "eval", "calibrate", "bench", "export_triton")}
+COMMANDS = {f"trtnet.{c}" for c in ("build", "verify", "infer", "eval", "calibrate", "bench",
+                                     "export_triton", "__main__")}
+
+# The rooms, bottom to top (DESIGN.md "Layout"; each room's __init__ says the same). A module may
+# import its own room and the rooms below it, never one above, lazy imports included. A unit is a
+# room (a package and everything under it) or, where named, a single module: precision's plan
+# vocabulary sits at the bottom because the network's layer helpers read it, while the rest of
+# precision/ runs networks and sits above network/.
+ROOM_ORDER = (
+    ("trtnet", "trtnet.names", "trtnet.config", "trtnet.precision", "trtnet.precision.plans"),
+    ("trtnet.media",),
+    ("trtnet.plugins",),
+    ("trtnet.emulator",),
+    ("trtnet.network",),
+    ("trtnet.precision.calibration", "trtnet.precision.int8_audit", "trtnet.precision.int8_accuracy",
+     "trtnet.precision.conditioned"),
+    ("trtnet.builder",),
+    ("trtnet.runtime",),
+    ("trtnet.verification",),
+    ("trtnet.triton",),
+    ("trtnet.cli",),
+    ("trtnet.benchmarks",),
+    tuple(sorted(COMMANDS)),
+)
+TOP_LEVEL_ALLOWED = {"__init__.py", "__main__.py", "config.py", "names.py"}
 
 # Function-level imports of a command from below, each a known debt (a new one fails the test;
 # removing one only shrinks this set).
-KNOWN_LAZY_COMMAND_IMPORTS = {
-    ("trtnet.runtime.backends", "trtnet.build"),  # builds the engine for a .pth given to the runtime
-    ("trtnet.runtime.backends", "trtnet.calibrate"),  # loads a calibrated precision plan
-    ("trtnet.conditioned", "trtnet.benchmarks.emulator"),  # random weights of the well-conditioned net
-}
+KNOWN_LAZY_COMMAND_IMPORTS: set[tuple[str, str]] = set()
 
 
 def _module_files() -> dict[str, Path]:
@@ -82,8 +104,10 @@ def _graph(top_level: bool) -> dict[str, set[str]]:
     graph = {}
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                     and "TYPE_CHECKING" in ast.unparse(block.test) for n in ast.walk(block)}
         nodes = _top_level_imports(tree) if top_level else [
-            n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+            n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in type_only]
         graph[name] = set().union(*(_targets(name, path, n) for n in nodes)) - {name}
     return graph
 
@@ -137,3 +161,66 @@ def test_no_new_function_level_imports_of_a_command():
     everywhere = _graph(top_level=False)
     bad = {(m, t) for m, targets in everywhere.items() if not _is_command(m) for t in targets if _is_command(t)}
     assert sorted(bad - KNOWN_LAZY_COMMAND_IMPORTS) == []
+
+
+def room_of(module: str) -> int:
+    """Index in ROOM_ORDER: an exact single-module unit first, else the longest room prefix."""
+    for i, unit in enumerate(ROOM_ORDER):
+        if module in unit:
+            return i
+    best, index = "", None
+    for i, unit in enumerate(ROOM_ORDER):
+        for room in unit:
+            if room != "trtnet" and module.startswith(room + ".") and len(room) > len(best):
+                best, index = room, i
+    if index is None:
+        raise AssertionError(f"{module} is in no room of ROOM_ORDER: put it in one")
+    return index
+
+
+def test_room_of_is_exact_before_prefix():
+    assert room_of("trtnet.precision.plans") == 0
+    assert room_of("trtnet.precision.calibration") > room_of("trtnet.network.layers")
+    assert room_of("trtnet.network.backbones.resnet") == room_of("trtnet.network")
+    assert room_of("trtnet.builder.engine") < room_of("trtnet.runtime.backends")
+
+
+def test_every_module_is_in_a_room():
+    for module in MODULES:
+        room_of(module)
+
+
+def test_imports_flow_down_the_rooms_lazy_ones_included():
+    everywhere = _graph(top_level=False)
+    upward = sorted((m, t) for m, targets in everywhere.items() for t in targets if room_of(t) > room_of(m))
+    assert upward == []
+
+
+def test_the_top_level_holds_commands_config_names_and_rooms():
+    files = {p.name for p in ROOT.iterdir() if p.suffix == ".py"}
+    stray = files - TOP_LEVEL_ALLOWED - {c.split(".")[1] + ".py" for c in COMMANDS}
+    assert stray == set()
+    rooms = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").is_file()}
+    assert rooms == {"benchmarks", "builder", "cli", "emulator", "media", "network", "plugins", "precision",
+                     "runtime", "triton", "verification"}
+
+
+def test_every_room_says_what_it_holds_and_may_import():
+    for room in ROOT.iterdir():
+        init = room / "__init__.py"
+        if init.is_file():
+            doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
+            assert len(doc.split()) >= 20, f"{init}: a paragraph saying what lives here and what it may import"
+
+
+@pytest.mark.parametrize("old", sorted(trtnet.MOVED_MODULES))
+def test_a_moved_module_keeps_its_old_name_with_a_warning(old):
+    import importlib
+    import sys
+
+    new = trtnet.MOVED_MODULES[old]
+    sys.modules.pop(old, None)
+    with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+    assert importlib.util.find_spec(new) is not None and importlib.util.find_spec(new).name == new

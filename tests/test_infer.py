@@ -10,10 +10,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from trtnet import infer, media, overlay
+from trtnet import infer
+
+from trtnet.media import io as media
+
+from trtnet.media import overlay
 from trtnet.config import get_config
-from trtnet.masks import Instances
-from trtnet.reference_data import ReferenceCase
+from trtnet.runtime.masks import Instances
+from trtnet.verification.reference_data import ReferenceCase
 
 THRESHOLD = 0.3
 

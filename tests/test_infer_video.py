@@ -17,10 +17,14 @@ import cv2
 import numpy as np
 import pytest
 
-from trtnet import infer, overlay, weights
+from trtnet import infer
+
+from trtnet.media import overlay
+
+from trtnet.network import weights
 from trtnet.config import get_config
-from trtnet.masks import Instances
-from trtnet.reference_data import ReferenceCase
+from trtnet.runtime.masks import Instances
+from trtnet.verification.reference_data import ReferenceCase
 
 SMALL = 96
 FPS = 12.0
@@ -123,7 +127,7 @@ def test_adaptive_keyframes_from_the_command_line(small_network, case, clip, tmp
 
 
 def test_ctrl_c_ends_a_camera_run_with_complete_outputs(small_network, case, tmp_path, monkeypatch, capsys):
-    from trtnet import media
+    from trtnet.media import io as media
 
     class Camera(media.Source):
         kind, path = "camera", None
@@ -240,7 +244,7 @@ def test_line_width_and_font_grow_with_the_image():
 
 
 def test_an_odd_frame_size_is_made_even_in_a_video_and_said(tmp_path, capsys):
-    from trtnet.media import Frame, VideoWriter
+    from trtnet.media.io import Frame, VideoWriter
 
     path = tmp_path / "odd.mkv"
     frames = [np.full((31, 45, 3), 40 * i, np.uint8) for i in range(3)]

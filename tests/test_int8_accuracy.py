@@ -1,11 +1,11 @@
 """fp16 and int8 are right, not only fast: judged on a well-conditioned checkpoint.
 
 The reference networks are chaotic (+-1 grey level moves C5 by 29%), so reduced precision is
-judged on trtnet.conditioned's checkpoint of yolact_edge_mobilenetv2 (BN statistics from a
+judged on trtnet.precision.conditioned's checkpoint of yolact_edge_mobilenetv2 (BN statistics from a
 mosaic of 4 photo crops, residual branches at gain 0.1, smooth kernels, head convs at unit
 std), run at 160x160 to keep the tests fast. Reference: the fp32 emulator (exact against
 upstream). int8 is set against an independent fake quantization of the fp32 path
-(trtnet.int8_accuracy): a wrong scale, axis or quantized tensor moves the measured error
+(trtnet.precision.int8_accuracy): a wrong scale, axis or quantized tensor moves the measured error
 away from that prediction, which the mutation tests below check.
 """
 
@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 
 from trtnet import calibrate, names
-from trtnet.conditioned import augmented, conditioned_weights, mosaic, with_max_size
-from trtnet.int8_accuracy import (
+from trtnet.precision.conditioned import augmented, conditioned_weights, mosaic, with_max_size
+from trtnet.precision.int8_accuracy import (
     COMPARED, compare, detection_agreement, relative_l2, run_network,
 )
-from trtnet.int8_audit import audit
+from trtnet.precision.int8_audit import audit
 from trtnet.network import build_keyframe
 from trtnet.network import layers as L
 from trtnet.precision import PRESETS, AmaxRecorder, as_plan
-from trtnet.reference_data import ReferenceCase
-from trtnet.weights import WeightStore
+from trtnet.verification.reference_data import ReferenceCase
+from trtnet.network.weights import WeightStore
 
 CONFIG = "yolact_edge_mobilenetv2"
 SIZE, GRID = 160, 2
@@ -168,7 +168,7 @@ def test_qdq_on_the_wrong_add_input_is_caught(model, fp32, monkeypatch):
         return plain(g, identity, branch, name, **kw)
 
     monkeypatch.setattr(L, "add", swapped)
-    import trtnet.network.backbone as backbone
+    import trtnet.network.backbones as backbone
 
     monkeypatch.setattr(backbone, "add", swapped)
     weights, config, _, _ = model

@@ -1,4 +1,4 @@
-"""INT8 placement (trtnet.int8_audit): every int8 preset meets NVIDIA's Q/DQ placement targets,
+"""INT8 placement (trtnet.precision.int8_audit): every int8 preset meets NVIDIA's Q/DQ placement targets,
 with the type rules of TensorRT 10.3 and 11 on every Q/DQ pair; the audit itself catches
 each kind of misplacement (tiny hand-built networks).
 
@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from trtnet import emulator
-from trtnet.benchmarks.emulator import random_weights
-from trtnet.int8_audit import FP16_TARGET, ComponentAudit, audit, audit_plan, format_audit, report_lines
+from trtnet.network.random_weights import random_weights
+from trtnet.precision.int8_audit import FP16_TARGET, ComponentAudit, audit, audit_plan, format_audit, report_lines
 from trtnet.network import build_keyframe, build_nonkeyframe
 from trtnet.network.layers import RELU, Graph, add, conv
 from trtnet.precision import PRESETS, AmaxRecorder, as_plan
-from trtnet.weights import WeightStore
+from trtnet.network.weights import WeightStore
 
 trt = emulator.trt
 INT8_PRESETS = [name for name, plan in PRESETS.items() if plan.uses_int8]

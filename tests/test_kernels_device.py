@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import nms_boundaries
-from trtnet import _ext
+from trtnet.plugins import extension as _ext
 from trtnet.plugins import reference
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed (GPU-only test)")
@@ -136,7 +136,7 @@ def test_mask_assembly_kernels_match_twin_randomized(dtype):
 
 
 def test_mask_assembler_on_device_arrays_uses_the_kernels(reference_dir):
-    from trtnet.masks import assemble_masks
+    from trtnet.runtime.masks import assemble_masks
 
     out = np.load(reference_dir / "mobilenetv2" / "outputs.npz")
     top = 4 if EMULATED else 100

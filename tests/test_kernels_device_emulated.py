@@ -1,5 +1,5 @@
 """tests/test_kernels_device.py -- the GPU test of trtnet._C's device launchers through
-trtnet._ext's CuPy wrappers -- run here without a GPU: trtnet._C is rebuilt with its CUDA
+trtnet.plugins.extension's CuPy wrappers -- run here without a GPU: trtnet._C is rebuilt with its CUDA
 launchers over the emulated kernels (plugins/tests/cuda_emu/cuda_runtime.h) and CuPy is
 replaced by a NumPy stand-in (cuda_emu/fake_cupy.py). This checks the launch path from
 Python down: argument order of the bindings, pointer and stream passing, workspace sizing,
@@ -59,8 +59,8 @@ spec.loader.exec_module(compiled)
 sys.modules["trtnet._C"] = compiled
 import trtnet
 trtnet._C = compiled
-import trtnet._ext
-assert trtnet._ext.HAS_CUDA and trtnet._ext.BUILD_INFO["cuda_version"] == "emulated"
+import trtnet.plugins.extension
+assert trtnet.plugins.extension.HAS_CUDA and trtnet.plugins.extension.BUILD_INFO["cuda_version"] == "emulated"
 import pytest
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", {root!r}, {test!r}]))
 """

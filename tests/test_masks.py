@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trtnet.masks import assemble_masks, boxes_to_pixels, lowres_masks, postprocess
-from trtnet.reference_data import ReferenceCase
+from trtnet.runtime.masks import assemble_masks, boxes_to_pixels, lowres_masks, postprocess
+from trtnet.verification.reference_data import ReferenceCase
 
 FIRST_PASSES = [("vid_resnet50", "key"), ("mobilenetv2", "img0")]
 ALL_PASSES = FIRST_PASSES + [("vid_resnet50", "nonkey"), ("vid_resnet50", "fullB"), ("mobilenetv2", "img1")]

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from compiled import compiled_extension
-from trtnet.masks import assemble_masks as numpy_assemble_masks
-from trtnet.reference_data import ReferenceCase
+from trtnet.runtime.masks import assemble_masks as numpy_assemble_masks
+from trtnet.verification.reference_data import ReferenceCase
 
 
 C = compiled_extension()
@@ -101,7 +101,7 @@ def test_any_frame_size_matches_the_numpy_assembler(cases, frame_hw, dtype):
     protos, coeffs, boxes = (a.astype(dtype) for a in (protos, coeffs, boxes))
     got = C.assemble_masks(protos, coeffs, boxes, frame_hw=frame_hw, output="prob")
     want = numpy_assemble_masks(protos, coeffs, boxes, frame_hw=frame_hw, threshold=None, compiled=False)
-    # trtnet.masks array path: NumPy's exp and matmul, the blend without FMA: float32 ulps apart.
+    # trtnet.runtime.masks array path: NumPy's exp and matmul, the blend without FMA: float32 ulps apart.
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
@@ -148,7 +148,7 @@ def test_workspace_size_covers_the_lowres_masks():
 
 
 def test_mixed_detection_dtypes_widen_instead_of_rounding_boxes(cases):
-    from trtnet.masks import assemble_masks
+    from trtnet.runtime.masks import assemble_masks
 
     protos, coeffs, boxes, det = _inputs(cases, "vid_resnet50", "key")
     got = assemble_masks(protos, coeffs.astype(np.float16).astype(np.float32).astype(np.float16), boxes,

@@ -11,7 +11,7 @@ import argparse
 import pytest
 
 from trtnet import build
-from trtnet.files import write_atomically
+from trtnet.media.files import write_atomically
 
 
 def test_frame_size_parses_height_by_width():
@@ -48,8 +48,8 @@ def test_engine_file_is_written_atomically(tmp_path):
 
 
 def _store(config_name: str):
-    from trtnet.benchmarks.emulator import random_weights
-    from trtnet.weights import WeightStore
+    from trtnet.network.random_weights import random_weights
+    from trtnet.network.weights import WeightStore
 
     return WeightStore(random_weights(config_name))
 
@@ -66,7 +66,7 @@ def test_weights_of_another_config_are_refused_before_tensorrt():
 def test_nonkeyframe_engine_of_an_image_config_is_refused(tmp_path, capsys):
     from safetensors.numpy import save_file
 
-    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.random_weights import random_weights
 
     path = tmp_path / "m.safetensors"
     save_file(random_weights("yolact_edge_mobilenetv2"), str(path))

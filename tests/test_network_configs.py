@@ -2,7 +2,7 @@
 
 The reference data covers ResNet-50 and MobileNetV2 numerically; this covers the
 structure of the others (ResNet-101, minimal/youtubevis variants): the weights of
-trtnet.weight_spec fit the network the builder asks for, and the tensors the FPN, head
+trtnet.network.weight_spec fit the network the builder asks for, and the tensors the FPN, head
 and ProtoNet produce have upstream's shapes for a 550x550 input.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from trtnet import emulator, names
-from trtnet.benchmarks.emulator import random_weights
+from trtnet.network.random_weights import random_weights
 from trtnet.config import CONFIGS, get_config
 from trtnet.network.yolact_edge import build_keyframe
 

@@ -19,8 +19,8 @@ from upstream_match import BOX_ATOL, SCORE_ATOL, assert_close_to_upstream, asser
 from trtnet import names
 from trtnet.config import get_config
 from trtnet.network import emulate_keyframe
-from trtnet.reference_data import ReferenceCase
-from trtnet.weights import WeightStore
+from trtnet.verification.reference_data import ReferenceCase
+from trtnet.network.weights import WeightStore
 
 PASSES = [("vid_resnet50", "key"), ("vid_resnet50", "fullB"), ("mobilenetv2", "img0"), ("mobilenetv2", "img1")]
 FEATURES = (

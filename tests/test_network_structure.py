@@ -1,7 +1,7 @@
 """The keyframe network's structure on the emulator: names, outputs, errors, precision.
 
 Graph-only tests (no 550x550 pass) use random weights shaped like each config's checkpoint
-(trtnet.weight_spec), except the fp16 test, which runs one mobilenetv2 pass on real data.
+(trtnet.network.weight_spec), except the fp16 test, which runs one mobilenetv2 pass on real data.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from trtnet.config import get_config
 from trtnet.network import build_keyframe
 from trtnet.network.yolact_edge import emulate_keyframe
 from trtnet.precision import AmaxRecorder, PrecisionError, PrecisionPlan
-from trtnet.reference_data import ReferenceCase
-from trtnet.weight_spec import expected_shapes
-from trtnet.weights import MissingWeightError, WeightShapeError
+from trtnet.verification.reference_data import ReferenceCase
+from trtnet.network.weight_spec import expected_shapes
+from trtnet.network.weights import MissingWeightError, WeightShapeError
 
 trt = emulator.trt
 CONFIGS = ("yolact_edge_resnet50", "yolact_edge_mobilenetv2", "yolact_edge_vid_resnet50")
@@ -148,7 +148,7 @@ def test_fp16_keyframe_stays_close_to_upstream(reference_dir):
 
 def test_partial_backbone_matches_upstream_non_keyframe_c3(reference_dir):
     # Non-keyframes run the stem and the first two stages only (UPSTREAM_NOTES item 12).
-    from trtnet.network.backbone import build_backbone
+    from trtnet.network.backbones import build_backbone
     from trtnet.network.layers import Graph
     from trtnet.network.preprocess import add_frame_input, build_preprocess
 

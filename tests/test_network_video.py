@@ -22,8 +22,8 @@ from trtnet.network.yolact_edge import (
     KEYFRAME_OUTPUTS, NONKEY_REFERENCE_NAMES, NONKEYFRAME_OUTPUTS, STATE_INPUTS, build_keyframe, build_nonkeyframe,
     emulate_keyframe, emulate_nonkeyframe, keyframe_state,
 )
-from trtnet.reference_data import ReferenceCase
-from trtnet.weights import WeightStore
+from trtnet.verification.reference_data import ReferenceCase
+from trtnet.network.weights import WeightStore
 
 PASS = "nonkey"
 # our tensor name -> the reference's name in the nonkey pass (same unless stated)
@@ -152,7 +152,7 @@ def _consumers_of(net, layer_name: str) -> list[str]:
 
 def test_without_spa_the_warped_features_feed_fpn_phase_2():
     # yolact_edge_vid_minimal (use_spa=False): phase 2 reads warped P4/P5 directly.
-    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.random_weights import random_weights
 
     net = emulator.Network()
     build_nonkeyframe(net, emulator.trt, random_weights("yolact_edge_vid_minimal"), "yolact_edge_vid_minimal")

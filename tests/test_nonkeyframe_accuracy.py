@@ -1,11 +1,11 @@
 """fp16 and int8 on the non-keyframe (video) network, judged on a well-conditioned checkpoint.
 
-trtnet.conditioned conditions yolact_edge_vid_resnet50's keyframe network, then its flow net
+trtnet.precision.conditioned conditions yolact_edge_vid_resnet50's keyframe network, then its flow net
 and SPA on the non-keyframe network (flow offsets a fraction of a cell, warp scale near 1,
 SPA a small residual). A keyframe and the following frame of the reference video run
 through the keyframe network, then the non-keyframe network, both in the plan under test;
 the reference is the fp32 emulator pair. int8 uses the ``upstream`` preset, the one that
-quantizes the flow component (flow net and SPA), set against trtnet.int8_accuracy's
+quantizes the flow component (flow net and SPA), set against trtnet.precision.int8_accuracy's
 independent fake quantization. Run at 128 px to keep the tests fast.
 """
 
@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from trtnet import calibrate, names
-from trtnet.conditioned import MOTION_PIXELS, augmented, conditioned_weights, mosaic, with_max_size
-from trtnet.int8_accuracy import compare, detection_agreement, run_network
+from trtnet.precision.conditioned import MOTION_PIXELS, augmented, conditioned_weights, mosaic, with_max_size
+from trtnet.precision.int8_accuracy import compare, detection_agreement, run_network
 from trtnet.network import layers as L
 from trtnet.network import build_keyframe, build_nonkeyframe, keyframe_state
 from trtnet.precision import as_plan
-from trtnet.reference_data import ReferenceCase
-from trtnet.weights import WeightStore
+from trtnet.verification.reference_data import ReferenceCase
+from trtnet.network.weights import WeightStore
 
 CONFIG = "yolact_edge_vid_resnet50"
 SIZE, GRID, TILE = 128, 2, 96  # run at SIZE; conditioned on a GRID x GRID mosaic of TILE px crops

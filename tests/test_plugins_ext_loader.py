@@ -1,4 +1,4 @@
-"""trtnet._ext: importing never fails; without the compiled module, require() says what is
+"""trtnet.plugins.extension: importing never fails; without the compiled module, require() says what is
 missing and how to build it; with it, the CPU twins and the build facts are exposed."""
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ import pytest
 
 @pytest.fixture
 def ext_without_compiled_module(monkeypatch):
-    """trtnet._ext re-imported while trtnet._C cannot be imported (as on a machine without a compiler)."""
+    """trtnet.plugins.extension re-imported while trtnet._C cannot be imported (as on a machine without a compiler)."""
     import trtnet
-    import trtnet._ext
+    import trtnet.plugins.extension
 
     compiled = sys.modules.get("trtnet._C")
     monkeypatch.setitem(sys.modules, "trtnet._C", None)  # makes `from . import _C` raise ImportError
     monkeypatch.delattr(trtnet, "_C", raising=False)
-    module = importlib.reload(trtnet._ext)
+    module = importlib.reload(trtnet.plugins.extension)
     yield module
     monkeypatch.undo()
     if compiled is not None:
         sys.modules["trtnet._C"] = compiled
         trtnet._C = compiled
-    importlib.reload(trtnet._ext)
+    importlib.reload(trtnet.plugins.extension)
 
 
 def test_missing_extension_is_reported_with_how_to_build(ext_without_compiled_module):
@@ -39,8 +39,8 @@ def test_missing_extension_is_reported_with_how_to_build(ext_without_compiled_mo
 
 def test_trtnet_imports_without_the_extension():
     code = ("import sys; sys.modules['trtnet._C'] = None\n"
-            "import trtnet, trtnet.plugins, trtnet._ext\n"
-            "assert not trtnet._ext.AVAILABLE\n"
+            "import trtnet, trtnet.plugins, trtnet.plugins.extension\n"
+            "assert not trtnet.plugins.extension.AVAILABLE\n"
             "print(sorted(trtnet.plugins.SPECS))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
@@ -48,7 +48,7 @@ def test_trtnet_imports_without_the_extension():
 
 
 def test_built_extension_exposes_twins_and_build_info():
-    from trtnet import _ext
+    from trtnet.plugins import extension as _ext
 
     module = _ext.require()  # CI always builds it
     assert callable(module.inverse_warp) and callable(module.fast_nms)

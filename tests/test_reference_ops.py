@@ -12,7 +12,7 @@ import pytest
 
 from trtnet.plugins import specs
 from trtnet.plugins.reference import decode_boxes, fast_nms, inverse_warp
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 
 PASSES = [("vid_resnet50", "key"), ("vid_resnet50", "nonkey"), ("vid_resnet50", "fullB"),
           ("mobilenetv2", "img0"), ("mobilenetv2", "img1")]

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 import trt_headers
-from trtnet import names, profiling
+from trtnet import names
+from trtnet.runtime import profiling
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = REPO / "csrc" / "runtime"

@@ -17,14 +17,15 @@ import numpy as np
 import pytest
 
 from runtime_fakes import fake_cupy, fake_gpu  # noqa: F401 - fake_gpu is a fixture
-from trtnet import names, profiling
+from trtnet import names
+from trtnet.runtime import profiling
 from trtnet.build import build_engine
 from trtnet.config import get_config
 from trtnet.network.yolact_edge import NONKEYFRAME_OUTPUTS, STATE_INPUTS
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 from trtnet.runtime import EmulatedEngine, Engine, EngineError, VideoSegmenter, open_engines
 from trtnet.runtime.backends import build_nonkeyframe_engine_bytes
-from trtnet.weights import WeightStore
+from trtnet.network.weights import WeightStore
 
 SMALL = 96  # input side for the emulator runs here
 

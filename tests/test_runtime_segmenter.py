@@ -13,11 +13,11 @@ import pytest
 from runtime_fakes import fake_gpu  # noqa: F401 - fixture
 from trtnet import verify
 from trtnet.build import build_engine
-from trtnet.files import write_atomically
+from trtnet.media.files import write_atomically
 from trtnet.config import get_config
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 from trtnet.runtime import EngineError, Segmenter
-from trtnet.weights import WeightStore
+from trtnet.network.weights import WeightStore
 
 MIN_MASK_IOU = 0.99  # verify's bound: masks of matched detections (a few pixels flip at 0.5)
 

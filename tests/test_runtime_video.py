@@ -13,10 +13,10 @@ from trtnet import names
 from trtnet.build import build_engine
 from trtnet.config import get_config
 from trtnet.network.yolact_edge import STATE_INPUTS
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 from trtnet.runtime import Engine, EngineError, VideoSegmenter
 from trtnet.runtime.backends import build_nonkeyframe_engine_bytes
-from trtnet.weights import WeightStore
+from trtnet.network.weights import WeightStore
 
 
 class StubEngine(Engine):

@@ -1,4 +1,4 @@
-"""``python -m trtnet.export-triton``: every config.pbtxt parses with Triton's own schema
+"""``trtnet export-triton``: every config.pbtxt parses with Triton's own schema
 (tritonclient's model_config_pb2, where an unknown field is an error), the repository has
 the documented layout and values, and bad input is refused before anything is written."""
 
@@ -37,9 +37,9 @@ def engines(tmp_path_factory, video_weights):
     (the I/O of the real networks, batch dimension dynamic)."""
     from trtnet import emulator
     from trtnet.config import get_config
-    from trtnet.engine_sidecar import sidecar_path, tensor_entries
+    from trtnet.builder.sidecar import sidecar_path, tensor_entries
     from trtnet.network.yolact_edge import build_keyframe, build_nonkeyframe
-    from trtnet.weights import load_weights
+    from trtnet.network.weights import load_weights
 
     folder = tmp_path_factory.mktemp("engines")
     store = load_weights(video_weights)
@@ -190,5 +190,5 @@ def test_overwrite_replaces_a_repository_whole(tmp_path, engines):
 
 
 def test_python_dash_m_spelling_runs(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "trtnet.export-triton", "--help"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "trtnet", "export-triton", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "examples:" in done.stdout and "--keyframe-engine" in done.stdout

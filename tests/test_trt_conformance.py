@@ -318,7 +318,7 @@ def _model_usage(builder: str, config_name: str, plan: str | None = None) -> Api
         from trtnet.network import yolact_edge
     except ImportError as exc:
         pytest.skip(f"trtnet.network.yolact_edge not importable yet: {exc}")
-    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.random_weights import random_weights
 
     net = emulator.Network()
     kwargs = {}

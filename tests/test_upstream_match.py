@@ -7,7 +7,7 @@ import pytest
 
 import upstream_match as um
 from trtnet import names
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 
 
 @pytest.fixture(scope="module")

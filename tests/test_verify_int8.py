@@ -11,7 +11,7 @@ import pytest
 
 from runtime_fakes import fake_gpu  # noqa: F401 - fixture
 from trtnet import calibrate, verify
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 
 PLAN = "int8_backbone_fpn"
 

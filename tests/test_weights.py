@@ -1,11 +1,11 @@
-"""trtnet.weights: checkpoint lookup errors and BatchNorm folding."""
+"""trtnet.network.weights: checkpoint lookup errors and BatchNorm folding."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from trtnet.weights import (
+from trtnet.network.weights import (
     MissingWeightError, WeightShapeError, WeightStore, fold_batchnorm, load_weights,
 )
 
@@ -87,8 +87,8 @@ def test_unsupported_file_type_is_a_clear_error(tmp_path):
 
 
 def test_resolve_config_refuses_a_partial_checkpoint_naming_the_first_difference():
-    from trtnet.benchmarks.emulator import random_weights
-    from trtnet.weights import WeightConfigError, WeightStore, resolve_config
+    from trtnet.network.random_weights import random_weights
+    from trtnet.network.weights import WeightConfigError, WeightStore, resolve_config
 
     tensors = random_weights("yolact_edge_mobilenetv2")
     del tensors["proto_net.0.weight"]

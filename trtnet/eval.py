@@ -31,12 +31,12 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from trtnet import cli
-from trtnet.coco import coco_results
+from trtnet.media.coco import coco_results
 from trtnet.config import Config, UnknownConfigError, get_config
-from trtnet.files import write_atomically
-from trtnet.masks import Instances
+from trtnet.media.files import write_atomically
+from trtnet.runtime.masks import Instances
 from trtnet.precision import COMPONENTS, PRESETS, PrecisionError, PrecisionPlan, as_plan
-from trtnet.weights import WeightError, resolve_config
+from trtnet.network.weights import WeightError, resolve_config
 
 # COCOeval.stats, in its order (pycocotools cocoeval.py summarize())
 STATS_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
@@ -303,7 +303,7 @@ def open_schedule(backend: str, store: Any, config: Config, plan: Optional[Preci
 def engine_description(engine: Path) -> dict:
     """What trtnet.build recorded about ``engine`` in its sidecar (config, precision plan), or {}
     when there is no readable sidecar (the row then shows the plan as 'engine')."""
-    from trtnet.engine_sidecar import sidecar_path
+    from trtnet.builder.sidecar import sidecar_path
 
     path = sidecar_path(engine)
     try:
@@ -436,7 +436,7 @@ def run(args, parser) -> int:
             plan = as_plan(plan_text) if plan_text else None
             rows_to_run.append((e.name, plan, lambda e=e: open_runner("tensorrt", store, config, engine=e)))
     else:
-        from trtnet.calibrate import load_plan
+        from trtnet.precision.calibration import load_plan
 
         for plan in plans:
             cache = None
@@ -471,7 +471,7 @@ def run(args, parser) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from trtnet.calibrate import CalibrationError
+    from trtnet.precision.calibration import CalibrationError
 
     parser = make_parser()
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""``python -m trtnet.export-triton`` (or ``trtnet.export_triton``): a Triton Inference Server
+"""``trtnet export-triton`` (or ``trtnet.export_triton``): a Triton Inference Server
 model repository for many camera streams, video state included. See trtnet.triton.export."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from typing import Optional, Sequence
 from trtnet import cli
 
 EXAMPLES = (
-    "python -m trtnet.export-triton -o models --keyframe-engine vid.engine --nonkeyframe-engine vid.nonkey.engine",
-    "python -m trtnet.export-triton -o models --keyframe-engine vid.engine --nonkeyframe-engine vid.nonkey.engine "
+    "trtnet export-triton -o models --keyframe-engine vid.engine --nonkeyframe-engine vid.nonkey.engine",
+    "trtnet export-triton -o models --keyframe-engine vid.engine --nonkeyframe-engine vid.nonkey.engine "
     "--plugin-library build/libtrtnet_plugins.so --max-streams 16 --idle-timeout 30",
-    "python -m trtnet.export-triton -o models --backend emulator --weights vid_r50.safetensors   # CPU test mode",
+    "trtnet export-triton -o models --backend emulator --weights vid_r50.safetensors   # CPU test mode",
 )
 
 
 def make_parser():
-    p = cli.make_parser("python -m trtnet.export-triton",
+    p = cli.make_parser("trtnet export-triton",
                         "Write a Triton model repository: keyframe and non-keyframe models (TensorRT plans, or "
                         "the emulator in the CPU test mode) and an orchestrator that keeps each stream's video "
                         "state.", EXAMPLES)
@@ -61,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from trtnet.precision import PrecisionError
     from trtnet.triton.export import (ExportError, ExportSettings, emulated_model, engine_model,
                                       write_repository)
-    from trtnet.weights import WeightError
+    from trtnet.network.weights import WeightError
 
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -94,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         start = time.perf_counter()
         plugin = None
         if backend == "emulator":
-            from trtnet.weights import resolve_config
+            from trtnet.network.weights import resolve_config
 
             cli.input_file(args.weights, "weights file")
             store = cli.load_weights(args.weights)
@@ -128,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _default_plugin_library() -> Optional[Path]:
-    from trtnet import _ext
+    from trtnet.plugins import extension as _ext
 
     return Path(_ext.PLUGIN_LIBRARY) if _ext.PLUGIN_LIBRARY else None
 

@@ -27,9 +27,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from trtnet import cli, profiling
-from trtnet.media import FolderWriter, MediaError, Source, VideoWriter, open_source, output_kind, write_image
-from trtnet.overlay import DEFAULT_MAX_DRAWN, draw
+from trtnet import cli
+
+from trtnet.runtime import profiling
+from trtnet.media.io import FolderWriter, MediaError, Source, VideoWriter, open_source, output_kind, write_image
+from trtnet.media.overlay import DEFAULT_MAX_DRAWN, draw
 from trtnet.runtime.video import DEFAULT_KEYFRAME_INTERVAL, DEFAULT_MOTION_THRESHOLD
 
 DEFAULT_SCORE_THRESHOLD = 0.3  # upstream eval.py draws above --score_threshold; 0 shows all 100
@@ -168,7 +170,7 @@ def _detections(inst: Any, config: Any) -> list[dict]:
 
 def _coco_entries(frame: Any, inst: Any, source: Source, cat_of_class: dict) -> list[dict]:
     """One COCO result per detection: bbox and RLE segmentation together, with the frame."""
-    from trtnet.coco import coco_results
+    from trtnet.media.coco import coco_results
 
     found = coco_results(frame.index, inst, cat_of_class)
     extra = {"frame": frame.index} if source.kind in ("video", "camera", "folder") else {}
@@ -179,7 +181,7 @@ def _coco_entries(frame: Any, inst: Any, source: Source, cat_of_class: dict) -> 
 
 def run(args, parser) -> int:
     from trtnet.config import get_config
-    from trtnet.weights import resolve_config
+    from trtnet.network.weights import resolve_config
 
     backend = _check_arguments(parser, args)
     for flag, path in (("--engine", args.engine), ("--nonkey-engine", args.nonkey_engine),
@@ -206,12 +208,12 @@ def run(args, parser) -> int:
             writer = FolderWriter(args.output)
         log = None
         if args.log is not None:
-            from trtnet.files import replaced_on_success
+            from trtnet.media.files import replaced_on_success
 
             log = stack.enter_context(open(stack.enter_context(replaced_on_success(args.log)), "w"))
         summary = _process(args, source, segmenter, config, writer, log, kind)
         if args.json is not None:
-            from trtnet.files import write_atomically
+            from trtnet.media.files import write_atomically
 
             write_atomically(args.json, (json.dumps(summary.pop("results")) + "\n").encode("utf-8"))
     _report(args, source, config, summary)
@@ -301,11 +303,11 @@ def _report(args, source: Source, config: Any, summary: dict) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from trtnet.calibrate import CalibrationError
+    from trtnet.precision.calibration import CalibrationError
     from trtnet.config import UnknownConfigError
     from trtnet.precision import PrecisionError
     from trtnet.runtime import EngineError
-    from trtnet.weights import WeightError
+    from trtnet.network.weights import WeightError
 
     parser = make_parser()
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 ``python -m trtnet.verify CASE_DIR [--backend emulator|tensorrt|reference] [--frames key,fullB]``
 
 CASE_DIR is a folder in the format of ``../shared/reference/<case>/`` (manifest.json,
-inputs.npz, outputs.npz, weights.pth; see :mod:`trtnet.reference_data`). For every
+inputs.npz, outputs.npz, weights.pth; see :mod:`trtnet.verification.reference_data`). For every
 pass, the network for the case's config is built (keyframe, or non-keyframe with the
 state of the keyframe pass it follows), run on the pass's frame, and every
 reference tensor it can match is compared (max abs error, error relative to the
@@ -17,7 +17,7 @@ Backends: ``emulator`` (NumPy, CPU), ``tensorrt`` (real TensorRT + GPU) and
 through trtnet's NumPy Fast NMS and mask assembler -- a check of the folder's
 consistency and of the comparison itself.
 
-The comparison itself (checks, tolerances, report) is :mod:`trtnet.compare`; this module
+The comparison itself (checks, tolerances, report) is :mod:`trtnet.verification.compare`; this module
 runs the passes and is the command line.
 """
 
@@ -30,9 +30,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from trtnet import names
-from trtnet.compare import (FP32, PassResult, Tolerances, detect_settings, format_report,  # noqa: F401 (re-exported)
+from trtnet.verification.compare import (FP32, PassResult, Tolerances, detect_settings, format_report,  # noqa: F401 (re-exported)
                             reference_outputs, verify_pass, wanted_tensors)
-from trtnet.reference_data import ReferenceCase
+from trtnet.verification.reference_data import ReferenceCase
 
 
 class VerifyError(RuntimeError):
@@ -108,7 +108,7 @@ def plan_with_ranges(precision, calibration_cache, weights, config, *, nonkeyfra
     ``calibration_cache`` (python -m trtnet.calibrate), checked against the network."""
     if calibration_cache is None:
         return precision
-    from trtnet.calibrate import load_plan
+    from trtnet.precision.calibration import load_plan
 
     return load_plan(calibration_cache, weights, config, precision, nonkeyframe=nonkeyframe)
 
@@ -133,7 +133,7 @@ def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str |
     from trtnet.config import get_config
     from trtnet.runtime import EmulatedEngine, EngineError
     from trtnet.runtime.backends import open_engine
-    from trtnet.weights import WeightStore
+    from trtnet.network.weights import WeightStore
 
     config = get_config(ref.config_name)
     store = None
@@ -232,10 +232,10 @@ def make_parser():
 
 def main(argv: Sequence[str] | None = None) -> int:
     from trtnet import cli
-    from trtnet.calibrate import CalibrationError
+    from trtnet.precision.calibration import CalibrationError
     from trtnet.config import UnknownConfigError
     from trtnet.precision import PrecisionError
-    from trtnet.weights import WeightError
+    from trtnet.network.weights import WeightError
 
     parser = make_parser()
     args = parser.parse_args(argv)

@@ -78,7 +78,7 @@ class ConversionResult:
 def _check_config(shapes: dict[str, tuple[int, ...]], config: Optional[str],
                   result: ConversionResult, where: str) -> None:
     from trtnet.config import get_config, UnknownConfigError
-    from trtnet.weight_spec import compare, expected_shapes, match_config
+    from trtnet.network.weight_spec import compare, expected_shapes, match_config
 
     if config is not None:
         try:
@@ -205,7 +205,7 @@ def load_state_dict(path: "str | os.PathLike", dtype: Optional[str] = None
 
 def checkpoint_shapes(path: "str | os.PathLike") -> dict[str, tuple[int, ...]]:
     """Key -> shape of a ``.pth`` or ``.safetensors`` file without reading any tensor data
-    (e.g. to recognise its config with :func:`trtnet.weight_spec.match_config`)."""
+    (e.g. to recognise its config with :func:`trtnet.network.weight_spec.match_config`)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such file")

@@ -130,7 +130,7 @@ int64_t read_int(void const* base, DType type, size_t i) {
     return v;
 }
 
-// Upstream's sanitize_coordinates(padding=0) + .long() on one axis (trtnet/masks.py boxes_to_pixels).
+// Upstream's sanitize_coordinates(padding=0) + .long() on one axis (trtnet/runtime/masks.py boxes_to_pixels).
 void to_pixels(float lo, float hi, int size, int64_t& a_out, int64_t& b_out) {
     float a = lo * float(size), b = hi * float(size);
     float low = std::max(std::min(a, b), 0.f);

@@ -248,7 +248,7 @@ void read_sidecar(std::string const& path, EngineInfo& info) {
     Json const* config = doc.get("config");
     info.config = config != nullptr && config->kind == Json::Kind::kObject ? text_of(config->get("name")) : text_of(config);
 
-    std::string role = text_of(doc.get("network"));  // trtnet/engine_sidecar.py: "keyframe" | "nonkeyframe"
+    std::string role = text_of(doc.get("network"));  // trtnet/builder/sidecar.py: "keyframe" | "nonkeyframe"
     if (role.empty()) role = text_of(doc.get("role"));
     if (role == "nonkeyframe" || role == "non-keyframe" || role == "nonkey") role = "nonkeyframe";
     else if (role == "keyframe" || role == "key") role = "keyframe";

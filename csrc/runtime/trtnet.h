@@ -42,7 +42,7 @@ constexpr char const* kKeyFpn1P5 = "key/fpn_phase_1/P5";
 constexpr char const* kFlowMotion = "flow/motion";  // float32 [B]: non-keyframe's motion from its keyframe
 }  // namespace names
 
-namespace nvtx {  // NVTX v3 ranges: the Python runtime's (trtnet/profiling.py)
+namespace nvtx {  // NVTX v3 ranges: the Python runtime's (trtnet/runtime/profiling.py)
 constexpr char const* kDomain = "trtnet";                       // DOMAIN
 constexpr char const* kUpload = "upload";                       // UPLOAD: frame rows -> the engine's input
 constexpr char const* kKeyframeEngine = "engine keyframe";      // KEYFRAME_ENGINE

@@ -1,7 +1,7 @@
 """Time of an int8 calibration on the emulator: fp32 passes + histograms, then range selection.
 
 ``python -m trtnet.bench calibrate [--config NAME] [--weights FILE] [--images N] [--size H W]
-[--plan int8_all]`` -- random weights (trtnet.benchmarks.emulator.random_weights) and random
+[--plan int8_all]`` -- random weights (trtnet.network.random_weights) and random
 frames unless a checkpoint is given; prints seconds per image and for each method.
 """
 
@@ -26,11 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtnet.benchmarks.emulator import random_weights
-    from trtnet.calibrate import collect_histograms
+    from trtnet.network.random_weights import random_weights
+    from trtnet.precision.calibration import collect_histograms
     from trtnet.config import get_config
     from trtnet.precision import as_plan
-    from trtnet.weights import WeightStore
+    from trtnet.network.weights import WeightStore
 
     config = get_config(args.config)
     store = WeightStore.load(args.weights if args.weights else random_weights(config.name))

@@ -17,8 +17,8 @@ from pathlib import Path
 
 
 def _default_input() -> str:
-    """The vid_resnet50 reference weights (trtnet.reference_data.default_case_dir)."""
-    from trtnet.reference_data import default_case_dir
+    """The vid_resnet50 reference weights (trtnet.verification.reference_data.default_case_dir)."""
+    from trtnet.verification.reference_data import default_case_dir
 
     return str(default_case_dir("vid_resnet50") / "weights.pth")
 

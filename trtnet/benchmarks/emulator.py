@@ -1,7 +1,7 @@
 """Time of one keyframe pass of the NumPy emulator (build, run, per-layer-kind breakdown).
 
 ``python -m trtnet.bench emulator [--config NAME] [--weights FILE] [--size H W] [--repeat N]``
-Weights default to random ones with the shapes of ``trtnet.weight_spec.expected_shapes``
+Weights default to random ones with the shapes of ``trtnet.network.weight_spec.expected_shapes``
 (BatchNorm statistics kept sane), so no checkpoint is needed.
 """
 
@@ -14,31 +14,9 @@ from collections import defaultdict
 
 import numpy as np
 
+from trtnet.network.random_weights import random_weights  # noqa: F401 (re-exported)
+
 DEFAULT_CONFIG = "yolact_edge_vid_resnet50"
-
-
-def random_weights(config_name: str, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random float32 weights for every key of ``config_name`` (He-scaled convs, sane BN)."""
-    from trtnet.weight_spec import expected_shapes
-
-    rng = np.random.default_rng(seed)
-    out = {}
-    for key, shape in expected_shapes(config_name).items():
-        shape = tuple(int(d) for d in shape)
-        if key.endswith("running_var"):
-            arr = rng.uniform(0.5, 1.5, shape)
-        elif key.endswith("num_batches_tracked"):
-            out[key] = np.array(0, np.int64)
-            continue
-        elif key.endswith(("running_mean", "bias")):
-            arr = rng.normal(0, 0.1, shape)
-        elif len(shape) == 1:  # BN weight
-            arr = rng.uniform(0.5, 1.0, shape)
-        else:
-            fan_in = int(np.prod(shape[1:])) or 1
-            arr = rng.normal(0, np.sqrt(1.0 / fan_in), shape)
-        out[key] = arr.astype(np.float32)
-    return out
 
 
 def build_model_network(config_name: str = DEFAULT_CONFIG, weights=None, plan=None):

@@ -137,7 +137,7 @@ def mask_roofline(n: int = MASK_DETECTIONS, frame_hw: tuple[int, int] = MASK_FRA
 
 
 def host_timings(repeat: int) -> list[tuple[str, float]]:
-    from trtnet import _ext
+    from trtnet.plugins import extension as _ext
 
     C = _ext.require()
     rng = np.random.default_rng(0)
@@ -167,13 +167,13 @@ def device_timings(repeat: int) -> list[tuple[str, float]]:
     """CUDA timings via CuPy events, only when CuPy, a GPU and the CUDA launchers exist."""
     try:
         import cupy
-        from trtnet import _ext
+        from trtnet.plugins import extension as _ext
 
         _ext.require_cuda()
         cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # noqa: BLE001 - optional part
         return [(f"device timings skipped ({type(exc).__name__}: {exc})", float("nan"))]
-    from trtnet import _ext
+    from trtnet.plugins import extension as _ext
 
     rng = np.random.default_rng(0)
     results = []

@@ -176,9 +176,9 @@ def format_comparison(result: dict[str, Any], shifts: Sequence[float]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from trtnet.config import get_config
-    from trtnet.reference_data import ReferenceCase, default_case_dir
+    from trtnet.verification.reference_data import ReferenceCase, default_case_dir
     from trtnet.runtime import EmulatedEngine, VideoSegmenter
-    from trtnet.weights import WeightStore
+    from trtnet.network.weights import WeightStore
 
     case = ReferenceCase(default_case_dir("vid_resnet50"))
     config = replace(get_config(case.config_name), max_size=args.size)

@@ -91,15 +91,18 @@ def _in_process(case: Path, streams: int, frames: int, frame: np.ndarray) -> Non
 def _with_server(case: Path, streams: int, frames: int, image: np.ndarray) -> None:
     import tritonclient.grpc as grpcclient
 
-    from trtnet.export_triton import main as export_main
+    from trtnet.network.weights import WeightStore, resolve_config
+    from trtnet.triton.export import ExportSettings, emulated_model, write_repository
     from trtnet.triton import client as triton_client
     from trtnet.triton.local_server import TritonServer, triton_env
 
     with tempfile.TemporaryDirectory(prefix="trtnet-bench-triton-") as tmp:
         repo = Path(tmp) / "repo"
-        if export_main(["-o", str(repo), "--backend", "emulator", "--weights", str(case / "weights.pth"),
-                        "--max-streams", str(streams)]) != 0:
-            raise RuntimeError("export failed")
+        weights = case / "weights.pth"  # the repository python -m trtnet.export_triton --backend emulator writes
+        store = WeightStore.load(weights)
+        config = resolve_config(store, None)
+        key, nonkey = (emulated_model(weights, store, config, role, 4, None) for role in ("keyframe", "nonkeyframe"))
+        write_repository(repo, key, nonkey, ExportSettings(max_streams=streams), emulated=True)
         print(f"starting tritonserver (CPU test mode, {streams} streams x {frames} frames)...", file=sys.stderr)
         with TritonServer(repo, triton_env(), Path(tmp) / "server.log") as server:
             latencies: list[float] = []
@@ -127,7 +130,7 @@ def _with_server(case: Path, streams: int, frames: int, image: np.ndarray) -> No
 
 
 def run(args) -> int:
-    from trtnet.reference_data import default_case_dir
+    from trtnet.verification.reference_data import default_case_dir
 
     case = args.case or default_case_dir("vid_resnet50")
     image = np.load(case / "inputs.npz")["A/image_bgr"]

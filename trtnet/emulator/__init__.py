@@ -37,6 +37,11 @@ need; intermediates are freed after their last use). Choices worth knowing:
 * ``network.usage`` records the API calls, attributes and enum members used, and
   ``trt.names_used`` the names read from ``emulator.trt``; tests check them against
   the real TensorRT bindings (tests/test_trt_conformance.py).
+
+Room rule: the emulator imports only trtnet.plugins (the CPU twins and specs) and
+trtnet.names/config; everything above it (network, precision, builder, runtime) may use it.
+Inside, ``trt_types`` holds the types and enums and ``trt`` re-exports them, so layers import
+``trt_types`` and no module here imports ``trt`` back.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import trt
+from . import trt_types as trt  # the types; .trt (the recording module) re-exports them
 
 # Bytes of one im2col band (rows of output x C*kh*kw): bounds the im2col copy; bigger bands keep GEMMs efficient.
 _IM2COL_BAND_BYTES = 32 << 20

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import trt
+from . import trt_types as trt  # the types; .trt (the recording module) re-exports them
 
 
 def _settable(cls: type, name: str) -> bool:

@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from trtnet.precision import PrecisionPlan, as_plan, numpy_dtype, trt_dtype
-from trtnet.weights import WeightStore
+from trtnet.network.weights import WeightStore
 
 
 @dataclass(frozen=True)

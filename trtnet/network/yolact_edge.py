@@ -21,7 +21,7 @@ import numpy as np
 
 from trtnet import names
 from trtnet.config import Config, get_config
-from trtnet.network.backbone import build_backbone
+from trtnet.network.backbones import build_backbone
 from trtnet.network.detect import decode_boxes, fast_nms
 from trtnet.network import flow as flow_net
 from trtnet.network.fpn import build_fpn_phase_1, build_fpn_phase_2
@@ -31,7 +31,7 @@ from trtnet.network.preprocess import add_frame_input, build_preprocess
 from trtnet.network.priors import build_priors
 from trtnet.network.protonet import build_protonet
 from trtnet.precision import PlanLike
-from trtnet.weights import WeightsSource
+from trtnet.network.weights import WeightsSource
 
 # Outputs of the keyframe engine; video models also export the state later frames need.
 KEYFRAME_OUTPUTS = names.DETECTIONS + (names.PROTO,)

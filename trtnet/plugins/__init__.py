@@ -3,6 +3,10 @@
 TensorRT's plugin registry by loading ``libtrtnet_plugins.so``.
 
 Nothing here imports tensorrt or needs the compiled library at import time.
+
+Room rule: this room imports only trtnet.names/config and the compiled ``trtnet._C``
+(through :mod:`.extension`, the loader that never fails at import); the emulator, network and
+runtime sit above it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def _candidates() -> list[Path]:
     if env:
         found.append(Path(env))
     try:  # written by the build (setup.py / CMake) with the installed location
-        from .. import _ext  # type: ignore[attr-defined]
+        from . import extension as _ext
 
         for attr in ("PLUGIN_LIBRARY", "PLUGINS_LIBRARY", "plugin_library", "PLUGIN_LIB"):
             value = getattr(_ext, attr, None)

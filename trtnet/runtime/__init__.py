@@ -1,7 +1,11 @@
 """Runtime: :class:`Engine` (TensorRT on CuPy buffers, stream, optional CUDA graph) or
 :class:`EmulatedEngine` (the same interface on trtnet's NumPy emulator), :class:`Segmenter`
-(frames -> instances), :class:`VideoSegmenter` (keyframe + non-keyframe engines). Needs
-``tensorrt`` and ``cupy`` only when a TensorRT engine is used."""
+(frames -> instances), :class:`VideoSegmenter` (keyframe + non-keyframe engines), the mask
+assembler (:mod:`.masks`, CuPy or NumPy) and the NVTX ranges (:mod:`.profiling`). Needs
+``tensorrt`` and ``cupy`` only when a TensorRT engine is used.
+
+May import builder (to build an engine for a checkpoint), precision, network, emulator,
+plugins and media; never verification, triton or a command."""
 
 from .backends import open_engines
 from .emulated import EmulatedEngine, HostStream

@@ -16,7 +16,7 @@ def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = Non
     """A serialized keyframe (or non-keyframe) engine of ``config`` (trtnet.build's default frame
     range; batches 1..``max_batch``)."""
     from trtnet import plugins
-    from trtnet.build import BuildError, build_engine
+    from trtnet.builder.engine import BuildError, build_engine
     from trtnet.precision import as_plan
 
     trt = import_tensorrt()
@@ -25,7 +25,7 @@ def build_engine_bytes(weights: Any, config: Any, precision: Optional[str] = Non
         plugins.load()
         plan = as_plan(precision)
         if calibration_cache is not None:
-            from trtnet.calibrate import load_plan
+            from trtnet.precision.calibration import load_plan
 
             plan = load_plan(calibration_cache, weights, config, plan, nonkeyframe=nonkeyframe)
         return build_engine(trt, weights, config, plan=plan, nonkeyframe=nonkeyframe, max_batch=max_batch)
@@ -75,7 +75,7 @@ def open_engines(backend: str, weights: Any, config: Any, *, video: Optional[boo
         def plan_for(nonkeyframe: bool) -> Any:
             if calibration_cache is None:
                 return precision
-            from trtnet.calibrate import load_plan
+            from trtnet.precision.calibration import load_plan
 
             return load_plan(calibration_cache, weights, config, precision, nonkeyframe=nonkeyframe)
 

@@ -21,7 +21,9 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from trtnet import names, profiling
+from trtnet import names
+
+from trtnet.runtime import profiling
 
 EngineSource = Union[str, os.PathLike, bytes, bytearray, memoryview]
 

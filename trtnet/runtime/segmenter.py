@@ -3,7 +3,7 @@
 The engine is a TensorRT :class:`Engine` or anything offering its interface (an
 :class:`~trtnet.runtime.emulated.EmulatedEngine` on CPU): named inputs in, named outputs
 out, a ``stream``. The postprocess is :func:`instances_from_outputs` (any backend producing
-the det/* and proto tensors): upstream's ``postprocess`` via :func:`trtnet.masks.postprocess`,
+the det/* and proto tensors): upstream's ``postprocess`` via :func:`trtnet.runtime.masks.postprocess`,
 on CuPy arrays on the engine's stream, or on NumPy arrays.
 """
 
@@ -13,8 +13,10 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 
-from trtnet import names, profiling
-from trtnet.masks import Instances, postprocess
+from trtnet import names
+
+from trtnet.runtime import profiling
+from trtnet.runtime.masks import Instances, postprocess
 
 from .engine import Engine, EngineError, EngineSource, frame_batch
 

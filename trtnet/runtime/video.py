@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from trtnet import names, profiling
-from trtnet.masks import Instances
+from trtnet import names
+
+from trtnet.runtime import profiling
+from trtnet.runtime.masks import Instances
 from trtnet.network.yolact_edge import STATE_INPUTS
 
 from .engine import Engine, EngineError, EngineSource, frame_batch

@@ -1,7 +1,7 @@
 """CPU test mode: a Python-backend stand-in for a ``tensorrt_plan`` model, running trtnet's
 emulator on the same named inputs and outputs as the engine it replaces.
 
-``python -m trtnet.export-triton --backend emulator`` writes it for ``<name>_keyframe`` and
+``trtnet export-triton --backend emulator`` writes it for ``<name>_keyframe`` and
 ``<name>_nonkeyframe`` so that the whole repository (orchestrator, sequence batcher, BLS,
 state handoff) runs on a real Triton server without a GPU. Slow (the emulator is NumPy), exact.
 """
@@ -21,7 +21,7 @@ class TritonPythonModel:
         import triton_python_backend_utils as pb_utils
 
         from trtnet.runtime.emulated import EmulatedEngine
-        from trtnet.weights import load_weights
+        from trtnet.network.weights import load_weights
 
         self.pb = pb_utils
         config = json.loads(args["model_config"])

@@ -1,4 +1,4 @@
-"""``python -m trtnet.export-triton``: a Triton model repository from built engines.
+"""``trtnet export-triton``: a Triton model repository from built engines.
 
 Layout written (``NAME`` = ``--name``)::
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from trtnet import names
-from trtnet.files import new_file_mode
+from trtnet.media.files import new_file_mode
 
 from . import model_config as mc
 from .orchestrator import OUT_BOXES, OUT_CLASSES, OUT_KEYFRAME, OUT_MASKS, OUT_SCORES
@@ -65,7 +65,7 @@ def _batch_of(io: Sequence[dict], profile: dict) -> int:
 
 def engine_model(engine: Path, role: str) -> EngineModel:
     """An engine file and its sidecar (``ENGINE.json``, written by trtnet.build)."""
-    from trtnet.engine_sidecar import sidecar_path
+    from trtnet.builder.sidecar import sidecar_path
 
     sidecar = sidecar_path(engine)
     if not engine.is_file():
@@ -89,7 +89,7 @@ def emulated_model(weights: Path, store: Any, config: Any, role: str, max_batch:
     """A Python-backend stand-in running the emulator on ``weights`` (loaded as ``store``),
     with the I/O a TensorRT engine of the same network has."""
     from trtnet import emulator
-    from trtnet.engine_sidecar import tensor_entries
+    from trtnet.builder.sidecar import tensor_entries
     from trtnet.network.yolact_edge import build_keyframe, build_nonkeyframe
 
     network = emulator.Network()

@@ -7,7 +7,7 @@ the keyframe state, sends every frame to the keyframe or the non-keyframe model 
 *asynchronous* BLS requests (awaited together, so Triton's dynamic batcher can merge the
 streams' frames into one engine batch), keeps the keyframe state where the keyframe model
 left it (GPU tensors passed on through DLPack, never copied to the host), assembles the
-masks (CuPy on the GPU, NumPy in the CPU test mode; :func:`trtnet.masks.postprocess`) and
+masks (CuPy on the GPU, NumPy in the CPU test mode; :func:`trtnet.runtime.masks.postprocess`) and
 answers classes, scores, boxes and masks. Streams idle for longer than the timeout are
 evicted (Triton sends no signal when it drops a sequence); START resets a stream.
 

@@ -17,7 +17,7 @@ def repository_readme(settings: Any, model_names: Mapping[str, str], plugin_libr
             "plugin library (Fast NMS, inverse warp) loaded into the server, one of the two ways below.")
     return f"""# trtnet Triton model repository: `{name}`
 
-Written by `python -m trtnet.export-triton`. {mode}
+Written by `trtnet export-triton`. {mode}
 
 | model | what it is |
 |---|---|

@@ -87,7 +87,7 @@ struct Workspace {
                        std::string const& extra_json = "") {
         std::string body = "FAKE " + header + "\n" + std::string(300, '\0');
         std::string path = write(name, body);
-        // trtnet/engine_sidecar.py's layout (describe())
+        // trtnet/builder/sidecar.py's layout (describe())
         std::string json = "{\"format\": \"trtnet-engine-sidecar/1\", \"config\": \"yolact_edge_mobilenetv2_config\", "
                            "\"tensorrt_version\": \"10.3.0.26\", \"plugin_library\": null, "
                            "\"gpu\": {\"name\": \"Orin\", \"compute_capability\": \"8.7\", \"memory_mib\": 7620}, "
@@ -465,7 +465,7 @@ TEST(swapped_out_of_range_and_nan_boxes_are_sanitised_like_upstream) {
     CHECK_EQ(found.size(), size_t(3));  // threshold 0 keeps all, like upstream; NaN sorts last
     CHECK(std::fabs(found[0].score - 0.9f) < 1e-6f && std::isnan(found[2].score));
     // x: min(1.25, -0.5) * 40 = -20 -> 0, max * 40 = 50 -> 40; y: 0.3 * 20 = 6, 0.75 * 20 = 15
-    // (trtnet/masks.py boxes_to_pixels gives [0, 6, 40, 15] for these)
+    // (trtnet/runtime/masks.py boxes_to_pixels gives [0, 6, 40, 15] for these)
     CHECK_EQ(found[0].box.x1, int64_t(0));
     CHECK_EQ(found[0].box.y1, int64_t(6));
     CHECK_EQ(found[0].box.x2, int64_t(40));

@@ -1,4 +1,4 @@
-"""Just enough of CuPy's API, on NumPy host memory, to drive trtnet._ext's CuPy wrappers
+"""Just enough of CuPy's API, on NumPy host memory, to drive trtnet.plugins.extension's CuPy wrappers
 against a trtnet._C whose "device" launchers run the emulated kernels (cuda_runtime.h):
 ``.data.ptr`` is the host address, streams are 0. Test-only."""
 

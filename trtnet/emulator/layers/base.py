@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import trt
+from .. import trt_types as trt  # the types; ..trt (the recording module) re-exports them
 from ..tensor import ITensor, Named
 
 DT = trt.DataType

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels as K
-from .. import trt
+from .. import trt_types as trt  # the types; ..trt (the recording module) re-exports them
 from .base import DT, EmulatorTypeError, FLOATS, ILayer, NUMERIC, _Attr, _broadcast_dims, _enum, _f32, _float
 
 

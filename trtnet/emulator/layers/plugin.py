@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import trt
+from .. import trt_types as trt  # the types; ..trt (the recording module) re-exports them
 from .base import EmulatorTypeError, ILayer
 
 

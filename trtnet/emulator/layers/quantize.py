@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels as K
-from .. import trt
+from .. import trt_types as trt  # the types; ..trt (the recording module) re-exports them
 from ..tensor import ITensor
 from .base import DT, EmulatorTypeError, FLOATS, ILayer, _Attr, _enum
 from .shape import IConstantLayer

@@ -27,9 +27,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from trtnet import names
-from trtnet.masks import assemble_masks, boxes_to_pixels
+from trtnet.runtime.masks import assemble_masks, boxes_to_pixels
 from trtnet.plugins.reference import decode_boxes, fast_nms
-from trtnet.reference_data import ReferenceCase, StoredArray
+from trtnet.verification.reference_data import ReferenceCase, StoredArray
 
 MASK_TINY_PIXELS = 4     # tiny masks: a few pixels at the 0.5 threshold may flip
 

@@ -14,7 +14,7 @@ a Q/DQ pair (per-tensor scale = calibrated |max| / 127, looked up by tensor name
 ``plan.amax``) and its kernel through a per-output-channel Q/DQ pair, each add reads its
 residual input through a Q/DQ pair; the pairs dequantize to fp16, so what TensorRT does not
 fuse into an int8 kernel (resizes, pools, unfused adds) runs in half precision
-(trtnet.network.layers.Graph cites NVIDIA's placement recommendations; trtnet.int8_audit
+(trtnet.network.layers.Graph cites NVIDIA's placement recommendations; trtnet.precision.int8_audit
 checks a built network against them). :class:`AmaxRecorder` lists the tensors a calibration must measure;
 ``python -m trtnet.calibrate`` measures them (trtnet.calibrate).
 
@@ -212,3 +212,23 @@ class AmaxRecorder(dict):
         if key not in self.requested:
             self.requested.append(key)
         return 1.0
+
+
+# First part of a layer name (up to '.', '/' or '@') -> component.
+COMPONENT_OF_PREFIX = {
+    "preprocess": "preprocess", "preprocessed": "preprocess", "frame": "preprocess",
+    "backbone": "backbone", "partial_backbone": "backbone",
+    "fpn_phase_1": "fpn", "fpn_phase_2": "fpn", "fpn_phase_1_final": "fpn", "fpn": "fpn", "lateral3": "fpn",
+    "proto_net": "proto", "proto": "proto",
+    "prediction_layers": "head", "head": "head",
+    "flow_net": "flow", "flow_net_pre_convs": "flow", "flow": "flow", "spa": "flow", "warp": "flow",
+    "inverse_warp": "flow", "key": "flow",
+    "decode": "detect", "decoded": "detect", "priors": "detect", "fastnms": "detect", "det": "detect",
+}
+_PREFIX = re.compile(r"^[^./@]+")
+
+
+def component_of(layer_name: str) -> str:
+    """The component a layer belongs to ('other' for a name no table entry covers)."""
+    m = _PREFIX.match(layer_name)
+    return COMPONENT_OF_PREFIX.get(m.group(0) if m else "", "other")

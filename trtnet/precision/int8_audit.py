@@ -149,10 +149,10 @@ class _Graph:
 
 
 def layer_components(network: Any, graph: Optional[_Graph] = None) -> dict[str, str]:
-    """Layer name -> component: by the layer's name (trtnet.plan_summary.component_of), except
+    """Layer name -> component: by the layer's name (trtnet.precision.plans.component_of), except
     Q/DQ layers, which belong to the layer reading their output (a DQ of ``fpn/P3`` that
     ProtoNet reads is ProtoNet's)."""
-    from trtnet.plan_summary import component_of
+    from trtnet.precision.plans import component_of
 
     graph = graph or _Graph(network)
     out = {layer.name: component_of(layer.name) for layer in graph.layers
@@ -245,6 +245,6 @@ def audit_plan(weights: Any, config: Any, plan: PlanLike, *, nonkeyframe: bool =
 
 
 def report_lines(network: Any, trt: Any, plan: PlanLike) -> list[str]:
-    """The audit table for ``python -m trtnet.build --dry-run`` (trtnet.plan_summary)."""
+    """The audit table for ``python -m trtnet.build --dry-run`` (trtnet.builder.plan_summary)."""
     del trt  # the audit reads layer kinds by name: the same code for TensorRT and the emulator
     return format_audit(audit(network, plan), "component").splitlines()

@@ -45,7 +45,7 @@ FLOW_OFFSET = (0.0, 0.5)
 WARP_SCALE = (1.0, 0.1)
 WARP_BIAS = (0.0, 0.1)
 MOTION_PIXELS = 4      # the current frame of the flow net's conditioning: the keyframe moved by this
-BN_EPS = 1e-5          # upstream's BatchNorm eps (trtnet.weights folds with it)
+BN_EPS = 1e-5          # upstream's BatchNorm eps (trtnet.network.weights folds with it)
 
 
 def with_max_size(config: Union[Config, str], max_size: int) -> Config:
@@ -224,7 +224,7 @@ def conditioned_weights(
     residual_gain: float = RESIDUAL_GAIN, logit_std: float = LOGIT_STD,
 ) -> dict[str, np.ndarray]:
     """Weights for ``config`` conditioned on ``frame`` (uint8 BGR; a :func:`mosaic` of many
-    images), starting from trtnet.benchmarks.emulator.random_weights(seed).
+    images), starting from trtnet.network.random_weights(seed).
 
     One fp32 emulator pass, layer by layer in network order: each convolution's output is
     measured, its BN statistics (or, without BN, its weights and bias) are solved so that
@@ -236,7 +236,7 @@ def conditioned_weights(
     near a trained flow net's, see :func:`_target`).
     """
     from trtnet import emulator
-    from trtnet.benchmarks.emulator import random_weights
+    from trtnet.network.random_weights import random_weights
     from trtnet.network import build_keyframe, build_nonkeyframe, keyframe_state
 
     config = get_config(config) if isinstance(config, str) else config

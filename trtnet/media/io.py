@@ -3,7 +3,7 @@
 :func:`open_source` turns what a user types (a path or a camera index) into a
 :class:`Source` of BGR frames; :func:`output_kind` decides from ``-o``'s extension what
 to write, and :class:`FolderWriter` / :class:`VideoWriter` write overlays: every file via a
-temporary name renamed at the end (trtnet.files), so an error or an interrupt leaves no
+temporary name renamed at the end (trtnet.media.files), so an error or an interrupt leaves no
 half-written video. Videos keep the input's size (made even: the codecs store even sizes)
 and frame rate; the codec follows the extension (:data:`VIDEO_CODECS`).
 """
@@ -19,7 +19,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from trtnet.files import replaced_on_success, write_atomically
+from trtnet.media.files import replaced_on_success, write_atomically
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Output video container (by extension) -> FourCC OpenCV's own FFmpeg/MJPEG writers provide.

@@ -7,36 +7,18 @@ profile. Only the public ``INetworkDefinition`` / ``ILayer`` / ``ITensor`` API i
 the same summary works on the emulator's network and on TensorRT's.
 
 Layers belong to a component by their name's first part (the network names every layer
-after its checkpoint key or its stage): :data:`COMPONENT_OF_PREFIX` is that one table.
+after its checkpoint key or its stage): trtnet.precision.plans.COMPONENT_OF_PREFIX is that one table.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
 
-from trtnet.precision import ALWAYS_FP32, COMPONENTS, PrecisionPlan
+from trtnet.precision import ALWAYS_FP32, COMPONENTS, PrecisionPlan, int8_audit
+from trtnet.precision.plans import COMPONENT_OF_PREFIX, component_of  # noqa: F401 (re-exported)
 
-# First part of a layer name (up to '.', '/' or '@') -> component.
-COMPONENT_OF_PREFIX = {
-    "preprocess": "preprocess", "preprocessed": "preprocess", "frame": "preprocess",
-    "backbone": "backbone", "partial_backbone": "backbone",
-    "fpn_phase_1": "fpn", "fpn_phase_2": "fpn", "fpn_phase_1_final": "fpn", "fpn": "fpn", "lateral3": "fpn",
-    "proto_net": "proto", "proto": "proto",
-    "prediction_layers": "head", "head": "head",
-    "flow_net": "flow", "flow_net_pre_convs": "flow", "flow": "flow", "spa": "flow", "warp": "flow",
-    "inverse_warp": "flow", "key": "flow",
-    "decode": "detect", "decoded": "detect", "priors": "detect", "fastnms": "detect", "det": "detect",
-}
 ORDER = ("preprocess", *COMPONENTS, "detect")
-_PREFIX = re.compile(r"^[^./@]+")
-
-
-def component_of(layer_name: str) -> str:
-    """The component a layer belongs to ('other' for a name no table entry covers)."""
-    m = _PREFIX.match(layer_name)
-    return COMPONENT_OF_PREFIX.get(m.group(0) if m else "", "other")
 
 
 @dataclass
@@ -136,19 +118,12 @@ def format_io(network: Any) -> list[str]:
 def int8_audit_section(network: Any, trt: Any, plan: PrecisionPlan) -> list[str]:
     """THE int8 audit of the dry-run report (issue 7 "INT8 that TensorRT can actually run fast").
 
-    The audit itself lives in :mod:`trtnet.int8_audit`; this is the one place the report
+    The audit itself lives in :mod:`trtnet.precision.int8_audit`; this is the one place the report
     calls it. Without that module (or for a plan without int8) it says so.
     """
     if not plan.uses_int8:
         return ["  (no int8 component in this plan)"]
-    try:
-        from trtnet import int8_audit  # noqa: PLC0415 - optional until the audit lands
-    except ImportError:
-        return ["  (int8 audit not available in this trtnet: trtnet.int8_audit is missing)"]
-    report = getattr(int8_audit, "report_lines", None)
-    if report is None:
-        return ["  (trtnet.int8_audit has no report_lines(network, trt, plan))"]
-    return [f"  {line}" for line in report(network, trt, plan)]
+    return [f"  {line}" for line in int8_audit.report_lines(network, trt, plan)]
 
 
 NEEDS_TENSORRT = (

@@ -9,6 +9,9 @@ One contract for all commands (build, verify, infer, calibrate, eval, bench, wei
 * input files checked before any work (missing, a directory, empty), output files checked
   before any work (parent folder exists and is writable, extension known, not one of the
   inputs), never a traceback for bad input.
+
+Room rule: the room just below the commands and the benchmarks; it may import any room
+(it loads weights through trtnet.network.weights), never a command.
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ def output_file(path: PathLike, what: str, *, suffixes: Optional[Iterable[str]] 
 
 def load_weights(path: PathLike):
     """The WeightStore of ``path``, checked as a file first; a bad file is a CliError naming it."""
-    from trtnet.weights import WeightError, WeightStore
+    from trtnet.network.weights import WeightError, WeightStore
 
     input_file(path, "weights file")
     try:

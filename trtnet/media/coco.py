@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from trtnet.masks import Instances
+if TYPE_CHECKING:  # a type hint only: media sits below the runtime
+    from trtnet.runtime.masks import Instances
 
 
 def coco_results(image_id: int, inst: Instances, cat_of_class: Mapping[int, int]) -> dict[str, list[dict]]:

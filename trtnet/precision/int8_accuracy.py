@@ -87,7 +87,7 @@ def _layers(network: Any) -> list[Any]:
 
 def _fused_into_add(network: Any) -> set[str]:
     """Names of conv(+activation) outputs read only by one add (TensorRT fuses those adds)."""
-    from trtnet.int8_audit import _layer_kind  # IActivationLayer.type is the ActivationType
+    from trtnet.precision.int8_audit import _layer_kind  # IActivationLayer.type is the ActivationType
 
     layers = _layers(network)
     producer = {layer.get_output(0).name: layer for layer in layers}
@@ -118,7 +118,7 @@ def simulated_quantization(network: Any, plan: PlanLike) -> Iterator[None]:
     adds on fake-quantized inputs (see the module docstring); scales from ``plan.amax``."""
     from trtnet import emulator
     from trtnet.emulator import kernels
-    from trtnet.plan_summary import component_of
+    from trtnet.precision.plans import component_of
 
     plan = as_plan(plan)
     trt = emulator.trt

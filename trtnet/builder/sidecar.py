@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-from trtnet.files import write_atomically
+from trtnet.media.files import write_atomically
 from trtnet.precision import COMPONENTS
 
 FORMAT = "trtnet-engine-sidecar/1"

@@ -139,7 +139,7 @@ class WeightStore:
         return list(self._tensors)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        """key -> shape of every tensor (for config recognition, trtnet.weight_spec)."""
+        """key -> shape of every tensor (for config recognition, trtnet.network.weight_spec)."""
         return {k: tuple(v.shape) for k, v in self._tensors.items()}
 
     def keep(self, arr: np.ndarray) -> np.ndarray:
@@ -244,7 +244,7 @@ def resolve_config(store: "WeightStore", name: Optional[str] = None):
     before any network is built, listing the first differences.
     """
     from trtnet.config import get_config
-    from trtnet.weight_spec import compare, expected_shapes, match_config
+    from trtnet.network.weight_spec import compare, expected_shapes, match_config
 
     shapes = store.shapes()
     if name is None:

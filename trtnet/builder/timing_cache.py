@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from trtnet.files import write_atomically
+from trtnet.media.files import write_atomically
 
 
 class TimingCacheError(RuntimeError):

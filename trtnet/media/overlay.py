@@ -8,11 +8,12 @@ label with no free spot is left out (its mask and box are still drawn).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from trtnet.masks import Instances
+if TYPE_CHECKING:  # a type hint only: media sits below the runtime
+    from trtnet.runtime.masks import Instances
 
 DEFAULT_MAX_DRAWN = 15  # upstream eval.py --top_k default for display
 REFERENCE_SIDE = 640.0   # image side at which lines are 2 px and the font scale 0.5

@@ -18,7 +18,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parents[1]  # the trtnet package folder, where _C is built
+_PACKAGE = "trtnet"
 PLUGIN_LIBRARY_NAME = "libtrtnet_plugins.so"
 
 
@@ -29,7 +30,7 @@ def _installed_twin() -> Any:
     import importlib.util
     import sys
 
-    if f"{__package__}._C" in sys.modules and sys.modules[f"{__package__}._C"] is None:
+    if f"{_PACKAGE}._C" in sys.modules and sys.modules[f"{_PACKAGE}._C"] is None:
         return None  # imports of it are blocked on purpose (Python's convention; tests use it)
     for entry in sys.path:
         folder = Path(entry or ".").resolve() / "trtnet"
@@ -38,7 +39,7 @@ def _installed_twin() -> Any:
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
             candidate = folder / f"_C{suffix}"
             if candidate.is_file():
-                spec = importlib.util.spec_from_file_location(f"{__package__}._C", candidate)
+                spec = importlib.util.spec_from_file_location(f"{_PACKAGE}._C", candidate)
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
                 sys.modules[spec.name] = module
@@ -47,7 +48,7 @@ def _installed_twin() -> Any:
 
 
 try:
-    from . import _C  # type: ignore[attr-defined]
+    from trtnet import _C  # type: ignore[attr-defined]
     IMPORT_ERROR: str | None = None
 except ImportError as exc:  # not built (e.g. run from the source tree), or built for another Python
     IMPORT_ERROR = str(exc)

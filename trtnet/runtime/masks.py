@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from trtnet import profiling
+from trtnet.runtime import profiling
 
 try:  # optional GPU backend
     import cupy as _cupy  # type: ignore[import-not-found]
@@ -130,7 +130,7 @@ def _assemble_compiled(xp, protos, coeffs, boxes, frame_hw: tuple[int, int], cro
                        threshold: float | None):
     """The compiled assembler (csrc/masks): its CPU twin for NumPy arrays, its CUDA kernels
     for CuPy arrays; bit-exact with upstream. None when trtnet._C lacks it."""
-    from . import _ext
+    from trtnet.plugins import extension as _ext
 
     module = getattr(_ext, "_C", None)
     if module is None or not hasattr(module, "assemble_masks") or (xp is not np and not _ext.HAS_CUDA):
