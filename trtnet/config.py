@@ -65,6 +65,15 @@ class BackboneSpec:
     partial_layers: int = 2
     width_mult: float = 1.0  # mobilenetv2 only
     round_nearest: int = 8   # mobilenetv2 only
+    # YOLACT++ (resnet only): upstream's dcn_layers (per stage, how many trailing blocks may use
+    # DCNv2 for their 3x3 conv) and dcn_interval (every interval-th block of those).
+    dcn_layers: tuple[int, ...] = (0, 0, 0, 0)
+    dcn_interval: int = 1
+
+    def uses_dcn(self, stage: int, block: int) -> bool:
+        """Whether block ``block`` of ``layers.<stage>`` has a deformable 3x3 conv (upstream's rule)."""
+        blocks = int(self.layers[stage])
+        return block + int(self.dcn_layers[stage]) >= blocks and block % self.dcn_interval == 0
 
     @property
     def name(self) -> str:
@@ -160,6 +169,19 @@ class FlowSpec:
 
 
 @dataclass(frozen=True)
+class MaskIoUSpec:
+    """YOLACT++ fast mask re-scoring: upstream's maskiou_net over the cropped low-res masks.
+
+    Each layer is (out_channels, kernel, stride), unpadded, ReLU after every one (the last too);
+    out_channels None in the last layer means num_classes - 1.
+    """
+
+    layers: tuple[tuple[Optional[int], int, int], ...] = (
+        (8, 3, 2), (16, 3, 2), (32, 3, 2), (64, 3, 2), (128, 3, 2), (None, 1, 1),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     backbone: BackboneSpec
@@ -178,6 +200,7 @@ class Config:
     use_semantic_segmentation_loss: bool = True  # checkpoint holds semantic_seg_conv.*
     # dataset category id of each class; None: 1..N (upstream's label_map None, e.g. YouTube-VIS)
     label_map: Optional[tuple[int, ...]] = None
+    maskiou: Optional[MaskIoUSpec] = None  # YOLACT++: mask_scores = scores x maskiou_net
 
     @property
     def is_video(self) -> bool:
