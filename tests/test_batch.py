@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
+from instances_match import assert_instances_match
 from runtime_fakes import fake_gpu  # noqa: F401 - fixture
 from trtnet import names
 from trtnet.build import build_engine
@@ -88,9 +89,10 @@ def test_the_nonkeyframe_network_refuses_a_state_of_another_batch(video):
         emulate_nonkeyframe(store, config, [a], key)  # state of 2 cameras, 1 frame
 
 
-def _same_instances(got, want) -> None:
-    for field, g, w in zip(want._fields, got, want):
-        np.testing.assert_array_equal(np.asarray(g), np.asarray(w), err_msg=field)
+def _same_instances(got, want, where: str) -> None:
+    # A batch of 2 runs other GEMM shapes than a batch of 1: the sums may round differently, so
+    # within floating point's spread (a mask pixel at 0.5 may flip, measured: 1 of 13.5 M).
+    assert_instances_match(got, want, where)
 
 
 def test_the_segmenter_returns_one_instances_per_frame_of_a_list(fake_gpu, mobilenet):
@@ -102,7 +104,7 @@ def test_the_segmenter_returns_one_instances_per_frame_of_a_list(fake_gpu, mobil
     for i, inst in enumerate(found):
         want = instances_from_outputs(outputs_of_frame(batch, i), hw)
         assert len(want.scores) > 0
-        _same_instances(inst, want)
+        _same_instances(inst, want, f"frame {i}")
 
 
 def test_batches_the_engine_cannot_take_are_clear_errors(fake_gpu, mobilenet):
@@ -129,4 +131,5 @@ def test_the_video_segmenter_keeps_one_keyframe_state_per_camera(fake_gpu, video
         found = segmenter(frames)
         assert segmenter.last_was_keyframe is keyframe and len(found) == 2
         for i, inst in enumerate(found):
-            _same_instances(inst, instances_from_outputs(outputs_of_frame(outputs, i), hw))
+            _same_instances(inst, instances_from_outputs(outputs_of_frame(outputs, i), hw),
+                            f"camera {i}, keyframe {keyframe}")
