@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trtnet.plugins import extension as _ext
@@ -24,9 +25,12 @@ def test_a_source_tree_without_the_extension_uses_the_installed_build(tmp_path):
     installed = tmp_path / "site" / "trtnet"
     installed.mkdir(parents=True)
     shutil.copy2(_ext._C.__file__, installed)
-    code = ("import sys; sys.path[:0] = ['', sys.argv[1]]; import trtnet.plugins.extension as e; "
+    # -S: no site-packages (so no editable install of this repo); NumPy's folder appended by hand.
+    code = ("import sys; sys.path[:0] = ['', sys.argv[1]]; sys.path.append(sys.argv[2]); "
+            "import trtnet.plugins.extension as e; "
             "print(e.__file__); print(e._C.__file__ if e.AVAILABLE else e.IMPORT_ERROR)")
-    run = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "site")], cwd=source,
+    numpy_dir = str(Path(np.__file__).resolve().parents[1])
+    run = subprocess.run([sys.executable, "-S", "-c", code, str(tmp_path / "site"), numpy_dir], cwd=source,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     ext_file, c_file = run.stdout.split("\n")[:2]

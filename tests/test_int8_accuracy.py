@@ -168,9 +168,10 @@ def test_qdq_on_the_wrong_add_input_is_caught(model, fp32, monkeypatch):
         return plain(g, identity, branch, name, **kw)
 
     monkeypatch.setattr(L, "add", swapped)
-    import trtnet.network.backbones as backbone
+    import importlib
 
-    monkeypatch.setattr(backbone, "add", swapped)
+    for family in ("resnet", "mobilenetv2"):  # the modules, not the functions backbones/ exports
+        monkeypatch.setattr(importlib.import_module(f"trtnet.network.backbones.{family}"), "add", swapped)
     weights, config, _, _ = model
     from trtnet import emulator
 
