@@ -27,7 +27,15 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import CheckpointError
-from .unpickler import StorageRef, StorageType, TensorRef, _tensor, load_restricted
+from .unpickler import (
+    StorageRef,
+    StorageType,
+    TensorRef,
+    _tensor,
+    describe,
+    load_restricted,
+    memory_budget,
+)
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -186,6 +194,20 @@ class Checkpoint:
         return buf
 
 
+def _key(value: Any, where: str, what: str = "storage key") -> str:
+    """A storage or object key: torch writes str (int in old files); anything else is
+    corruption, and its str() could be arbitrarily deep or large."""
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    raise CheckpointError(f"{where}: malformed {what} {describe(value)}")
+
+
+def _count(value: Any, where: str, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise CheckpointError(f"{where}: malformed {what} {describe(value)}")
+    return value
+
+
 def _storage_record(pid: Any, where: str, legacy: bool) -> tuple:
     n = 6 if legacy else 5
     if not (isinstance(pid, tuple) and len(pid) == n and pid[0] == "storage"):
@@ -193,11 +215,11 @@ def _storage_record(pid: Any, where: str, legacy: bool) -> tuple:
         if kind == "module":
             raise CheckpointError(f"{where}: the file holds a pickled nn.Module "
                                   "(torch.save(model)), not a state dict")
-        raise CheckpointError(f"{where}: unexpected persistent record {pid!r}")
+        raise CheckpointError(f"{where}: unexpected persistent record {describe(pid)}")
     stype, numel = pid[1], pid[4]
     if not isinstance(stype, StorageType) or not isinstance(numel, int) or numel < 0:
-        raise CheckpointError(f"{where}: malformed storage record {pid!r}")
-    return pid
+        raise CheckpointError(f"{where}: malformed storage record {describe(pid)}")
+    return pid[:2] + (_key(pid[2], where),) + pid[3:]
 
 
 class ZipCheckpoint(Checkpoint):
@@ -206,7 +228,8 @@ class ZipCheckpoint(Checkpoint):
     def _open(self) -> None:
         try:
             self._zip = zipfile.ZipFile(self._file)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+                NotImplementedError) as exc:  # a corrupted "version needed to extract" field
             raise CheckpointError(f"{self.path}: not a readable zip archive (truncated or "
                                   f"corrupted?): {exc}") from None
         names = self._zip.namelist()
@@ -227,7 +250,8 @@ class ZipCheckpoint(Checkpoint):
         self.big_endian = order == "big"
         self._storages: dict[str, StorageRef] = {}
         where = f"{self.path} ({pkls[0]})"
-        self.obj = load_restricted(self._member(pkls[0]), self._persistent_load, where)
+        self.obj = load_restricted(self._member(pkls[0]), self._persistent_load, where,
+                                   memory_budget(self._size))
 
     def _member(self, name: str) -> bytes:
         info = self._zip.getinfo(name)
@@ -246,24 +270,32 @@ class ZipCheckpoint(Checkpoint):
 
     def _persistent_load(self, pid: Any) -> StorageRef:
         _, stype, key, _loc, numel = _storage_record(pid, self.path, legacy=False)
-        key = str(key)
         name = f"{self._prefix}data/{key}"
         if name not in self._names:
-            raise CheckpointError(f"{self.path}: storage {key!r} has no entry {name} in the "
-                                  "archive (corrupted file?)")
+            raise CheckpointError(f"{self.path}: storage {describe(key)} has no entry "
+                                  f"{describe(name)} in the archive (corrupted file?)")
         ref = self._storages.get(key)
+        if ref is not None and (ref.dtype, ref.numel) != (stype.dtype, numel):
+            raise CheckpointError(f"{self.path}: storage {name} has two records that differ "
+                                  "(corrupted file)")
+        self._check_size(name, stype.dtype.itemsize, numel)
         if ref is None:
             ref = self._storages[key] = StorageRef(key, stype.dtype, numel)
         return ref
+
+    def _check_size(self, name: str, itemsize: int, numel: int) -> None:
+        """The storage's declared size against the bytes its archive entry holds."""
+        info = self._zip.getinfo(name)
+        if info.file_size != numel * itemsize:
+            raise CheckpointError(
+                f"{self.path}: storage {name} holds {info.file_size} bytes, its record says "
+                f"{numel} x {itemsize} bytes (corrupted file)")
 
     def _read_storage(self, key: str) -> np.ndarray:
         name = f"{self._prefix}data/{key}"
         info = self._zip.getinfo(name)
         root = self._storages[key]
-        if info.file_size != root.numel * root.dtype.itemsize:
-            raise CheckpointError(
-                f"{self.path}: storage {name} holds {info.file_size} bytes, its record says "
-                f"{root.numel} x {root.dtype.itemsize} bytes (corrupted file)")
+        self._check_size(name, root.dtype.itemsize, root.numel)
         if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
             return np.frombuffer(bytearray(self._member(name)), np.uint8)
         header = self._read_exact(info.header_offset, 30, f"local header of {name}").tobytes()
@@ -284,58 +316,66 @@ class LegacyCheckpoint(Checkpoint):
     def _open(self) -> None:
         f = self._file
         where = f"{self.path} (legacy format)"
-        magic = load_restricted(f, self._no_persistent, where)
+        budget = memory_budget(self._size)
+        magic = load_restricted(f, self._no_persistent, where, budget)
         if magic != LEGACY_MAGIC:
             raise CheckpointError(f"{self.path}: not a PyTorch checkpoint (neither a zip "
                                   "archive nor the legacy format)")
-        protocol = load_restricted(f, self._no_persistent, where)
+        protocol = load_restricted(f, self._no_persistent, where, budget)
         if protocol != LEGACY_PROTOCOL:
-            raise CheckpointError(f"{self.path}: unsupported legacy protocol {protocol!r}")
-        load_restricted(f, self._no_persistent, where)  # sys_info (storage data is always LE)
+            raise CheckpointError(f"{self.path}: unsupported legacy protocol "
+                                  f"{describe(protocol)}")
+        load_restricted(f, self._no_persistent, where, budget)  # sys_info (data is always LE)
         self._roots: dict[str, StorageRef] = {}
-        self.obj = load_restricted(f, self._persistent_load, where)
-        keys = load_restricted(f, self._no_persistent, where)
+        self.obj = load_restricted(f, self._persistent_load, where, budget)
+        keys = load_restricted(f, self._no_persistent, where, budget)
         if not isinstance(keys, list):
             raise CheckpointError(f"{where}: malformed storage key list")
         self._offsets: dict[str, int] = {}
         pos = f.tell()
         for key in keys:
-            root = self._roots.get(str(key))
+            key = _key(key, where)
+            root = self._roots.get(key)
             if root is None:
-                raise CheckpointError(f"{where}: storage {key!r} is not used by any tensor")
+                raise CheckpointError(f"{where}: storage {describe(key)} is not used by any "
+                                      "tensor")
             count = int(self._read_exact(pos, 8, f"storage {key}").view("<i8")[0])
             if count != root.numel:
-                raise CheckpointError(f"{where}: storage {key!r} holds {count} elements, its "
-                                      f"record says {root.numel} (corrupted file)")
-            self._offsets[str(key)] = pos + 8
+                raise CheckpointError(f"{where}: storage {describe(key)} holds {count} "
+                                      f"elements, its record says {root.numel} (corrupted file)")
+            self._offsets[key] = pos + 8
             pos += 8 + count * root.dtype.itemsize
             if pos > self._size:
-                raise CheckpointError(f"{self.path}: file is truncated: storage {key!r} ends "
-                                      f"at byte {pos}, the file has {self._size}")
+                raise CheckpointError(f"{self.path}: file is truncated: storage {describe(key)} "
+                                      f"ends at byte {pos}, the file has {self._size}")
         missing = set(self._roots) - set(self._offsets)
         if missing:
-            raise CheckpointError(f"{where}: no data for storages {sorted(missing)}")
+            raise CheckpointError(f"{where}: no data for storages {describe(sorted(missing))}")
 
     @staticmethod
     def _no_persistent(pid: Any) -> Any:
-        raise CheckpointError(f"unexpected persistent record {pid!r}")
+        raise CheckpointError(f"unexpected persistent record {describe(pid)}")
 
     def _persistent_load(self, pid: Any) -> StorageRef:
         _, stype, key, _loc, numel, view = _storage_record(pid, self.path, legacy=True)
-        key = str(key)
         root = self._roots.get(key)
         if root is None:
             root = self._roots[key] = StorageRef(key, stype.dtype, numel)
+        elif (root.dtype, root.numel) != (stype.dtype, numel):
+            raise CheckpointError(f"{self.path}: storage {describe(key)} has two records "
+                                  "that differ (corrupted file)")
         if view is None:
             return root
         try:
             _view_key, offset, size = view
             offset, size = int(offset), int(size)
         except (TypeError, ValueError):
-            raise CheckpointError(f"{self.path}: malformed storage view {view!r}") from None
+            raise CheckpointError(f"{self.path}: malformed storage view {describe(view)}"
+                                  ) from None
         item = root.dtype.itemsize
         if offset < 0 or size < 0 or offset + size > root.numel:
-            raise CheckpointError(f"{self.path}: storage view {view!r} outside its storage")
+            raise CheckpointError(f"{self.path}: storage view {describe(view)} outside its "
+                                  "storage")
         return StorageRef(key, root.dtype, size, byte_offset=offset * item, nbytes=size * item)
 
     def _read_storage(self, key: str) -> np.ndarray:
@@ -365,40 +405,52 @@ class TarCheckpoint(Checkpoint):
         self._offsets: dict[str, int] = {}
         objects: dict[str, Any] = {}
 
+        budget = memory_budget(self._size)
+
+        def load(pid: Any = self._no_pid) -> Any:
+            return load_restricted(f, pid, where, budget)
+
         f.seek(members["storages"].offset_data)
-        for _ in range(self._count(load_restricted(f, self._no_pid, where), where)):
-            rec = load_restricted(f, self._no_pid, where)
+        for _ in range(self._count(load(), where)):
+            rec = load()
             if not (isinstance(rec, tuple) and len(rec) == 3 and isinstance(rec[2], StorageType)):
-                raise CheckpointError(f"{where}: malformed storage record {rec!r}")
-            key, dtype = str(rec[0]), rec[2].dtype
+                raise CheckpointError(f"{where}: malformed storage record {describe(rec)}")
+            key, dtype = _key(rec[0], where), rec[2].dtype
             pos = f.tell()
             count = int(self._read_exact(pos, 8, f"storage {key}").view("<i8")[0])
             if count < 0 or pos + 8 + count * dtype.itemsize > self._size:
                 raise CheckpointError(f"{self.path}: file is truncated or corrupted at "
-                                      f"storage {key!r}")
+                                      f"storage {describe(key)}")
             self._roots[key] = objects[key] = StorageRef(key, dtype, count)
             self._offsets[key] = pos + 8
             f.seek(pos + 8 + count * dtype.itemsize)
-        views = load_restricted(f, self._no_pid, where)
+        views = load()
         for view in views if isinstance(views, list) else ():
-            target, root_key, offset, numel = view
-            root = self._roots[str(root_key)]
+            if not (isinstance(view, (tuple, list)) and len(view) == 4):
+                raise CheckpointError(f"{where}: malformed storage view {describe(view)}")
+            target, root_key = _key(view[0], where), _key(view[1], where)
+            offset = _count(view[2], where, "storage view offset")
+            numel = _count(view[3], where, "storage view size")
+            root = self._roots.get(root_key)
+            if root is None or offset + numel > root.numel:
+                raise CheckpointError(f"{where}: storage view {describe(view)} outside its "
+                                      "storage")
             item = root.dtype.itemsize
-            objects[str(target)] = StorageRef(root.key, root.dtype, numel,
-                                              byte_offset=offset * item, nbytes=numel * item)
+            objects[target] = StorageRef(root.key, root.dtype, numel,
+                                         byte_offset=offset * item, nbytes=numel * item)
 
         f.seek(members["tensors"].offset_data)
-        for _ in range(self._count(load_restricted(f, self._no_pid, where), where)):
-            rec = load_restricted(f, self._no_pid, where)
+        for _ in range(self._count(load(), where)):
+            rec = load()
             if not (isinstance(rec, tuple) and len(rec) == 3):
-                raise CheckpointError(f"{where}: malformed tensor record {rec!r}")
-            key, storage = str(rec[0]), objects.get(str(rec[1]))
+                raise CheckpointError(f"{where}: malformed tensor record {describe(rec)}")
+            key, storage = _key(rec[0], where), objects.get(_key(rec[1], where))
             if storage is None:
-                raise CheckpointError(f"{where}: tensor {key!r} uses an unknown storage")
+                raise CheckpointError(f"{where}: tensor {describe(key)} uses an unknown storage")
             pos = f.tell()
             ndim = int(self._read_exact(pos, 8, "tensor record").view("<i4")[0])
             if not 0 <= ndim <= 64:
-                raise CheckpointError(f"{where}: malformed tensor record for {key!r}")
+                raise CheckpointError(f"{where}: malformed tensor record for {describe(key)}")
             body = self._read_exact(pos + 8, 8 * (2 * ndim + 1), "tensor record")
             f.seek(pos + 8 + body.size)
             vals = [int(v) for v in body.view("<i8")]
@@ -409,22 +461,20 @@ class TarCheckpoint(Checkpoint):
             if isinstance(pid, tuple):
                 return pid[0]
             try:
-                return objects[str(pid)]
+                return objects[_key(pid, where, "object id")]
             except KeyError:
-                raise CheckpointError(f"{where}: unknown object {pid!r}") from None
+                raise CheckpointError(f"{where}: unknown object {describe(pid)}") from None
 
         f.seek(members["pickle"].offset_data)
-        self.obj = load_restricted(f, persistent_load, where)
+        self.obj = load(persistent_load)
 
     @staticmethod
     def _count(n: Any, where: str) -> int:
-        if not isinstance(n, int) or n < 0:
-            raise CheckpointError(f"{where}: malformed record count {n!r}")
-        return n
+        return _count(n, where, "record count")
 
     @staticmethod
     def _no_pid(pid: Any) -> Any:
-        raise CheckpointError(f"unexpected persistent record {pid!r}")
+        raise CheckpointError(f"unexpected persistent record {describe(pid)}")
 
     def _read_storage(self, key: str) -> np.ndarray:
         root = self._roots[key]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import collections
 import io
-import pickle
+import reprlib
 import struct
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 from .dtypes import (DTYPES, STORAGE_TYPES, TORCH_DTYPE_NAMES, UNSUPPORTED_STORAGE_TYPES,
                      UNSUPPORTED_TORCH_DTYPES, SUPPORTED_NAMES, DType)
 from .errors import CheckpointError, ConverterError, UnsafeCheckpointError, UnsupportedDtypeError
+from .pickle_machine import Machine, PickleFormatError
 
 
 class _NoBuild:
@@ -119,10 +120,16 @@ TENSOR_CLASS = _Marker("torch.Tensor")
 PARAMETER_CLASS = _Marker("torch.nn.parameter.Parameter")
 
 
+# dimensions of a tensor record: far above TensorRT's Dims::MAX_DIMS of 8
+# (NvInferRuntimeBase.h:205); a longer size is corruption, and refusing it keeps the check
+# O(1) however often a pickle reuses one huge tuple
+MAX_NDIM = 64
+
+
 def _ints(value: Any, what: str) -> tuple[int, ...]:
-    if not isinstance(value, (tuple, list)) or not all(
+    if not isinstance(value, (tuple, list)) or len(value) > MAX_NDIM or not all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-        raise CheckpointError(f"malformed tensor record: {what} is {value!r}")
+        raise CheckpointError(f"malformed tensor record: {what} is {describe(value)}")
     return tuple(value)
 
 
@@ -131,7 +138,7 @@ def _tensor(storage: Any, offset: Any, size: Any, stride: Any, dtype: Optional[D
     if not isinstance(storage, StorageRef):
         raise CheckpointError(f"malformed tensor record: storage is {type(storage).__name__}")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise CheckpointError(f"malformed tensor record: storage offset is {offset!r}")
+        raise CheckpointError(f"malformed tensor record: storage offset is {describe(offset)}")
     shape, strides = _ints(size, "size"), _ints(stride, "stride")
     if len(shape) != len(strides):
         raise CheckpointError(f"malformed tensor record: size {shape} vs stride {strides}")
@@ -150,7 +157,7 @@ def _rebuild_tensor(storage, storage_offset, size, stride):
 def _rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
                        dtype, metadata=None):
     if not isinstance(dtype, TorchDType):
-        raise CheckpointError(f"malformed tensor record: dtype is {dtype!r}")
+        raise CheckpointError(f"malformed tensor record: dtype is {describe(dtype)}")
     return _tensor(storage, storage_offset, size, stride, dtype.dtype)
 
 
@@ -180,7 +187,7 @@ class _StandIn(_NoBuild):
 
 def _rebuild_from_type_v2(func, new_type, args, state):
     if func not in _REBUILD_FUNCTIONS or new_type not in (TENSOR_CLASS, PARAMETER_CLASS):
-        raise CheckpointError(f"unsupported tensor subclass record: {new_type!r}")
+        raise CheckpointError(f"unsupported tensor subclass record: {describe(new_type)}")
     return func(*args)
 
 
@@ -250,36 +257,52 @@ def resolve_global(module: str, name: str) -> Any:
     raise UnsafeCheckpointError(f"{module}.{name}")
 
 
-# Errors a corrupted pickle stream can raise from inside the C unpickler or our stand-ins.
-_CORRUPT = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, struct.error, OverflowError, RecursionError, UnicodeDecodeError)
+# Errors a stand-in may raise on arguments of the wrong kind (the machine's own checks
+# raise PickleFormatError); a corrupted stream is reported as such, never as a traceback.
+_CORRUPT = (PickleFormatError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+            struct.error, OverflowError, UnicodeDecodeError)
+
+# Memory one load may allocate: a small multiple of the file, or this floor for small files
+MEMORY_PER_FILE_BYTE = 4
+MEMORY_FLOOR = 1 << 26
+
+def _is_allowed_callable(func: Any) -> bool:
+    """REDUCE may call only what :func:`resolve_global` handed out."""
+    return isinstance(func, _StandIn) or func is collections.OrderedDict or func is tuple
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, persistent_load: Callable[[Any], Any]):
-        super().__init__(file, encoding="utf-8")
-        self._persistent = persistent_load
+def describe(value: Any) -> str:
+    """A short repr of a value from the pickle, bounded in depth and length (a corrupted
+    record may be deeply nested or huge; its full repr could exhaust memory)."""
+    return _SHORT.repr(value)
 
-    def find_class(self, module: str, name: str) -> Any:
-        return resolve_global(module, name)
 
-    def persistent_load(self, pid: Any) -> Any:
-        return self._persistent(pid)
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 3, 60, 60, 40
+
+
+def memory_budget(file_size: int) -> int:
+    return max(MEMORY_PER_FILE_BYTE * file_size, MEMORY_FLOOR)
 
 
 def load_restricted(source: "bytes | io.BufferedIOBase", persistent_load: Callable[[Any], Any],
-                    where: str) -> Any:
-    """Unpickle ``source`` (bytes or a file positioned at a pickle) with the allowlist.
+                    where: str, max_memory: int = MEMORY_FLOOR) -> Any:
+    """Unpickle ``source`` (bytes, or a file positioned at a pickle: left right after it)
+    with the global allowlist, the opcode allowlist of :mod:`.pickle_machine`, and at most
+    ``max_memory`` bytes allocated (see :func:`memory_budget`).
 
     ``where`` names the file (and part) in error messages.
     """
-    file = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    machine = Machine(source, resolve_global, persistent_load, _is_allowed_callable,
+                      max_memory)
     try:
-        return _Unpickler(file, persistent_load).load()
+        return machine.load()
     except UnsafeCheckpointError as exc:
         raise UnsafeCheckpointError(exc.global_name, where) from None
     except ConverterError as exc:
         raise type(exc)(f"{where}: {exc}") from None
     except _CORRUPT as exc:
-        raise CheckpointError(
-            f"{where}: corrupted or truncated pickle ({type(exc).__name__}: {exc})") from None
+        detail = str(exc) if isinstance(exc, PickleFormatError) else \
+            f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"{where}: corrupted or truncated pickle ({detail[:300]})"
+                              ) from None
