@@ -20,7 +20,13 @@ from trtnet.network.weights import resolve_config as weights_resolve_config
 
 DEFAULT_MIN_FRAME = (32, 32)
 DEFAULT_OPT_FRAME = (480, 640)
-DEFAULT_MAX_FRAME = (2160, 3840)
+# 1080p, the largest frame of the cameras users run (USB/CSI cameras, RTSP streams at 1920x1080):
+# the context allocates activations for the profile's maximum, and the preprocess holds the
+# frame in fp32 twice (cast, then NHWC -> NCHW) before resizing it to 550x550. At 2160x3840 with
+# --max-batch 8 that is 2 x 796 MB (~1.8 GiB with the rest, python -m trtnet.build --dry-run),
+# too much next to everything else on an 8 GB Orin; at 1080x1920 it is 2 x 199 MB. 4K cameras
+# pass --max-frame 2160x3840 (the dry run says what it costs).
+DEFAULT_MAX_FRAME = (1080, 1920)
 
 
 class BuildError(RuntimeError):

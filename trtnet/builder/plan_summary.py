@@ -13,7 +13,7 @@ after its checkpoint key or its stage): trtnet.precision.plans.COMPONENT_OF_PREF
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from trtnet.precision import ALWAYS_FP32, COMPONENTS, PrecisionPlan, int8_audit
 from trtnet.precision.plans import COMPONENT_OF_PREFIX, component_of  # noqa: F401 (re-exported)
@@ -133,10 +133,27 @@ NEEDS_TENSORRT = (
 )
 
 
+def memory_section(network: Any, profile: dict[str, Sequence[Sequence[int]]],
+                   gpu: Mapping[str, Any] | None = None) -> list[str]:
+    """Device memory per profile point (:mod:`trtnet.builder.memory`), with a warning for each
+    point that would not fit ``gpu`` (a sidecar 'gpu' entry); needs the emulator's graph."""
+    from trtnet import emulator
+    from trtnet.builder import memory
+
+    if not isinstance(network, emulator.Network):
+        return ["  (needs the emulator's graph: python -m trtnet.build --dry-run)"]
+    try:
+        rows = memory.profiles_memory(network, profile)
+    except memory.MemoryEstimateError as exc:
+        return [f"  (not estimated: {exc})"]
+    return memory.format_memory(rows, gpu)
+
+
 def dry_run_report(network: Any, trt: Any, plan: PrecisionPlan, *, title: str,
                    profile: dict[str, Sequence[Sequence[int]]], batch: int,
-                   notes: Optional[Sequence[str]] = None) -> str:
-    """The full ``--dry-run`` text."""
+                   notes: Optional[Sequence[str]] = None, gpu: Mapping[str, Any] | None = None) -> str:
+    """The full ``--dry-run`` text; ``gpu`` (a sidecar 'gpu' entry) is the GPU the memory
+    of each profile point is checked against."""
     lines = [title, "", f"plan {plan}" + (f" (preset {plan.preset})" if plan.preset else "") +
              f"; MACs per batch of {batch} at the opt shape", *format_components(summarize(network, trt, plan,
                                                                                              batch=batch))]
@@ -145,6 +162,8 @@ def dry_run_report(network: Any, trt: Any, plan: PrecisionPlan, *, title: str,
     lines += ["", "optimization profile (min / opt / max):"]
     for name, (lo, opt, hi) in profile.items():
         lines.append(f"  {name}: {list(lo)} / {list(opt)} / {list(hi)}")
+    lines += ["", "device memory per profile point (estimate from the emulator's graph, before fusion):",
+              *memory_section(network, profile, gpu)]
     if notes:
         lines += ["", *notes]
     lines += ["", "needs TensorRT (not done by a dry run):", *(f"  - {n}" for n in NEEDS_TENSORRT)]

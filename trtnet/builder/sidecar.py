@@ -54,9 +54,35 @@ def gpu_description() -> dict[str, Any]:
         name = props["name"]
         return {"name": name.decode() if isinstance(name, bytes) else str(name),
                 "compute_capability": f"{props['major']}.{props['minor']}",
-                "memory_mib": int(props["totalGlobalMem"]) >> 20}
+                "memory_mib": int(props["totalGlobalMem"]) >> 20,
+                "memory_bytes": int(props["totalGlobalMem"])}
     except Exception as exc:  # noqa: BLE001 - no CuPy, no driver, no device: still write the sidecar
         return {"name": "unknown", "reason": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+def gpu_memory_bytes(gpu: Mapping[str, Any]) -> int | None:
+    """Total device memory of a sidecar's 'gpu' entry (:func:`gpu_description`), None if unknown.
+
+    Sidecars written before ``memory_bytes`` have only ``memory_mib`` (rounded down to MiB)."""
+    if gpu.get("memory_bytes") is not None:
+        return int(gpu["memory_bytes"])
+    if gpu.get("memory_mib") is not None:
+        return int(gpu["memory_mib"]) << 20
+    return None
+
+
+def target_gpu(engine_path: os.PathLike | str | None) -> dict[str, Any]:
+    """The GPU an engine is for: the 'gpu' of ``engine_path``'s existing sidecar (the engine
+    was built there before: a dry run on a desktop checks the Orin it is rebuilt for) when it
+    names the memory, else this machine's (:func:`gpu_description`)."""
+    if engine_path is not None:
+        try:
+            gpu = json.loads(sidecar_path(engine_path).read_text(encoding="utf-8")).get("gpu") or {}
+        except (OSError, ValueError, AttributeError):
+            gpu = {}
+        if isinstance(gpu, dict) and gpu_memory_bytes(gpu) is not None:
+            return {**gpu, "name": f"{gpu.get('name', 'the GPU')} (from {sidecar_path(engine_path).name})"}
+    return gpu_description()
 
 
 def tensor_entries(network: Any, trt: Any) -> list[dict[str, Any]]:
