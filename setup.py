@@ -104,9 +104,9 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("CMAKE_BUILD_PARALLEL_LEVEL") or str(os.cpu_count() or 1)
         subprocess.run([cmake, "--build", str(build_dir), "--target", "_C", "-j", jobs], check=True)
         # The plugin library exists only with CUDA + TensorRT headers; build it if configured.
-        probe = subprocess.run([cmake, "--build", str(build_dir), "--target", "help"],
-                               capture_output=True, text=True, check=True)
-        if "trtnet_plugins" in probe.stdout:
+        # (a placeholder target of that name explains why it is not built: read the cache instead)
+        cache = (build_dir / "CMakeCache.txt").read_text(errors="replace")
+        if "TRTNET_BUILDS_PLUGINS:INTERNAL=ON" in cache:
             subprocess.run([cmake, "--build", str(build_dir), "--target", "trtnet_plugins", "-j", jobs], check=True)
         built = list(out_dir.glob("_C*.so")) + list(out_dir.glob("_C*.pyd"))
         if not built:
@@ -116,14 +116,13 @@ class CMakeBuild(build_ext):
         """Host-only build with setuptools' own compiler driver (no CMake, no CUDA)."""
         import pybind11
 
-        ext = Extension(
-            "trtnet._C",
-            sources=HOST_SOURCES,
-            include_dirs=[pybind11.get_include(), str(ROOT / "plugins"), str(ROOT / "csrc" / "masks")],
-            language="c++",
-            extra_compile_args=["-std=c++17", "-O2", "-ffp-contract=off", "-fvisibility=hidden"],
-        )
-        # Reuse build_ext's machinery for this one extension.
+        # Fill in the declared extension (build_ext's finalize_options already gave it the
+        # bookkeeping attributes it needs) rather than replacing it.
+        ext = self.extensions[0]
+        ext.sources = list(HOST_SOURCES)
+        ext.include_dirs = [pybind11.get_include(), str(ROOT / "plugins"), str(ROOT / "csrc" / "masks")]
+        ext.language = "c++"
+        ext.extra_compile_args = ["-std=c++17", "-O2", "-ffp-contract=off", "-fvisibility=hidden"]
         self.extensions = [ext]
         super().run()
 

@@ -1,12 +1,16 @@
 // libtrtnet_plugins.so entry points: one library, every route users load it by.
 //
-// * getCreators / getPluginCreators / setLoggerFinder: what IPluginRegistry::loadLibrary
+// * getCreators / setLoggerFinder: what IPluginRegistry::loadLibrary
 //   (C++ runtime, Python registry.load_library, trtexec --dynamicPlugins, plans with
 //   serialized plugin libraries) looks for. loadLibrary holds the registry's mutex
 //   (NvInferRuntimeCommon.h: registry calls "will be synchronized by a mutex") while it
 //   dlopens us and calls these, so they never call back into the registry: getCreators only
 //   hands out the list (side-effect free), and the static initializer registers nothing by
-//   default.
+//   default. These two are the whole V3 plugin-library interface: NVIDIA's own V3 library
+//   exports only them (NVIDIA/TensorRT plugin/vc/vfcCommon.cpp, getCreators and
+//   setLoggerFinder), and trtexec's documentation lists only them (samples/trtexec/README.md,
+//   "Using your own Plugin": getPluginCreators is "also valid, but deprecated"). No documented
+//   loader needs the deprecated name, so it is not exported.
 // * trtnetInitPlugins(): explicit registration for routes that only dlopen or link the
 //   library (TensorRT-LLM's initTrtLlmPlugins pattern): finds the process's libnvinfer,
 //   checks its version against the headers this was compiled with, registers each creator
@@ -148,11 +152,6 @@ __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const*
         return nullptr;
     }
     return trtnet::plugin::creators(nbCreators);
-}
-
-// Deprecated name of the same entry point, still probed by older loaders.
-__attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getPluginCreators(int32_t& nbCreators) {
-    return getCreators(nbCreators);
 }
 
 // Explicit registration (dlopen / link routes); true when both creators are registered.

@@ -30,7 +30,10 @@ import trt_headers
 from test_plugins_lifecycle import compiler, plugin_objects
 
 REPO = Path(__file__).resolve().parent.parent
-EXPORTS = {"getCreators", "getPluginCreators", "setLoggerFinder", "trtnetInitPlugins", "trtnetPluginsRegistered"}
+# getCreators + setLoggerFinder are the V3 plugin-library interface (NVIDIA/TensorRT
+# plugin/vc/vfcCommon.cpp exports only these two; samples/trtexec/README.md "Using your own
+# Plugin"); getPluginCreators, the deprecated IPluginV2-era name, is not exported.
+EXPORTS = {"getCreators", "setLoggerFinder", "trtnetInitPlugins", "trtnetPluginsRegistered"}
 
 
 @pytest.fixture(params=trt_headers.MAJORS, ids=lambda m: f"trt{m}")

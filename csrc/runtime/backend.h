@@ -73,9 +73,12 @@ public:
     // -- TensorRT ---------------------------------------------------------------------
     virtual int32_t library_version() = 0;         // getInferLibVersion(): major*10000 + minor*100 + patch
     virtual std::string compute_capability() = 0;  // of the current device, e.g. "8.7"
-    // Registers the plugin creators of `path` with TensorRT (IPluginRegistry::loadLibrary);
-    // throws Error(kPluginLibrary). Loading the same library again is a no-op.
-    virtual void load_plugins(std::string const& path) = 0;
+    // IPluginRegistry::getCreator(name, version, namespace) != nullptr: a creator is registered
+    // in the process's registry (by any library, under any spelling of its path).
+    virtual bool has_plugin_creator(char const* name, char const* version, char const* plugin_namespace) = 0;
+    // IPluginRegistry::loadLibrary(path) != nullptr. TensorRT refuses a library when any of its
+    // plugins is already registered, so the caller checks has_plugin_creator first (segmenter.cpp).
+    virtual bool load_plugin_library(std::string const& path) = 0;
     // nullptr when TensorRT cannot deserialize the blob.
     virtual std::unique_ptr<EngineHandle> deserialize(std::vector<char> const& blob) = 0;
     virtual void warn(std::string const& message) = 0;
@@ -91,6 +94,10 @@ public:
     virtual void copy_2d(void* dst, size_t dst_pitch, void const* src, size_t src_pitch, size_t width, size_t rows,
                          Copy kind, Stream stream) = 0;
     virtual void synchronize(Stream stream) = 0;
+    // Later work on `stream` waits for the work `event` captured (cudaStreamWaitEvent; a device-side wait).
+    virtual void wait_event(CUevent_st* event, Stream stream) = 0;
+    // The host waits for the work `event` captured (cudaEventSynchronize).
+    virtual void synchronize_event(CUevent_st* event) = 0;
     virtual void* create_event() = 0;  // with timing
     virtual void destroy_event(void* event) = 0;
     virtual void record(void* event, Stream stream) = 0;

@@ -16,6 +16,7 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <mutex>
 
 #include "backend.h"
 #include "common/hd.h"
@@ -60,6 +61,12 @@ std::vector<uint8_t> Instances::masks_to_host() const {
 namespace {
 
 constexpr size_t kMinEngineBytes = 256;  // as trtnet/runtime/engine.py MIN_ENGINE_BYTES
+
+// libtrtnet_plugins.so's creators (plugins/*/..._plugin.h kName, plugins/common/plugin_utils.h
+// kVersion / kNamespace; trtnet/plugins/specs.py NAMESPACE, VERSION, FAST_NMS, INVERSE_WARP).
+constexpr char const* kPluginNames[] = {"FastNMS", "InverseWarp"};
+constexpr char const* kPluginVersion = "1";
+constexpr char const* kPluginNamespace = "trtnet";
 
 std::string directory_of(std::string const& path) {
     size_t slash = path.find_last_of('/');
@@ -309,6 +316,20 @@ public:
             if (staging_pending_) be_.synchronize(stream_);
             reserve_host(staging_, staging_capacity_, frame_bytes * frames.size());
         }
+        // Frames written on another stream: ours is cudaStreamNonBlocking (tensorrt_backend.cpp),
+        // so nothing orders it after the producer unless we wait on the producer's event.
+        // cudaStreamWaitEvent: "Makes all future work submitted to stream wait for all work
+        // captured in event" (CUDA runtime API, cuda_runtime_api.h, cudaStreamWaitEvent).
+        // A host frame is read by the CPU (memcpy below): the host waits (cudaEventSynchronize).
+        for (size_t b = 0; b < frames.size(); ++b) {
+            Frame const& f = frames[b];
+            if (f.ready == nullptr) continue;
+            bool seen = false;  // one wait per event, however many frames it covers
+            for (size_t a = 0; a < b && !seen; ++a) seen = frames[a].ready == f.ready && frames[a].memory == f.memory;
+            if (seen) continue;
+            if (f.memory == Frame::Memory::kDevice) be_.wait_event(f.ready, stream_);
+            else be_.synchronize_event(f.ready);
+        }
         for (size_t b = 0; b < frames.size(); ++b) {
             Frame const& f = frames[b];
             uint8_t* dst = input + b * frame_bytes;
@@ -551,7 +572,29 @@ private:
         } else if (!file_exists(lib)) {
             throw Error(ErrorCode::kPluginLibrary, "plugin library " + lib + " (Options::plugin_library) not found");
         }
-        be_.load_plugins(lib);
+        // The registry is one per process, and loadLibrary "will fail and return nullptr if any
+        // of the plugins are already registered" (IPluginRegistry::loadLibrary,
+        // NvInferRuntimeCommon.h: TensorRT 10.3 line 205-206, 11.1 line 134-135). So a second
+        // spelling of the path (another engine's folder, a symlink, Options::plugin_library and
+        // then the default) must not load it again: skip when our creators are registered
+        // (IPluginRegistry::getCreator, 10.3 line 254, 11.1 line 183).
+        static std::mutex mutex;  // check-then-load is one step for every segmenter of the process
+        std::lock_guard<std::mutex> lock(mutex);
+        int present = 0;
+        for (char const* name : kPluginNames) present += be_.has_plugin_creator(name, kPluginVersion, kPluginNamespace);
+        if (present == int(std::size(kPluginNames))) return;
+        if (present != 0) {
+            throw Error(ErrorCode::kPluginLibrary,
+                        "only some of trtnet's plugins (FastNMS, InverseWarp in namespace trtnet) are registered with "
+                        "TensorRT: another library registered them; TensorRT refuses to load " + lib +
+                            " over them (IPluginRegistry::loadLibrary); load one libtrtnet_plugins.so per process");
+        }
+        if (!be_.load_plugin_library(lib)) {
+            throw Error(ErrorCode::kPluginLibrary,
+                        "plugin library " + lib + " not found or not loadable (missing, built for another TensorRT, "
+                        "or its dependencies are missing: see the TensorRT log above); put libtrtnet_plugins.so next "
+                        "to the engine, or set TRTNET_PLUGIN_LIBRARY or Options::plugin_library");
+        }
     }
 
     std::shared_ptr<Backend> backend_;

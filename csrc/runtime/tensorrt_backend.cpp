@@ -7,8 +7,6 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include <cstdio>
-#include <mutex>
-#include <set>
 
 #include "backend.h"
 #include "mask_assembly.h"
@@ -132,19 +130,15 @@ public:
         return std::to_string(major) + "." + std::to_string(minor);
     }
 
-    void load_plugins(std::string const& path) override {
-        // One registry per process (getPluginRegistry): a library's creators are registered once.
-        static std::mutex mutex;
-        static std::set<std::string> loaded;
-        std::lock_guard<std::mutex> lock(mutex);
-        if (loaded.count(path) != 0) return;
-        if (runtime_->getPluginRegistry().loadLibrary(path.c_str()) == nullptr) {
-            throw Error(ErrorCode::kPluginLibrary,
-                        "plugin library " + path + " not found or not loadable (missing, built for another TensorRT, "
-                        "or its dependencies are missing: see the TensorRT log above); put libtrtnet_plugins.so next "
-                        "to the engine, or set TRTNET_PLUGIN_LIBRARY or Options::plugin_library");
-        }
-        loaded.insert(path);
+    // The process's one registry (IRuntime::getPluginRegistry). segmenter.cpp checks the
+    // creators first: loadLibrary "will fail and return nullptr if any of the plugins are
+    // already registered" (NvInferRuntimeCommon.h, TensorRT 10.3 line 205-206, 11.1 line 134-135).
+    bool has_plugin_creator(char const* name, char const* version, char const* plugin_namespace) override {
+        // IPluginRegistry::getCreator(name, version, namespace): 10.3 line 254, 11.1 line 183.
+        return runtime_->getPluginRegistry().getCreator(name, version, plugin_namespace) != nullptr;
+    }
+    bool load_plugin_library(std::string const& path) override {
+        return runtime_->getPluginRegistry().loadLibrary(path.c_str()) != nullptr;
     }
 
     std::unique_ptr<EngineHandle> deserialize(std::vector<char> const& blob) override {
@@ -181,6 +175,14 @@ public:
         check(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows, k, stream), "cudaMemcpy2DAsync");
     }
     void synchronize(Stream stream) override { check(cudaStreamSynchronize(stream), "cudaStreamSynchronize"); }
+    // "Makes all future work submitted to stream wait for all work captured in event"
+    // (cuda_runtime_api.h, cudaStreamWaitEvent); flags 0 = cudaEventWaitDefault.
+    void wait_event(CUevent_st* event, Stream stream) override {
+        check(cudaStreamWaitEvent(stream, event, cudaEventWaitDefault), "cudaStreamWaitEvent (Frame::ready)");
+    }
+    void synchronize_event(CUevent_st* event) override {
+        check(cudaEventSynchronize(event), "cudaEventSynchronize (Frame::ready)");
+    }
     void* create_event() override {
         cudaEvent_t event = nullptr;
         check(cudaEventCreate(&event), "cudaEventCreate");

@@ -21,6 +21,7 @@
 #include <vector>
 
 struct CUstream_st;  // cudaStream_t is CUstream_st* (cuda_runtime_api.h / driver_types.h)
+struct CUevent_st;   // cudaEvent_t is CUevent_st* (driver_types.h)
 
 namespace trtnet {
 
@@ -78,6 +79,14 @@ private:
 
 // One BGR8 image: rows of width*3 bytes, `pitch` bytes apart (a cv::Mat's step works
 // unchanged; 0 means width*3). In host memory (any, pinned or not) or in device memory.
+//
+// `ready`: a cudaEvent_t the producer recorded (cudaEventRecord) on its own stream after
+// writing the frame. The segmenter's stream is created cudaStreamNonBlocking, so nothing
+// orders it after other streams' work: with `ready` the segmenter's stream waits on the event
+// (cudaStreamWaitEvent, on the device) before reading a device frame, and the host waits on it
+// (cudaEventSynchronize) before reading a host frame filled by an async copy. nullptr: the
+// frame is complete now (written by the host, or by work already synchronised). The event
+// must stay valid until segment() returns.
 struct Frame {
     enum class Memory { kHost, kDevice };
     void const* data = nullptr;
@@ -85,12 +94,13 @@ struct Frame {
     int height = 0;
     size_t pitch = 0;
     Memory memory = Memory::kHost;
+    CUevent_st* ready = nullptr;
 
-    static Frame host(void const* data, int width, int height, size_t pitch = 0) {
-        return Frame{data, width, height, pitch, Memory::kHost};
+    static Frame host(void const* data, int width, int height, size_t pitch = 0, CUevent_st* ready = nullptr) {
+        return Frame{data, width, height, pitch, Memory::kHost, ready};
     }
-    static Frame device(void const* data, int width, int height, size_t pitch = 0) {
-        return Frame{data, width, height, pitch, Memory::kDevice};
+    static Frame device(void const* data, int width, int height, size_t pitch = 0, CUevent_st* ready = nullptr) {
+        return Frame{data, width, height, pitch, Memory::kDevice, ready};
     }
     size_t row_pitch() const { return pitch != 0 ? pitch : size_t(width) * 3; }
 };

@@ -78,7 +78,7 @@ public:
         return false;
     }
     // What TensorRT's loader does, all under the registry mutex: dlopen, setLoggerFinder,
-    // getCreators (getPluginCreators as fallback), register every creator; nullptr when any
+    // getCreators, register every creator; nullptr when any
     // of them is already registered.
     PluginLibraryHandle loadLibrary(AsciiChar const* path) noexcept override {
         std::unique_lock<std::mutex> lock(mutex_, std::try_to_lock);
@@ -90,7 +90,6 @@ public:
         if (handle == nullptr) return nullptr;
         using GetCreators = IPluginCreatorInterface* const* (*)(int32_t&);
         auto get = reinterpret_cast<GetCreators>(dlsym(handle, "getCreators"));
-        if (get == nullptr) get = reinterpret_cast<GetCreators>(dlsym(handle, "getPluginCreators"));
         if (get == nullptr) return nullptr;
         int32_t n = 0;
         IPluginCreatorInterface* const* list = get(n);

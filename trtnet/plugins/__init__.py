@@ -19,7 +19,7 @@ from .specs import FAST_NMS, INVERSE_WARP, NAMESPACE, SPECS, TIE_RULE, VERSION, 
 
 __all__ = [
     "FAST_NMS", "INVERSE_WARP", "NAMESPACE", "SPECS", "TIE_RULE", "VERSION",
-    "get_spec", "library_path", "load",
+    "get_spec", "library_path", "load", "registered",
 ]
 
 LIBRARY_NAME = "libtrtnet_plugins.so"
@@ -66,11 +66,14 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     """Load the plugin library once so its creators are in TensorRT's plugin registry.
 
     The route is TensorRT's own ``registry.load_library`` (IPluginRegistry::loadLibrary: the
-    library's getCreators hands the creators to the registry). Only when the library already
-    registered itself (TRTNET_PLUGINS_REGISTER_ON_LOAD=1 in the environment, or another
-    component called trtnetInitPlugins) is load_library skipped: the registry refuses a
-    second registration. Needs the real TensorRT runtime; the emulator never calls this, it
-    runs the plugins through their CPU twins.
+    library's getCreators hands the creators to the registry). The registry is one per
+    process and loadLibrary "will fail and return nullptr if any of the plugins are already
+    registered" (NvInferRuntimeCommon.h, TensorRT 10.3 line 205-206, 11.1 line 134-135), so
+    load_library is skipped when FastNMS and InverseWarp are registered already
+    (``get_creator``): by another spelling or copy of the library (two engines in different
+    folders, ``--plugin-library X`` and then the default), by the C++ runtime, or by the
+    library itself (TRTNET_PLUGINS_REGISTER_ON_LOAD=1, trtnetInitPlugins). Needs the real
+    TensorRT runtime; the emulator never calls this, it runs the plugins through their CPU twins.
     """
     lib_path = Path(path) if path is not None else library_path()
     key = str(lib_path.resolve())
@@ -91,23 +94,26 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
             f"could not load {lib_path}: {exc} (it needs libnvinfer from TensorRT "
             "10.3+ and the CUDA runtime on the library path)"
         ) from exc
-    if _self_registered(lib) < len(SPECS):
-        registry = trt.get_plugin_registry()
+    registry = trt.get_plugin_registry()
+    present = registered(registry)
+    if not present:
         if not registry.load_library(key):
             raise RuntimeError(
                 f"{lib_path} loaded, but TensorRT's plugin registry did not register its "
                 f"creators ({', '.join(SPECS)} in namespace {NAMESPACE!r}); is it built "
                 f"against this TensorRT ({getattr(trt, '__version__', '?')})? (TensorRT's log says why)"
             )
+    elif len(present) < len(SPECS):
+        missing = sorted(set(SPECS) - set(present))
+        raise RuntimeError(
+            f"only {', '.join(present)} of trtnet's plugins is registered with TensorRT (by another "
+            f"library), {', '.join(missing)} is not; TensorRT refuses to load {lib_path} over them "
+            "(IPluginRegistry::loadLibrary): load one libtrtnet_plugins.so per process"
+        )
     _loaded[key] = lib
     return lib
 
 
-def _self_registered(lib: ctypes.CDLL) -> int:
-    """How many creators the library registered by itself (trtnetInitPlugins; 0 if unknown)."""
-    try:
-        fn = lib.trtnetPluginsRegistered
-    except AttributeError:
-        return 0
-    fn.restype = ctypes.c_int32
-    return int(fn())
+def registered(registry) -> list[str]:
+    """Which of trtnet's creators ``registry`` holds (IPluginRegistry::getCreator(name, version, namespace))."""
+    return [name for name in SPECS if registry.get_creator(name, VERSION, NAMESPACE) is not None]

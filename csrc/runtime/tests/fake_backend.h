@@ -37,12 +37,60 @@ constexpr int kProto = 8, kMaskDim = 4;
 
 struct Log {
     std::vector<std::string> events;  // "alloc", "free", "h2d", "d2h", "d2d", "sync", "enqueue <role>", "capture <role>",
-                                      // "launch <role>", "range <name>", "pop", "masks <count>", "warn ..."
+                                      // "launch <role>", "range <name>", "pop", "masks <count>", "warn ...",
+                                      // "wait <event>", "event sync <event>", "record"
+    // The stream operations again, per stream in submission order (a stream runs its work in
+    // that order; across streams only an event wait orders anything).
+    std::map<trtnet::Stream, std::vector<std::string>> streams;
     int count(std::string const& prefix) const {
         return int(std::count_if(events.begin(), events.end(),
                                  [&](std::string const& e) { return e.compare(0, prefix.size(), prefix) == 0; }));
     }
-    void clear() { events.clear(); }
+    bool enabled = true;  // false: nothing is recorded (frame_loop_bench; the counters still count)
+    void add(std::string const& e) {
+        if (enabled) events.push_back(e);
+    }
+    void on(trtnet::Stream stream, std::string const& e) {
+        if (!enabled) return;
+        events.push_back(e);
+        streams[stream].push_back(e);
+    }
+    // Position of the first operation of `stream` starting with `prefix`, -1 if none.
+    int position(trtnet::Stream stream, std::string const& prefix) const {
+        auto it = streams.find(stream);
+        if (it == streams.end()) return -1;
+        for (size_t i = 0; i < it->second.size(); ++i) {
+            if (it->second[i].compare(0, prefix.size(), prefix) == 0) return int(i);
+        }
+        return -1;
+    }
+    void clear() {
+        events.clear();
+        streams.clear();
+    }
+};
+
+// A producer's stream (another thread's decoder, a CUDA preprocessing kernel): its work is
+// deferred, it runs only when something waits for it -- an event recorded after it, waited
+// on by another stream (wait_event) or by the host (synchronize_event), or a synchronize of
+// the producer. So a frame read without waiting reads what was there before the producer ran.
+class ProducerStream {
+public:
+    void submit(std::function<void()> work) { pending_.push_back(std::move(work)); }
+    // An event: "all work captured" = what was submitted before the record.
+    size_t record() const { return done_ + pending_.size(); }
+    void run_until(size_t mark) {
+        while (done_ < mark && !pending_.empty()) {
+            pending_.front()();
+            pending_.erase(pending_.begin());
+            ++done_;
+        }
+    }
+    size_t pending() const { return pending_.size(); }
+
+private:
+    std::vector<std::function<void()>> pending_;
+    size_t done_ = 0;
 };
 
 class Memory {
@@ -157,7 +205,7 @@ public:
         t->address = device;
         return true;
     }
-    bool enqueue(trtnet::Stream) override {
+    bool enqueue(trtnet::Stream stream) override {
         if (fail_enqueue) return false;
         for (Tensor& t : tensors_) {
             Shape s = tensor_shape(t.desc.name);
@@ -171,11 +219,11 @@ public:
             }
         }
         if (capturing_) {
-            log_.events.push_back("capture " + spec_.role);
+            log_.on(stream, "capture " + spec_.role);
             captured = snapshot();
             return true;
         }
-        log_.events.push_back("enqueue " + spec_.role);
+        log_.on(stream, "enqueue " + spec_.role);
         compute(snapshot());
         return true;
     }
@@ -267,9 +315,15 @@ public:
     int32_t version = 100300;
     std::string cc = "8.7";
     bool fail_capture = false;
+    bool touch_data = true;        // false: uploads move one row, masks are not painted (frame_loop_bench: the runtime's cost)
+    bool record_mask_jobs = true;  // false: mask_jobs stays empty (a long bench run)
     std::vector<FakeEngine*> engines;  // owned by the runners
     std::vector<trtnet::MaskJob> mask_jobs;
-    std::set<std::string> plugins_loaded;
+    std::vector<std::string> plugins_loaded;         // every library loadLibrary accepted, in order
+    std::set<std::string> registered;                // "name/version/namespace" in the process's registry
+    int load_attempts = 0;
+    // Always counted, logging or not: cudaMalloc / cudaMallocHost calls, host waits (stream or event).
+    int64_t device_allocs = 0, host_allocs = 0, host_waits = 0;
     Log log;
     Memory memory;
     int ranges_open = 0;
@@ -277,14 +331,25 @@ public:
     // -- TensorRT --------------------------------------------------------------------
     int32_t library_version() override { return version; }
     std::string compute_capability() override { return cc; }
-    void load_plugins(std::string const& path) override {
-        if (!std::ifstream(path).good()) {
-            throw trtnet::Error(trtnet::ErrorCode::kPluginLibrary, "plugin library " + path + " not found");
+    bool has_plugin_creator(char const* name, char const* version, char const* ns) override {
+        return registered.count(std::string(name) + "/" + version + "/" + ns) == 1;
+    }
+    // As IPluginRegistry::loadLibrary: nullptr (false) "if any of the plugins are already
+    // registered" (NvInferRuntimeCommon.h, 10.3 line 205-206): whatever the path's spelling.
+    bool load_plugin_library(std::string const& path) override {
+        ++load_attempts;
+        log.add("loadLibrary " + path);
+        if (!std::ifstream(path).good()) return false;
+        static char const* const creators[] = {"FastNMS/1/trtnet", "InverseWarp/1/trtnet"};
+        for (char const* c : creators) {
+            if (registered.count(c) != 0) return false;
         }
-        plugins_loaded.insert(path);
+        for (char const* c : creators) registered.insert(c);
+        plugins_loaded.push_back(path);
+        return true;
     }
     std::unique_ptr<trtnet::EngineHandle> deserialize(std::vector<char> const& blob) override {
-        if (plugins_loaded.empty()) throw std::logic_error("engine deserialized before the plugin library was loaded");
+        if (registered.empty()) throw std::logic_error("engine deserialized before the plugin library was loaded");
         std::string text(blob.begin(), blob.end());
         std::istringstream in(text.substr(0, text.find('\n')));
         std::string magic, word;
@@ -305,26 +370,48 @@ public:
         engines.push_back(engine.get());
         return engine;
     }
-    void warn(std::string const& message) override { log.events.push_back("warn " + message); }
+    void warn(std::string const& message) override { log.add("warn " + message); }
 
     // -- CUDA ------------------------------------------------------------------------
     trtnet::Stream create_stream() override { return reinterpret_cast<trtnet::Stream>(&stream_token_); }
+    // A producer's stream and its events, for Frame::ready (tests own them; the runtime never creates them).
+    trtnet::Stream producer_stream() { return reinterpret_cast<trtnet::Stream>(&producer_); }
+    ProducerStream& producer() { return producer_; }
+    CUevent_st* producer_event() {  // cudaEventRecord on the producer's stream
+        events_.push_back(std::make_unique<size_t>(producer_.record()));
+        log.on(producer_stream(), "record producer event");
+        return reinterpret_cast<CUevent_st*>(events_.back().get());
+    }
+    void wait_event(CUevent_st* event, trtnet::Stream stream) override {
+        if (capturing_) throw std::logic_error("event wait during a graph capture");
+        producer_.run_until(mark(event));  // the device-side wait: the producer's work is done first
+        log.on(stream, "wait producer event");
+    }
+    void synchronize_event(CUevent_st* event) override {
+        ++host_waits;
+        producer_.run_until(mark(event));
+        log.add("event sync");
+    }
     void destroy_stream(trtnet::Stream s) override {
         if (s != create_stream()) throw std::logic_error("destroyed a stream never created");
         streams_destroyed++;
     }
     void* device_alloc(size_t bytes) override {
-        log.events.push_back("alloc " + std::to_string(bytes));
+        ++device_allocs;
+        log.add("alloc " + std::to_string(bytes));
         return memory.alloc(bytes, true);
     }
     void device_free(void* p) override {
-        log.events.push_back("free");
+        log.add("free");
         memory.release(p, true);
     }
-    void* host_alloc(size_t bytes) override { return memory.alloc(bytes, false); }
+    void* host_alloc(size_t bytes) override {
+        ++host_allocs;
+        return memory.alloc(bytes, false);
+    }
     void host_free(void* p) override { memory.release(p, false); }
     void copy_2d(void* dst, size_t dpitch, void const* src, size_t spitch, size_t width, size_t rows, Copy kind,
-                 trtnet::Stream) override {
+                 trtnet::Stream stream) override {
         if (capturing_) throw std::logic_error("copy during a graph capture");
         if (width > dpitch || width > spitch) throw std::logic_error("copy_2d: width beyond the pitch");
         size_t dbytes = dpitch * (rows - 1) + width, sbytes = spitch * (rows - 1) + width;
@@ -336,15 +423,19 @@ public:
         char const* names[] = {"h2d", "d2h", "d2d"};
         std::string e = names[int(kind)];
         if (kind == Copy::kHostToDevice && memory.is_pinned(src, sbytes)) e += " pinned";
-        log.events.push_back(e);
+        log.on(stream, e);
+        if (!touch_data && kind != Copy::kDeviceToHost) rows = 1;  // pixel (0,0) drives the fake engine
         for (size_t r = 0; r < rows; ++r) {
             std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<char const*>(src) + r * spitch, width);
         }
     }
-    void synchronize(trtnet::Stream) override { log.events.push_back("sync"); }
+    void synchronize(trtnet::Stream stream) override {
+        ++host_waits;
+        log.on(stream, "sync");
+    }
     void* create_event() override { return memory.alloc(1, false); }
     void destroy_event(void* e) override { memory.release(e, false); }
-    void record(void*, trtnet::Stream) override { log.events.push_back("record"); }
+    void record(void*, trtnet::Stream stream) override { log.on(stream, "record"); }
     float elapsed_ms(void*, void*) override { return 1.f; }
 
     bool begin_capture(trtnet::Stream) override {
@@ -363,39 +454,40 @@ public:
         }
         return nullptr;
     }
-    void launch_graph(void* graph, trtnet::Stream) override {
+    void launch_graph(void* graph, trtnet::Stream stream) override {
         auto* g = static_cast<Graph*>(graph);
         if (!live(g)) throw std::logic_error("launch of a destroyed graph");
-        log.events.push_back("launch " + g->engine->spec_.role);
+        log.on(stream, "launch " + g->engine->spec_.role);
         g->engine->compute(g->snapshot);  // replays the capture's shapes and addresses, stale or not
     }
     void destroy_graph(void* graph) override {
         auto* g = static_cast<Graph*>(graph);
         if (!live(g)) throw std::logic_error("destroy of a destroyed graph");
         graphs_.erase(std::find_if(graphs_.begin(), graphs_.end(), [&](auto const& p) { return p.get() == g; }));
-        log.events.push_back("graph destroyed");
+        log.add("graph destroyed");
     }
     size_t live_graphs() const { return graphs_.size(); }
 
     void range_push(char const* name) override {
         ++ranges_open;
-        log.events.push_back(std::string("range ") + name);
+        if (log.enabled) log.add(std::string("range ") + name);
     }
     void range_pop() override {
         if (--ranges_open < 0) throw std::logic_error("range_pop without a push");
-        log.events.push_back("pop");
+        log.add("pop");
     }
 
     // Masks: 1 inside the detection's pixel box (the real assembly is csrc/masks' job).
-    void assemble_masks(trtnet::MaskJob const& job, trtnet::Stream) override {
+    void assemble_masks(trtnet::MaskJob const& job, trtnet::Stream stream) override {
         size_t row = trtnet::dtype_size(job.det_type);
         if (!memory.is_device(job.boxes, size_t(job.count) * 4 * row) ||
             !memory.is_device(job.coeffs, size_t(job.count) * size_t(job.mask_dim) * row) ||
             !memory.is_device(job.out, size_t(job.count) * size_t(job.frame_h) * size_t(job.frame_w))) {
             throw std::logic_error("mask job with host pointers");
         }
-        mask_jobs.push_back(job);
-        log.events.push_back("masks " + std::to_string(job.count));
+        if (record_mask_jobs) mask_jobs.push_back(job);
+        log.on(stream, "masks " + std::to_string(job.count));
+        if (!touch_data) return;
         for (int d = 0; d < job.count; ++d) {
             float box[4];
             for (int c = 0; c < 4; ++c) {
@@ -424,7 +516,15 @@ private:
     bool live(Graph* g) const {
         return std::any_of(graphs_.begin(), graphs_.end(), [&](auto const& p) { return p.get() == g; });
     }
+    size_t mark(CUevent_st* event) const {
+        for (auto const& e : events_) {
+            if (reinterpret_cast<CUevent_st*>(e.get()) == event) return *e;
+        }
+        throw std::logic_error("wait on an event never recorded");
+    }
     int stream_token_ = 0;
+    ProducerStream producer_;
+    std::vector<std::unique_ptr<size_t>> events_;
     bool capturing_ = false;
     std::vector<std::unique_ptr<Graph>> graphs_;
 };

@@ -2,9 +2,12 @@
 // schedule, state handoff, shape changes, buffers, CUDA graphs, postprocess, errors.
 // Built with ASan + UBSan by tests/test_runtime_cpp.py; `runtime_test NAME` runs one test,
 // `runtime_test --list` lists them.
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -652,7 +655,7 @@ TEST(the_plugin_library_is_found_next_to_the_engine_or_named_and_its_absence_is_
     std::string engine = ws.engine("k.engine", "key");
     auto be = backend();
     trtnet::Segmenter seg(engine, opts(), be);
-    CHECK(be->plugins_loaded.count(ws.dir + "/libtrtnet_plugins.so") == 1);
+    CHECK(be->plugins_loaded == std::vector<std::string>{ws.dir + "/libtrtnet_plugins.so"});
     CHECK_ERROR(kPluginLibrary, "plugin library /nowhere/libx.so (Options::plugin_library) not found",
                 trtnet::Segmenter(engine, opts("/nowhere/libx.so"), backend()));
     std::remove((ws.dir + "/libtrtnet_plugins.so").c_str());
@@ -662,7 +665,115 @@ TEST(the_plugin_library_is_found_next_to_the_engine_or_named_and_its_absence_is_
     std::string engine2 = ws.engine("k2.engine", "key", "", ", \"plugin_library\": {\"path\": \"/build/machine/libtrtnet_plugins.so.10\", \"sha256\": \"ab\"}");
     be = backend();
     trtnet::Segmenter by_sidecar(engine2, opts(), be);
-    CHECK(be->plugins_loaded.count(named) == 1);
+    CHECK(be->plugins_loaded == std::vector<std::string>{named});
+}
+
+// Every engine folder has its copy of the library (trtnet.build writes it next to the engine),
+// and a named library may be followed by the default: TensorRT's one registry per process
+// refuses a second loadLibrary of the same creators (the fake's registry does too).
+TEST(a_second_spelling_of_the_plugin_library_is_not_loaded_again) {
+    Workspace ws;
+    std::string a = ws.engine("k.engine", "key");
+    mkdir((ws.dir + "/other").c_str(), 0700);
+    std::string b = ws.engine("other/k.engine", "key");
+    ws.write("other/libtrtnet_plugins.so", "another copy");
+    auto be = backend();
+    trtnet::Segmenter first(a, opts(ws.dir + "/./libtrtnet_plugins.so"), be);  // Options::plugin_library
+    trtnet::Segmenter second(a, opts(), be);                                  // then the default spelling
+    trtnet::Segmenter third(b, opts(), be);                                   // another folder's copy
+    trtnet::VideoSegmenter video(ws.engine("vk.engine", "videokey"), ws.engine("nk.engine", "nonkey"), video_opts(), be);
+    CHECK_EQ(be->load_attempts, 1);
+    CHECK(be->plugins_loaded == std::vector<std::string>{ws.dir + "/./libtrtnet_plugins.so"});
+    CHECK_EQ(third.segment(Image(16, 16, 2, 1).frame()).size(), size_t(2));
+}
+
+TEST(plugins_registered_by_someone_else_are_used_and_a_partial_registration_is_an_error) {
+    Workspace ws;
+    std::string engine = ws.engine("k.engine", "key");
+    auto be = backend();
+    be->registered = {"FastNMS/1/trtnet", "InverseWarp/1/trtnet"};  // e.g. trtnetInitPlugins() or Python's load()
+    trtnet::Segmenter seg(engine, opts(), be);
+    CHECK_EQ(be->load_attempts, 0);
+    be = backend();
+    be->registered = {"FastNMS/1/trtnet"};
+    CHECK_ERROR(kPluginLibrary, "only some of trtnet's plugins", trtnet::Segmenter(engine, opts(), be));
+    CHECK_EQ(be->load_attempts, 0);
+    be = backend();
+    be->registered = {"FastNMS/2/trtnet", "InverseWarp/1/other"};  // other versions / namespaces do not count
+    trtnet::Segmenter loads(engine, opts(), be);
+    CHECK_EQ(be->load_attempts, 1);
+}
+
+// ---- frames produced on another stream (Frame::ready) ------------------------------------
+
+// A device buffer the producer fills on its own stream: count / tag in pixel (0,0), as Image.
+struct ProducedFrame {
+    void* data;
+    Image img;
+    ProducedFrame(fake::FakeBackend& be, bool device, int count, int tag) : img(24, 16, count, tag) {
+        size_t bytes = img.bytes.size();
+        data = device ? be.device_alloc(bytes) : be.host_alloc(bytes);  // zeros: "count 0" until written
+        std::vector<uint8_t> pixels = img.bytes;
+        void* dst = data;
+        be.producer().submit([dst, pixels] { std::memcpy(dst, pixels.data(), pixels.size()); });
+    }
+};
+
+TEST(a_device_frame_waits_for_the_producers_event_before_it_is_read) {
+    Workspace ws;
+    auto be = backend();
+    trtnet::Segmenter seg(ws.engine("k.engine", "key"), opts(), be);
+    trtnet::Stream ours = be->create_stream();
+    {  // the race the fake models: without `ready` the copy reads the buffer before the producer ran
+        ProducedFrame p(*be, true, 3, 9);
+        CHECK_EQ(seg.segment(Frame::device(p.data, 24, 16)).size(), size_t(0));
+        be->producer().run_until(be->producer().record());
+        be->device_free(p.data);
+    }
+    ProducedFrame p(*be, true, 3, 9);
+    CUevent_st* ready = be->producer_event();
+    be->log.clear();
+    trtnet::Instances found = seg.segment(Frame::device(p.data, 24, 16, 0, ready));
+    CHECK_EQ(found.size(), size_t(3));
+    CHECK_EQ(found[0].class_id, 9);
+    CHECK_EQ(be->producer().pending(), size_t(0));
+    int wait = be->log.position(ours, "wait producer event"), copy = be->log.position(ours, "d2d");
+    CHECK(wait >= 0 && copy > wait);                            // on our stream: the wait, then the copy
+    CHECK(be->log.position(ours, "launch key") > copy);  // 2nd run: the captured graph, after the copy
+    CHECK_EQ(be->log.count("event sync"), 0);                    // a device-side wait, not a host one
+    CHECK_EQ(be->log.count("sync"), 1);
+    be->device_free(p.data);
+}
+
+TEST(a_host_frame_filled_by_an_async_copy_is_waited_for_on_the_host_before_staging) {
+    Workspace ws;
+    auto be = backend();
+    trtnet::Segmenter seg(ws.engine("k.engine", "key"), opts(), be);
+    ProducedFrame p(*be, false, 2, 5);
+    CUevent_st* ready = be->producer_event();
+    be->log.clear();
+    trtnet::Instances found = seg.segment(Frame::host(p.data, 24, 16, 0, ready));
+    CHECK_EQ(found.size(), size_t(2));
+    CHECK_EQ(found[0].class_id, 5);
+    auto const& ev = be->log.events;
+    auto at = [&](std::string const& e) { return std::find(ev.begin(), ev.end(), e) - ev.begin(); };
+    CHECK(at("event sync") < at("h2d pinned"));
+    CHECK_EQ(be->log.count("wait"), 0);
+    be->host_free(p.data);
+}
+
+TEST(frames_of_a_batch_sharing_one_event_wait_once) {
+    Workspace ws;
+    auto be = backend();
+    trtnet::Segmenter seg(ws.engine("k.engine", "key batch=3"), opts(), be);
+    ProducedFrame a(*be, true, 1, 1), b(*be, true, 2, 2), c(*be, true, 3, 3);
+    CUevent_st* ready = be->producer_event();
+    be->log.clear();
+    auto found = seg.segment({Frame::device(a.data, 24, 16, 0, ready), Frame::device(b.data, 24, 16, 0, ready),
+                              Frame::device(c.data, 24, 16, 0, ready)});
+    CHECK_EQ(be->log.count("wait producer event"), 1);
+    CHECK_EQ(found[0].size() + found[1].size() + found[2].size(), size_t(6));
+    for (void* d : {a.data, b.data, c.data}) be->device_free(d);
 }
 
 TEST(everything_allocated_is_freed_and_an_own_stream_destroyed) {

@@ -1,5 +1,5 @@
 // Segments one (black) frame with an installed trtnet; every failure is a trtnet::Error.
-#include <trtnet.h>
+#include <trtnet/trtnet.h>
 
 #include <cstdio>
 #include <vector>
