@@ -1,8 +1,9 @@
 """The converter on the real torch.save checkpoints of the reference data.
 
 Every tensor must reproduce the sha256 in ``weights_index.json`` (computed by PyTorch
-itself from the values it loads): exact, no tolerance. The index records 0-d tensors
-(``num_batches_tracked``) with shape [1]; torch stores them as shape ().
+itself from the values it loads): exact, no tolerance. The yolact_edge indexes record 0-d
+tensors (``num_batches_tracked``) with shape [1], the YOLACT++ one with []; torch stores
+them as shape ().
 """
 
 from __future__ import annotations
@@ -21,14 +22,25 @@ from weights_convert import __version__, convert, load_state_dict
 CASES = {
     "vid_resnet50/weights.pth": "yolact_edge_vid_resnet50",
     "mobilenetv2/weights.pth": "yolact_edge_mobilenetv2",
+    # dbolya/yolact: DCNv2 backbone, 9 anchors, maskiou_net, FPN keys fpn.* (renamed)
+    "yolact_plus_resnet50/weights.pth": "yolact_plus_resnet50",
     "checkpoint_formats/zip_fp32.pth": None,      # partial state dicts: no config
     "checkpoint_formats/legacy_fp32.pth": None,
     "checkpoint_formats/wrapped_fp32.pth": None,
 }
 
 
+def _yolact_fpn_name(key: str) -> str:
+    """dbolya/yolact's fpn.* keys under the names the converter writes (as yolact_edge's
+    load_weights renames them: lat_layers to fpn_phase_1, the rest to fpn_phase_2)."""
+    if key.startswith("fpn.lat_layers."):
+        return "fpn_phase_1." + key[4:]
+    return "fpn_phase_2." + key[4:] if key.startswith("fpn.") else key
+
+
 def _index(path: Path) -> dict:
-    return json.loads((path.parent / "weights_index.json").read_text())
+    index = json.loads((path.parent / "weights_index.json").read_text())
+    return {_yolact_fpn_name(k): v for k, v in index.items()}
 
 
 def _sha(a: np.ndarray) -> str:
@@ -45,7 +57,8 @@ def _assert_matches_index(tensors: dict, index: dict) -> None:
     for key, want in index.items():
         a = tensors[key]
         assert str(a.dtype) == want["dtype"], key
-        assert _index_shape(a) == want["shape"], key
+        # yolact_edge's indexes write a 0-d tensor as [1], the yolact_plus_resnet50 one as []
+        assert want["shape"] in (list(a.shape), _index_shape(a)), key
         assert _sha(a) == want["sha256"], key
 
 
@@ -79,6 +92,16 @@ def test_config_is_recognised_from_keys_and_shapes(converted, name):
         assert any("closest is yolact_edge_resnet50" in w for w in result.warnings)
     else:
         assert result.warnings == []
+
+
+def test_yolact_checkpoint_keys_are_renamed_with_a_note(reference_dir, converted):
+    result, out = converted["yolact_plus_resnet50/weights.pth"]
+    raw = json.loads((reference_dir / "yolact_plus_resnet50/weights_index.json").read_text())
+    assert sum(k.startswith("fpn.") for k in raw) == 16  # 3 lat + 3 pred + 2 downsample, w + b
+    assert any("renamed YOLACT keys fpn.*" in n for n in result.notes)
+    with safe_open(str(out), "np") as f:
+        assert f.metadata()["config"] == "yolact_plus_resnet50"
+        assert not any(k.startswith("fpn.") for k in f.keys())  # noqa: SIM118 (safe_open has no __iter__)
 
 
 def test_metadata_names_config_source_hash_and_converter(reference_dir, converted):

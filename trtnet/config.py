@@ -1,8 +1,10 @@
-"""Every released yolact_edge model configuration, as plain frozen dataclasses.
+"""Every released YolactEdge, YOLACT and YOLACT++ model configuration, as frozen dataclasses.
 
-Values follow upstream ``yolact_edge/data/config.py`` (commit 873fceb), keeping only what
-inference needs. Upstream's names are kept (``yolact_edge_resnet50``...) so a user can
-pass the name they trained with; the ``_config`` suffix is accepted too.
+Values follow upstream ``yolact_edge/data/config.py`` (haotian-liu/yolact_edge, commit 873fceb)
+and ``data/config.py`` of dbolya/yolact (commit 902073d: yolact_base, yolact_im400/700,
+yolact_resnet50, yolact_darknet53, yolact_plus_base, yolact_plus_resnet50), keeping only what
+inference needs. Upstream's names are kept so a user can pass the name they trained with;
+the ``_config`` suffix is accepted too.
 
 Quirks kept on purpose, because released weights were trained with them:
 ``use_square_anchors`` (every anchor is square whatever its aspect ratio) and
@@ -53,8 +55,9 @@ YOUTUBE_VIS_CLASSES = (
 class BackboneSpec:
     """Which backbone, and which of its stages feed the FPN.
 
-    ``family`` is 'resnet' (``layers`` = blocks per stage, e.g. (3, 4, 6, 3)) or
-    'mobilenetv2' (``layers`` = the (t, c, n, s) rows of the inverted-residual table).
+    ``family`` is 'resnet' (``layers`` = blocks per stage, e.g. (3, 4, 6, 3)),
+    'mobilenetv2' (``layers`` = the (t, c, n, s) rows of the inverted-residual table) or
+    'darknet' (``layers`` = residual blocks per stage, (1, 2, 8, 8, 4) for DarkNet-53).
     ``selected_layers`` index upstream's ``backbone.layers`` (C3, C4, C5 in that order).
     ``partial_layers`` = how many stages the non-keyframe (partial) backbone runs.
     """
@@ -76,13 +79,37 @@ class BackboneSpec:
         return block + int(self.dcn_layers[stage]) >= blocks and block % self.dcn_interval == 0
 
     @property
+    def has_dcn(self) -> bool:
+        return any(int(d) > 0 for d in self.dcn_layers)
+
+    @property
     def name(self) -> str:
+        """Upstream's backbone name (``ResNet101``, ``ResNet50_DCNv2``, ``DarkNet53``...)."""
         if self.family == "resnet":
-            return f"ResNet{_RESNET_DEPTH[tuple(self.layers)]}"
+            base = f"ResNet{_RESNET_DEPTH[tuple(self.layers)]}"
+            if not self.has_dcn:
+                return base
+            return f"{base}_DCNv2" if self.dcn_interval == 1 else f"{base}_DCN_Interval{self.dcn_interval}"
+        if self.family == "darknet":
+            return f"DarkNet{_DARKNET_DEPTH[tuple(self.layers)]}"
         return "MobileNetV2"
 
 
 _RESNET_DEPTH = {(3, 4, 6, 3): 50, (3, 4, 23, 3): 101, (3, 8, 36, 3): 152}
+_DARKNET_DEPTH = {(1, 2, 8, 8, 4): 53}
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """Upstream's backbone ``transform`` flags (BGR 0-255 input, after the resize).
+
+    normalize: (x - mean) / std with the BGR means (ResNet, MobileNetV2); subtract_means:
+    x - mean only; to_float: x / 255 (DarkNet). Exactly one is set in every released config.
+    """
+
+    normalize: bool = True
+    subtract_means: bool = False
+    to_float: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,7 @@ class Config:
     means_bgr: tuple[float, float, float] = MEANS_BGR
     std_bgr: tuple[float, float, float] = STD_BGR
     channel_order: str = "RGB"
+    transform: TransformSpec = field(default_factory=TransformSpec)
     fpn: FPNSpec = field(default_factory=FPNSpec)
     anchors: AnchorSpec = field(default_factory=AnchorSpec)
     proto: ProtoSpec = field(default_factory=ProtoSpec)
@@ -201,6 +229,9 @@ class Config:
     # dataset category id of each class; None: 1..N (upstream's label_map None, e.g. YouTube-VIS)
     label_map: Optional[tuple[int, ...]] = None
     maskiou: Optional[MaskIoUSpec] = None  # YOLACT++: mask_scores = scores x maskiou_net
+    # Which upstream repository the config comes from: 'yolact_edge' checkpoints name the FPN
+    # fpn_phase_1/fpn_phase_2, 'yolact' (dbolya/yolact) ones fpn.* (renamed on conversion).
+    family: str = "yolact_edge"
 
     @property
     def is_video(self) -> bool:
@@ -236,6 +267,41 @@ _yolact_edge_youtubevis = replace(
     flow=FlowSpec(warp_mode="none", use_spa=False),
 )
 
+# dbolya/yolact @ 902073d (data/config.py 656-806): yolact_base and its copies.
+DARKNET53 = BackboneSpec("darknet", (1, 2, 8, 8, 4), (2, 3, 4))
+_yolact_base = Config("yolact_base", RESNET101, **_COCO, family="yolact")
+
+
+def _resized(config: Config, name: str, size: int) -> Config:
+    """yolact_im400/700: every base scale s becomes int(s * size / 550) (upstream: s / 550 * size)."""
+    base = config.max_size
+    scales = tuple(tuple(int(s / base * size) for s in level) for level in config.anchors.scales)
+    return replace(config, name=name, max_size=size, anchors=replace(config.anchors, scales=scales))
+
+
+# YOLACT++: three scales per level, base * 2^(j/3), real (not square) aspect ratios.
+_PLUS_ANCHORS = AnchorSpec(
+    scales=tuple(tuple(b * 2 ** (j / 3.0) for j in range(3)) for b in (24, 48, 96, 192, 384)),
+    use_square_anchors=False,
+)
+_yolact_plus_base = replace(
+    _yolact_base, name="yolact_plus_base",
+    backbone=replace(RESNET101, dcn_layers=(0, 4, 23, 3), dcn_interval=3),
+    anchors=_PLUS_ANCHORS, maskiou=MaskIoUSpec(),
+)
+
+YOLACT_CONFIGS: tuple[Config, ...] = (
+    _yolact_base,
+    _resized(_yolact_base, "yolact_im400", 400),
+    _resized(_yolact_base, "yolact_im700", 700),
+    replace(_yolact_base, name="yolact_darknet53", backbone=DARKNET53,
+            transform=TransformSpec(normalize=False, to_float=True)),
+    replace(_yolact_base, name="yolact_resnet50", backbone=RESNET50),
+    _yolact_plus_base,
+    replace(_yolact_plus_base, name="yolact_plus_resnet50",
+            backbone=replace(RESNET50, dcn_layers=(0, 4, 6, 3), dcn_interval=1)),
+)
+
 CONFIGS: dict[str, Config] = {c.name: c for c in (
     _yolact_edge,
     replace(_yolact_edge, name="yolact_edge_resnet50", backbone=RESNET50),
@@ -245,11 +311,12 @@ CONFIGS: dict[str, Config] = {c.name: c for c in (
     replace(_yolact_edge_vid, name="yolact_edge_vid_minimal", flow=FlowSpec(use_spa=False)),
     _yolact_edge_youtubevis,
     replace(_yolact_edge_youtubevis, name="yolact_edge_youtubevis_resnet50", backbone=RESNET50),
+    *YOLACT_CONFIGS,
 )}
 
 
 class UnknownConfigError(KeyError):
-    """Raised for a config name that is not a released yolact_edge model."""
+    """Raised for a config name that is not a released YolactEdge / YOLACT / YOLACT++ model."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])

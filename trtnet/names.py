@@ -43,6 +43,11 @@ DET_CLASSES = "det/classes"  # int32 [1, max_det], 0-based foreground
 DET_COEFFS = "det/coeffs"   # [1, max_det, mask_dim]
 DETECTIONS = (DET_COUNT, DET_BOXES, DET_SCORES, DET_CLASSES, DET_COEFFS)
 
+# YOLACT++ fast mask re-scoring (config.maskiou; trtnet.network.maskiou), after Fast NMS.
+MASKIOU_INPUT = "maskiou/input"  # [1, max_det, 138, 138] cropped sigmoid masks (not an output)
+MASKIOU_PRED = "maskiou/pred"    # [1, max_det, num_classes - 1] maskiou_net after max pool (not an output)
+MASK_SCORES = "mask_scores"      # [1, max_det] det/scores x maskiou at det/classes, 0 past det/count
+
 # Video (non-keyframe) path.
 PARTIAL_C3 = "partial_backbone/C3"
 LATERAL3 = "lateral3"

@@ -76,9 +76,12 @@ class ConversionResult:
 
 
 def _check_config(shapes: dict[str, tuple[int, ...]], config: Optional[str],
-                  result: ConversionResult, where: str) -> None:
+                  result: ConversionResult, where: str, fpn_naming: Optional[str] = None) -> None:
+    """Check ``shapes`` against ``config``, or recognise the config (ties: FPN naming, then the
+    file name ``where``, see trtnet.network.weight_spec.recognise)."""
     from trtnet.config import get_config, UnknownConfigError
-    from trtnet.network.weight_spec import compare, expected_shapes, match_config
+    from trtnet.network.weight_spec import (AmbiguousConfigError, compare, describe_blocking,
+                                            expected_shapes, recognise)
 
     if config is not None:
         try:
@@ -89,12 +92,21 @@ def _check_config(shapes: dict[str, tuple[int, ...]], config: Optional[str],
         blocking = [d for d in diffs if d.blocking]
         if blocking:
             more = f" (and {len(blocking) - 1} more differences)" if len(blocking) > 1 else ""
+            parts = describe_blocking([d for d in blocking if d.kind == "extra"])
+            parts = f"; the checkpoint has parts config {cfg.name} lacks: {parts}" if parts else ""
             raise ConfigMismatchError(f"{where} does not match config {cfg.name}: "
-                                      f"{blocking[0]}{more}")
+                                      f"{blocking[0]}{more}{parts}")
         result.config = cfg.name
     else:
-        name, diffs = match_config(shapes)
+        try:
+            found = recognise(shapes, filename=where, fpn_naming=fpn_naming)
+        except AmbiguousConfigError as exc:
+            raise ConfigMismatchError(f"{where}: {exc}") from None
+        name, diffs = found.closest, found.diffs
         blocking = [d for d in diffs if d.blocking]
+        if len(found.fitting) > 1:
+            result.notes.append(f"config {name} chosen by its {found.chosen_by} among "
+                                f"{', '.join(found.fitting)} (same keys and shapes)")
         if blocking:
             result.closest_config = name
             listed = "; ".join(str(d) for d in blocking[:3])
@@ -133,7 +145,9 @@ def convert(src: "str | os.PathLike", dst: "str | os.PathLike", config: Optional
         digest_job = pool.submit(ckpt.sha256)
         tensors, notes = find_state_dict(ckpt.obj, src)
         result = ConversionResult(src, dst, ckpt.format, "", None, None, notes=notes)
-        _check_config({k: t.shape for k, t in tensors.items()}, config, result, src)
+        # statedict renames dbolya/yolact's fpn.* keys and says so in a note
+        naming = "yolact" if any(n.startswith("renamed YOLACT keys fpn.*") for n in notes) else "yolact_edge"
+        _check_config({k: t.shape for k, t in tensors.items()}, config, result, src, naming)
         plan = [(k, t, output_dtype(t.dtype, dtype)) for k, t in tensors.items()]
         changed = Counter((t.dtype.name, out.name) for _, t, out in plan if t.dtype != out)
         result.notes += [f"{n} {a} tensors written as {b}" for (a, b), n in changed.items()]

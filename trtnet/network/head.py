@@ -2,7 +2,8 @@
 
 Per level: upfeature conv3x3 + ReLU, then the bbox / conf / mask convs; each output
 [1, A*k, H, W] is permuted to [1, H, W, A*k] and viewed as [1, H*W*A, k] (anchor innermost
-within a cell), levels are concatenated, then softmax over classes (conf) and tanh (mask).
+within a cell, in the priors' order: scale, then aspect ratio), levels are concatenated, then
+softmax over classes (conf) and tanh (mask). A = anchors per cell: 3, or 9 for YOLACT++.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def build_head(g: Graph, levels: Sequence[Any], config: Config) -> tuple[Any, An
         raise GraphError("only the shared prediction head (share_prediction_module=True) is supported")
     if config.proto.coeff_activation != "tanh":
         raise GraphError(f"mask coefficient activation {config.proto.coeff_activation!r} is not supported")
-    per_cell = config.anchors.per_cell
+    anchors = config.anchors
+    counts = {len(s) * len(a) for s, a in zip(anchors.scales, anchors.aspect_ratios)}
+    if len(counts) != 1:  # one shared conv serves every level: its A must be the same everywhere
+        raise GraphError(f"anchors per cell differ between levels ({sorted(counts)}); the shared head needs one count")
+    per_cell = anchors.per_cell  # 3 (YOLACT, YolactEdge) or 9 (YOLACT++: 3 scales x 3 ratios)
     outputs: dict[str, list[Any]] = {"loc": [], "conf": [], "mask": []}
     widths = {"loc": 4, "conf": config.num_classes, "mask": config.mask_dim}
     layer_of = {"loc": "bbox_layer", "conf": "conf_layer", "mask": "mask_layer"}

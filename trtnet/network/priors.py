@@ -1,8 +1,9 @@
 """Anchor boxes (priors), computed once in NumPy and baked into the network as a constant.
 
 Upstream ``PredictionModule.make_priors``: order level (P3..P7), row y, column x, then
-scale and aspect ratio; centre ((x+0.5)/W, (y+0.5)/H); with preapply_sqrt=False the ratio
-enters as sqrt(ar); pixel scales give w = scale*ar/max_size, h = scale/ar/max_size; square
+scale (outer) and aspect ratio (inner): 3 anchors per cell for YOLACT / YolactEdge, 9 for
+YOLACT++ (3 scales x 3 ratios, not square: 57,744 priors at 550); centre
+((x+0.5)/W, (y+0.5)/H); with preapply_sqrt=False the ratio enters as sqrt(ar); pixel scales give w = scale*ar/max_size, h = scale/ar/max_size; square
 anchors set h = w. Computed in float64 like upstream's Python floats, stored as float32.
 """
 
@@ -23,10 +24,12 @@ def conv_out(size: int, kernel: int = 3, stride: int = 2, padding: int = 1) -> i
 
 
 def feature_sizes(config: Config) -> list[tuple[int, int]]:
-    """(H, W) of P3..P7 for the config's square input: 550 -> 69, 35, 18, 9, 5.
+    """(H, W) of P3..P7 for the config's square max_size input: 550 -> 69, 35, 18, 9, 5;
+    400 -> 50, 25, 13, 7, 4; 700 -> 88, 44, 22, 11, 6.
 
-    Every stride-2 step of both backbones (7x7/p3, 3x3/p1 convs, 3x3/p1 max pool) and of the
-    FPN downsample convs maps n to (n - 1) // 2 + 1.
+    Every stride-2 step of the backbones (ResNet's 7x7/p3 conv and 3x3/p1 max pool,
+    MobileNetV2's and DarkNet's 3x3/p1 convs) and of the FPN downsample convs maps n to
+    (n - 1) // 2 + 1; C3 is three such steps in. DarkNet's stride-1 stem keeps the size.
     """
     n = int(config.max_size)
     for _ in range(3):  # stride 8: C3

@@ -244,11 +244,22 @@ def resolve_config(store: "WeightStore", name: Optional[str] = None):
     before any network is built, listing the first differences.
     """
     from trtnet.config import get_config
-    from trtnet.network.weight_spec import compare, expected_shapes, match_config
+    from trtnet.network.weight_spec import (
+        AmbiguousConfigError,
+        compare,
+        expected_shapes,
+        recognise,
+    )
 
     shapes = store.shapes()
     if name is None:
-        name, diffs = match_config(shapes)
+        # configs sharing every key and shape (yolact_base / im400 / im700): the config the
+        # converter recorded in the file, else the file name (weight_spec.recognise)
+        try:
+            found = recognise(shapes, filename=_recorded_config(store.source) or store.source)
+        except AmbiguousConfigError as exc:
+            raise WeightConfigError(f"{store.source}: {exc}") from None
+        name, diffs = found.closest, found.diffs
     else:
         diffs = compare(expected_shapes(get_config(name)), shapes)
     blocking = [d for d in diffs if d.blocking]
@@ -259,3 +270,16 @@ def resolve_config(store: "WeightStore", name: Optional[str] = None):
             f"the weights do not fit config {name} ({len(blocking)} differences):\n  {listed}{more}"
         )
     return get_config(name)
+
+
+def _recorded_config(source: str) -> str | None:
+    """The ``config`` weights_convert wrote into a .safetensors file's metadata, if any."""
+    if not source.endswith(".safetensors") or not os.path.isfile(source):
+        return None
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(source, "np") as f:
+            return (f.metadata() or {}).get("config") or None
+    except (SafetensorError, OSError, ValueError):  # unreadable: the shapes alone decide
+        return None

@@ -27,6 +27,7 @@ from trtnet.network import flow as flow_net
 from trtnet.network.fpn import build_fpn_phase_1, build_fpn_phase_2
 from trtnet.network.head import build_head
 from trtnet.network.layers import Graph
+from trtnet.network.maskiou import build_maskiou
 from trtnet.network.preprocess import add_frame_input, build_preprocess
 from trtnet.network.priors import build_priors
 from trtnet.network.protonet import build_protonet
@@ -88,6 +89,9 @@ def build_predictions(g: Graph, phase1: Sequence[Any], config: Config) -> Networ
     tensors[names.PROTO] = _export_fp32(g, proto, names.PROTO)
     for label in names.DETECTIONS:
         g.network.mark_output(detections[label])
+    if config.maskiou is not None:  # YOLACT++: mask_scores output (trtnet.network.maskiou)
+        tensors.update(build_maskiou(g, tensors[names.PROTO], detections, config))
+        g.network.mark_output(tensors[names.MASK_SCORES])
     tensors.weights = g.weights
     return tensors
 

@@ -33,6 +33,9 @@ from typing import Mapping, Optional, Union
 COMPONENTS = ("backbone", "fpn", "proto", "head", "flow")
 PRECISIONS = ("fp32", "fp16", "int8")
 ALWAYS_FP32 = ("preprocess", "detect")
+# Components that follow another's precision but never int8 (int8 there -> fp16): YOLACT++'s
+# maskiou_net reads post-NMS sigmoid masks that no calibration measures (trtnet.network.maskiou).
+NEVER_INT8 = {"maskiou": "head"}
 
 
 class PrecisionError(ValueError):
@@ -69,6 +72,9 @@ class PrecisionPlan:
         """Precision of ``component`` ('fp32' for the always-fp32 stages)."""
         if component in ALWAYS_FP32:
             return "fp32"
+        if component in NEVER_INT8:
+            followed = self.of(NEVER_INT8[component])
+            return "fp16" if followed == "int8" else followed
         if component not in COMPONENTS:
             raise PrecisionError(
                 f"unknown component {component!r}; expected one of "
@@ -224,6 +230,7 @@ COMPONENT_OF_PREFIX = {
     "flow_net": "flow", "flow_net_pre_convs": "flow", "flow": "flow", "spa": "flow", "warp": "flow",
     "inverse_warp": "flow", "key": "flow",
     "decode": "detect", "decoded": "detect", "priors": "detect", "fastnms": "detect", "det": "detect",
+    "maskiou_net": "maskiou", "maskiou": "detect", "mask_scores": "detect",
 }
 _PREFIX = re.compile(r"^[^./@]+")
 

@@ -1,5 +1,6 @@
 """Backbones, one module per family: ResNet-50/101 (:mod:`.resnet`), MobileNetV2
-(:mod:`.mobilenetv2`). :func:`build_backbone` picks the config's family.
+(:mod:`.mobilenetv2`), DarkNet-53 (:mod:`.darknet`). :func:`build_backbone` picks the
+config's family.
 
 Layer names are upstream's checkpoint keys (``backbone.layers.2.5.conv2``); BatchNorm is
 folded into each conv. The stages selected by the config are renamed to
@@ -14,13 +15,14 @@ from typing import Any, Optional
 from trtnet import names
 from trtnet.config import Config
 from trtnet.network.backbones.common import COMPONENT
+from trtnet.network.backbones.darknet import darknet, darknet_channels
 from trtnet.network.backbones.mobilenetv2 import MOBILENETV2_LAST, MOBILENETV2_STEM, make_divisible, mobilenetv2
 from trtnet.network.backbones.resnet import BOTTLENECK_EXPANSION, RESNET_PLANES, resnet
 from trtnet.network.layers import Graph, GraphError
 
 __all__ = ["COMPONENT", "build_backbone", "backbone_channels"]
 
-_FAMILIES = {"resnet": resnet, "mobilenetv2": mobilenetv2}
+_FAMILIES = {"resnet": resnet, "mobilenetv2": mobilenetv2, "darknet": darknet}
 
 
 def build_backbone(g: Graph, x: Any, config: Config, *, partial: bool = False) -> list[Any]:
@@ -54,6 +56,8 @@ def backbone_channels(config: Config) -> Optional[tuple[int, ...]]:
     spec = config.backbone
     if spec.family == "resnet":
         return tuple(RESNET_PLANES[i] * BOTTLENECK_EXPANSION for i in spec.selected_layers)
+    if spec.family == "darknet":
+        return tuple(darknet_channels(spec)[i] for i in spec.selected_layers)
     chans = [make_divisible(MOBILENETV2_STEM * spec.width_mult, spec.round_nearest)]
     chans += [make_divisible(row[1] * spec.width_mult, spec.round_nearest) for row in spec.layers]
     chans.append(make_divisible(MOBILENETV2_LAST * max(1.0, spec.width_mult), spec.round_nearest))
