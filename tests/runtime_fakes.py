@@ -16,10 +16,12 @@ with the real bindings (tests/test_trt_conformance.usage_problems).
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import enum
 import itertools
 import types
+import weakref
 
 import numpy as np
 
@@ -28,14 +30,147 @@ from trtnet.emulator.usage import ApiUsage
 
 MAGIC = b"FAKETRT1"
 TIMING_MAGIC = b"FAKETIMING1\n"
+TENSOR_ALIGNMENT = 256  # setTensorAddress: "The pointer must have at least 256-byte alignment."
 HEADER = 24           # magic, total length (8 bytes), token (8 bytes)
 PADDED_SIZE = 1024    # every fake engine is at least this long (the runtime rejects tiny files)
 
 
 # ---------------------------------------------------------------------------------------
-# CuPy stand-in
+# CuPy stand-in: a device model on host memory
+#
+# What it models (what the runtime's correctness depends on, nothing more):
+# * a stream-ordered memory pool: blocks are 512-byte aligned (CuPy's pool rounds to 512),
+#   an array's block returns to the pool when the last array using it dies (CPython
+#   refcounting: deterministic) and is handed out again AT THE SAME ADDRESS to the next
+#   allocation of that size on the same stream (CuPy's MemoryPool keeps one arena per stream:
+#   docs.cupy.dev cupy.cuda.MemoryPool "free_all_blocks(stream): ... the arena of the given stream");
+# * streams whose operations are recorded with vector clocks: work on one stream is ordered;
+#   work on two streams is ordered only by an event wait (Stream.wait_event), by the host
+#   having synchronized the first before enqueuing the second, or by the legacy NULL stream's
+#   implicit synchronisation with blocking streams (a Stream(non_blocking=True) "does not
+#   synchronize with the NULL stream", docs.cupy.dev cupy.cuda.Stream);
+# * every device read/write of an operation is checked against the earlier accesses of its
+#   pool block: an unordered read-after-write (RAW) or write-after-read/write (WAR/WAW) is a
+#   hazard, recorded in ``Device.hazards`` (as the CUDA race it would be on a GPU);
+# * counters: pool allocations and host synchronisations (stream/event synchronize, get()).
+class Hazard(tuple):
+    """(kind, what, block address): RAW / WAR / WAW between unordered operations."""
+
+
+class Device:
+    """The fake GPU: pool, clocks, hazards and counters of one fake_cupy module."""
+
+    ALIGN = 512
+
+    def __init__(self) -> None:
+        self.free: dict[tuple[int, int], list[np.ndarray]] = {}  # (stream ptr, size) -> free blocks
+        self.blocks: dict[int, tuple[int, "_Access"]] = {}  # block address -> (size, access history)
+        self.starts: list[int] = []                          # sorted block addresses
+        self.hazards: list[Hazard] = []
+        self.log: list[tuple[str, int, str]] = []            # (stream name, seq, what)
+        self.allocations = 0
+        self.syncs = 0
+        self.host_clock: dict[int, int] = {}
+        self.current: list[FakeStream] = []
+        self.null: FakeStream | None = None
+        self.streams: list[FakeStream] = []
+        self.events_created = 0
+
+    # -- pool --------------------------------------------------------------------------
+    def malloc(self, nbytes: int) -> np.ndarray:
+        """A block of at least ``nbytes`` (a uint8 array) from the current stream's arena."""
+        self.allocations += 1
+        size = max(self.ALIGN, -(-nbytes // self.ALIGN) * self.ALIGN)
+        stream = self.current_stream()
+        free = self.free.setdefault((stream.ptr, size), [])
+        if free:
+            block = free.pop()
+        else:
+            raw = np.empty(size + self.ALIGN, np.uint8)
+            offset = (-raw.ctypes.data) % self.ALIGN
+            block = raw[offset:offset + size]
+            addr = block.ctypes.data
+            self.blocks[addr] = (size, _Access())
+            bisect.insort(self.starts, addr)
+        owner = block.view()  # every array of this allocation hangs off ``owner`` (its .base chain)
+        weakref.finalize(owner, free.append, block)
+        return owner
+
+    def block_of(self, ptr: int) -> tuple[int, "_Access"] | None:
+        i = bisect.bisect_right(self.starts, ptr) - 1
+        if i < 0:
+            return None
+        start = self.starts[i]
+        size, access = self.blocks[start]
+        return (start, access) if ptr < start + size else None
+
+    # -- streams -----------------------------------------------------------------------
+    def current_stream(self) -> "FakeStream":
+        return self.current[-1] if self.current else self.null
+
+    def enqueue(self, stream: "FakeStream", what: str, reads=(), writes=()) -> None:
+        """One operation on ``stream`` reading/writing the given arrays (or raw addresses)."""
+        clock = stream.clock
+        _merge(clock, self.host_clock)  # work the host saw finish is ordered before anything enqueued now
+        if stream.is_null:  # the legacy NULL stream waits for all blocking streams ...
+            for other in self.streams:
+                if other.blocking:
+                    _merge(clock, other.clock)
+        elif stream.blocking:  # ... and blocking streams wait for it
+            _merge(clock, self.null.clock)
+        clock[stream.ptr] = clock.get(stream.ptr, 0) + 1
+        op = (stream.ptr, clock[stream.ptr], stream.name, what)
+        self.log.append((stream.name, clock[stream.ptr], what))
+        for kind, arrays in (("read", reads), ("write", writes)):
+            for a in arrays:
+                hit = self.block_of(a if isinstance(a, int) else _address(a))
+                if hit is not None:
+                    self._check(hit, kind, op, dict(clock))
+
+    def _check(self, hit, kind: str, op: tuple, clock: dict) -> None:
+        start, access = hit
+
+        def before(prior) -> bool:
+            return clock.get(prior[0], 0) >= prior[1]
+
+        last = access.last_write
+        if last is not None and not before(last):
+            self.hazards.append(Hazard(("RAW" if kind == "read" else "WAW", f"{op[3]} on {op[2]} after "
+                                        f"{last[3]} on {last[2]}", start)))
+        if kind == "write":
+            for r in access.reads:
+                if not before(r):
+                    self.hazards.append(Hazard(("WAR", f"{op[3]} on {op[2]} overwrites what {r[3]} on "
+                                                f"{r[2]} may still read", start)))
+            access.last_write, access.reads = op, []
+        else:
+            access.reads.append(op)
+
+    def host_sync(self, clock: dict) -> None:
+        self.syncs += 1
+        _merge(self.host_clock, clock)
+
+
+class _Access:
+    def __init__(self) -> None:
+        self.last_write: tuple | None = None
+        self.reads: list[tuple] = []
+
+
+def _merge(into: dict, other: dict) -> None:
+    for k, v in other.items():
+        if into.get(k, 0) < v:
+            into[k] = v
+
+
+def _address(a) -> int:
+    return int(np.asarray(a).__array_interface__["data"][0])
+
+
 class DeviceArray(np.ndarray):
     """A NumPy array posing as a CuPy array ("device" memory is host memory)."""
+
+    device: Device | None = None  # set per fake_cupy module (a subclass each)
 
     @property
     def __cuda_array_interface__(self) -> dict:
@@ -48,14 +183,16 @@ class DeviceArray(np.ndarray):
         arr = np.asarray(arr)
         if arr.shape != self.shape or arr.dtype != self.dtype:
             raise ValueError(f"fake cupy: set() of {arr.dtype}{arr.shape} into {self.dtype}{self.shape}")
+        self.device.enqueue(stream or self.device.current_stream(), "set", writes=[self])
         np.copyto(self.view(np.ndarray), arr)
 
     def get(self, stream=None) -> np.ndarray:
+        """A blocking device -> host copy on ``stream`` (default: the current stream), as CuPy's
+        ndarray.get(blocking=True): the copy is enqueued, then the stream is synchronized."""
+        stream = stream or self.device.current_stream()
+        self.device.enqueue(stream, "get", reads=[self])
+        stream.synchronize()
         return np.array(self.view(np.ndarray))
-
-
-def _dev(a) -> DeviceArray:
-    return np.asarray(a).view(DeviceArray)
 
 
 class FakeGraph:
@@ -66,22 +203,57 @@ class FakeGraph:
     def launch(self, stream=None) -> None:
         self.launches += 1
         for fn in self.work:
-            fn()
+            fn(stream)
+
+
+class FakeEvent:
+    """cupy.cuda.Event: a snapshot of a stream's clock."""
+
+    def __init__(self, device: Device, block=False, disable_timing=False, interprocess=False) -> None:
+        self.device = device
+        self.clock: dict[int, int] = {}
+        device.events_created += 1
+
+    def record(self, stream=None) -> None:
+        self.clock = dict((stream or self.device.current_stream()).clock)
+
+    @property
+    def done(self) -> bool:  # cudaEventQuery; the fake only knows what the host has synchronized
+        return all(self.device.host_clock.get(k, 0) >= v for k, v in self.clock.items())
+
+    def synchronize(self) -> None:
+        self.device.host_sync(self.clock)
 
 
 class FakeStream:
     _ptrs = itertools.count(0x7000)
     by_ptr: dict[int, "FakeStream"] = {}
+    device: Device  # set per fake_cupy module (a subclass each)
 
     def __init__(self, null: bool = False, non_blocking: bool = False, ptds: bool = False) -> None:
-        self.ptr = next(self._ptrs)
+        self.ptr = 0 if null else next(self._ptrs)
+        self.is_null = null
+        self.blocking = not non_blocking
+        self.name = "null" if null else f"stream{self.ptr:#x}" + (" (non-blocking)" if non_blocking else "")
+        self.clock: dict[int, int] = {}
         self.capture: list | None = None
         self.invalidated = False
         self.synchronized = 0
-        FakeStream.by_ptr[self.ptr] = self
+        if not null:
+            FakeStream.by_ptr[self.ptr] = self
+            self.device.streams.append(self)
 
     def synchronize(self) -> None:
         self.synchronized += 1
+        self.device.host_sync(self.clock)
+
+    def record(self, event=None) -> FakeEvent:
+        event = event or FakeEvent(self.device)
+        event.record(self)
+        return event
+
+    def wait_event(self, event: FakeEvent) -> None:
+        _merge(self.clock, event.clock)
 
     def begin_capture(self, mode=None) -> None:
         assert self.capture is None, "fake cupy: nested capture"
@@ -96,31 +268,88 @@ class FakeStream:
                                "during capture")
         return FakeGraph(work)
 
+    def use(self) -> "FakeStream":
+        self.device.current[:] = [self]
+        return self
+
     def __enter__(self):
+        self.device.current.append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        self.device.current.pop()
 
 
 def fake_cupy(device_count: int = 1) -> types.ModuleType:
+    """A fresh fake ``cupy`` with its own Device (``module.device``: pool, hazards, counters)."""
+    device = Device()
+    array_cls = type("DeviceArray", (DeviceArray,), {"device": device})
+    stream_cls = type("FakeStream", (FakeStream,), {"device": device})
+    device.null = stream_cls(null=True)
+    stream_cls.null = device.null
+    FakeStream.by_ptr[0] = device.null  # execute_async_v3 on the legacy default stream
     mod = types.ModuleType("cupy")
-    mod.ndarray = DeviceArray
-    mod.empty = lambda shape, dtype=np.float32: np.empty(shape, dtype).view(DeviceArray)
-    mod.asarray = lambda a, dtype=None: np.asarray(a, dtype).view(DeviceArray)
-    mod.ascontiguousarray = lambda a, dtype=None: np.ascontiguousarray(a, dtype).view(DeviceArray)
-    mod.asnumpy = lambda a, stream=None: np.array(np.asarray(a).view(np.ndarray))
+    mod.device = device
+    mod.ndarray = array_cls
+
+    def empty(shape, dtype=np.float32) -> DeviceArray:
+        dtype = np.dtype(dtype)
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        return device.malloc(nbytes)[:nbytes].view(dtype).reshape(shape).view(array_cls)
+
+    def is_dev(a) -> bool:
+        return isinstance(a, DeviceArray)
+
+    def copy_of(a, what: str, dtype=None) -> DeviceArray:
+        src = np.asarray(a)
+        out = empty(src.shape, dtype or src.dtype)
+        device.enqueue(device.current_stream(), what, reads=[a] if is_dev(a) else [], writes=[out])
+        np.copyto(out.view(np.ndarray), src, casting="unsafe")
+        return out
+
+    def asarray(a, dtype=None):
+        if is_dev(a) and (dtype is None or np.dtype(dtype) == a.dtype):
+            return a  # CuPy returns the array itself
+        return copy_of(a, "asarray", dtype)
+
+    def ascontiguousarray(a, dtype=None):
+        if is_dev(a) and a.flags.c_contiguous and (dtype is None or np.dtype(dtype) == a.dtype):
+            return a
+        return copy_of(a, "ascontiguousarray", dtype)
+
+    def zeros(shape, dtype=np.float32):
+        out = empty(shape, dtype)
+        device.enqueue(device.current_stream(), "zeros", writes=[out])
+        out.view(np.ndarray)[...] = 0
+        return out
+
+    def stack(arrays, axis=0):
+        host = np.stack([np.asarray(a) for a in arrays], axis)
+        out = empty(host.shape, host.dtype)
+        device.enqueue(device.current_stream(), "stack", reads=[a for a in arrays if is_dev(a)], writes=[out])
+        np.copyto(out.view(np.ndarray), host)
+        return out
+
+    def copyto(dst, src, casting="same_kind", where=True):
+        device.enqueue(device.current_stream(), "copyto", reads=[src] if is_dev(src) else [], writes=[dst])
+        np.copyto(dst.view(np.ndarray), np.asarray(src), casting=casting, where=where)
+
+    mod.empty, mod.zeros, mod.asarray, mod.ascontiguousarray = empty, zeros, asarray, ascontiguousarray
+    mod.stack, mod.copyto = stack, copyto
+    mod.asnumpy = lambda a, stream=None: a.get(stream) if is_dev(a) else np.array(a)
     mod.get_array_module = lambda *arrays: mod if any(isinstance(a, DeviceArray) for a in arrays) else np
 
     runtime = types.SimpleNamespace(getDeviceCount=lambda: device_count)
-    mod.cuda = types.SimpleNamespace(Stream=FakeStream, runtime=runtime)
+    mod.cuda = types.SimpleNamespace(Stream=stream_cls, Event=lambda *a, **k: FakeEvent(device, *a, **k),
+                                     runtime=runtime, get_current_stream=device.current_stream)
 
     def passthrough(name: str):
         value = getattr(np, name)
         if callable(value) and not isinstance(value, type):
             def wrapped(*args, **kwargs):
                 out = value(*args, **kwargs)
-                return out.view(DeviceArray) if isinstance(out, np.ndarray) else out
+                return out.view(array_cls) if isinstance(out, np.ndarray) else out
             return wrapped
         return value
 
@@ -444,10 +673,18 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             self.executions = 0
             self.state = 0  # bumped by every plain (not captured) execution
             self.capture_failure: str | None = None  # None | "refuse" | "invalidate"
+            # set_input_shape/set_tensor_address calls since the last plain execution: TensorRT
+            # reconfigures on the next enqueue when "An input binding is changed via
+            # setInputTensorAddress() or setTensorAddress() or setInputShape()" (NvInferRuntime.h
+            # 10.3 l.1033, 11.1 l.1115), work a CUDA graph capture cannot hold. Whether a call
+            # with the same value counts as a change is not documented: the fake says it does.
+            self.rebinds = 0
+            self.captured_rebinds: list[int] = []
 
         def set_input_shape(self, *args, **kwargs) -> bool:
             self._rec("set_input_shape", args, kwargs)
             name, shape = _bind(args, kwargs, ("name", "shape"))
+            self.rebinds += 1
             shape = tuple(int(d) for d in shape)
             declared = self.engine.io[name][2]
             if name not in self.engine.profile:  # a static input: only its own shape
@@ -479,6 +716,11 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             self._rec("set_tensor_address", args, kwargs)
             name, memory = _bind(args, kwargs, ("name", "memory"))
             assert isinstance(memory, int) and memory != 0, f"fake: address of {name} is {memory!r}"
+            self.rebinds += 1
+            # NvInferRuntime.h (10.3 l.4003, 11.1 l.4378), setTensorAddress: "The pointer must have
+            # at least 256-byte alignment." (it returns false otherwise)
+            if memory % TENSOR_ALIGNMENT:
+                return False
             self.addresses[name] = memory
             return True
 
@@ -502,9 +744,13 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             # after which replaying the graph is undefined (here: an error).
             addresses, shapes, state = dict(self.addresses), dict(self.shapes), self.state
 
-            def work() -> None:  # reads the inputs at run time, like a replayed graph
+            def work(on_stream) -> None:  # reads the inputs at run time, like a replayed graph
                 assert self.state == state, "fake: a CUDA graph replayed after a plain run changed the context"
                 self.executions += 1
+                on_stream.device.enqueue(on_stream, "execute_async_v3", reads=[addresses[n] for n in inputs],
+                                         writes=[ptr for ptr, _, _ in outputs.values()])
+                if getattr(self.engine.network, "no_work", False):  # an I/O-only engine (benchmarks)
+                    return
                 now = {n: _read(addresses[n], shapes[n], emulator.trt.nptype(self.engine.io[n][1]))
                        for n in inputs}
                 result = emulator.run(self.engine.network, now)
@@ -514,12 +760,14 @@ def fake_tensorrt(usage: ApiUsage | None = None) -> types.ModuleType:
             if stream.capture is not None:
                 if self.capture_failure == "refuse":  # TensorRT reports a failure under capture
                     return False
-                if self.capture_failure == "invalidate":  # CUDA invalidates the capture
+                self.captured_rebinds.append(self.rebinds)
+                if self.capture_failure == "invalidate" or self.rebinds:  # CUDA invalidates the capture
                     stream.invalidated = True
                 stream.capture.append(work)
             else:
-                work()
+                work(stream)
                 self.state += 1
+                self.rebinds = 0
             return True
 
     mod.Logger = Logger

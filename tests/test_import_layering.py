@@ -16,7 +16,7 @@ import pytest
 import trtnet
 
 ROOT = Path(__file__).resolve().parents[1] / "trtnet"
-COMMANDS = {f"trtnet.{c}" for c in ("build", "verify", "infer", "eval", "calibrate", "bench",
+COMMANDS = {f"trtnet.{c}" for c in ("build", "verify", "infer", "eval", "calibrate", "bench", "doctor",
                                      "export_triton", "__main__")}
 
 # The rooms, bottom to top (DESIGN.md "Layout"; each room's __init__ says the same). A module may

@@ -103,8 +103,8 @@ def test_every_pass_is_checked_and_a_nonkey_pass_follows_its_keyframe(reference_
     assert verify.keyframe_pass_of(ref, "nonkey") == "key"
 
 
-def test_an_unknown_pass_is_a_clear_error(reference_dir, capsys):
-    assert verify.main([str(reference_dir / "vid_resnet50"), "--frames", "nonkey,B"]) == 1
+def test_an_unknown_pass_is_a_clear_usage_error(reference_dir, capsys):
+    assert verify.main([str(reference_dir / "vid_resnet50"), "--frames", "nonkey,B"]) == 2  # a bad command line
     assert "unknown pass(es) ['B']" in capsys.readouterr().err
 
 

@@ -6,7 +6,6 @@ Each benchmark is a module ``trtnet.benchmarks.NAME`` with ``add_arguments(parse
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import pkgutil
 import re
@@ -45,12 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"trtnet.benchmarks.{name}")
         doc = plain(module.__doc__ or "")
         summary = doc.split("\n\n")[0].replace("\n", " ")
-        p = sub.add_parser(name, help=summary, description=doc, epilog=cli.EXIT_CODES_HELP,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        examples = getattr(module, "EXAMPLES", (f"python -m trtnet.bench {name}",))
+        p = sub.add_parser(name, help=summary, description=doc, epilog=cli.examples_epilog(examples))
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     args = parser.parse_args(argv)
     return cli.run(f"trtnet.bench {args.name}", lambda: args._run(args), (ImportError, OSError, RuntimeError))
+
+
+# Each benchmark module may define EXAMPLES (command lines for its --help); its errors for bad
+# input are cli.CliError, printed "trtnet.bench NAME: error: ..." like every command's.
 
 
 if __name__ == "__main__":

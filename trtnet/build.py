@@ -94,7 +94,7 @@ exit codes:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.Parser(  # --version, and usage errors as "trtnet.build: error: ..." (exit 2)
         prog="python -m trtnet.build",
         description="Build a TensorRT engine of a YolactEdge model: the keyframe (image) network, "
                     "or with --nonkeyframe the video network that warps a keyframe's features. "
@@ -107,7 +107,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", required=True, type=Path, help=".safetensors (or .pth) checkpoint")
     p.add_argument("--output", "-o", type=Path, default=None,
                    help="engine file to write (its sidecar goes to OUTPUT.json); not needed with --dry-run")
-    p.add_argument("--precision-plan", "--precision", dest="precision", default="fp32",
+    p.add_argument("--precision-plan", "--precision", dest="precision", default="fp32", type=cli.precision_plan_arg,
                    help=f"precision plan: a preset ({', '.join(PRESETS)}) or e.g. "
                         "'fp16,backbone=int8,head=fp32' (default fp32)")
     p.add_argument("--calibration-cache", type=Path, default=None, metavar="JSON",
@@ -183,12 +183,19 @@ def dry_run(store: Any, config: Any, plan: PrecisionPlan, args: argparse.Namespa
              f"({network.num_layers} layers)")
     notes = [*notes, f"the network resizes every frame to {config.max_size}x{config.max_size} inside: MACs do "
                      "not depend on the frame size (the opt frame only sets the profile)"]
+    from trtnet.builder.sidecar import target_gpu
+
     return dry_run_report(network, emulator.trt, plan, title=title, profile=shapes, batch=args.max_batch,
-                          notes=notes)
+                          notes=notes, gpu=target_gpu(args.output))  # -o's sidecar's GPU, else this one
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_frame_range(args.min_frame, args.opt_frame, args.max_frame)
+    except BuildError as exc:  # the flags contradict each other: a usage error
+        parser.error(f"--min-frame/--opt-frame/--max-frame: {exc}")
     try:
         if args.config is not None:
             get_config(args.config)  # an unknown name is reported before loading anything

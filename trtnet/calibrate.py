@@ -74,6 +74,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="folder of calibration images (jpg/png/...; any size, resized by the network)")
     cli.add_config(p)
     p.add_argument("--precision-plan", "--precision", dest="precision", default=DEFAULT_PLAN, metavar="PLAN",
+                   type=cli.precision_plan_arg,
                    help=f"int8 plan to calibrate: a preset ({', '.join(n for n, v in PRESETS.items() if v.uses_int8)}) "
                         f"or e.g. 'fp16,backbone=int8' (default {DEFAULT_PLAN}: ranges for every plan)")
     p.add_argument("--method", choices=METHODS, default="entropy",
@@ -100,6 +101,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cli.output_file(args.output, "calibration cache", suffixes=(".json",), inputs=[args.weights])
         image_files(args.images)  # a bad folder is reported before loading the weights
         store = cli.load_weights(args.weights)
+        print(f"calibrating {plan} ({args.method}) on up to {args.max_images} images of {args.images} "
+              f"-> {args.output}", file=sys.stderr)
         cache = calibrate(store, args.config, args.images, plan=plan, method=args.method,
                           max_images=args.max_images, progress=lambda m: print(m, file=sys.stderr))
         cache.save(args.output)

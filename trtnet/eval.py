@@ -12,9 +12,11 @@ map to the dataset's category ids as upstream's label map does (COCO's ids skip 
 numbers; YouTube-VIS uses 1..40); a dataset whose category names do not match the
 config's classes is refused. Frames of a video dataset in COCO format (YouTube-VIS
 frames as images with ``video_id`` and ``frame_id``, ``file_name`` like
-``<video>/<frame>.jpg``) are evaluated the same way, each frame by the keyframe network, or
-with ``--keyframe-interval N`` (video configs) by YolactEdge's schedule: video by video in
-frame order, a keyframe every N frames and the flow-warped non-keyframe network between.
+``<video>/<frame>.jpg``) are evaluated by YolactEdge's schedule when the config is a video
+config: video by video in frame order, a keyframe every ``--keyframe-interval`` frames (default
+5, as in infer and upstream) and the flow-warped non-keyframe network between;
+``--keyframe-interval 1``, image configs, still images and ``--engine`` rows run every frame
+through the keyframe network.
 """
 
 from __future__ import annotations
@@ -362,6 +364,7 @@ def make_parser():
                                             "is an --engine")
     cli.add_config(p)
     p.add_argument("--precision-plan", dest="precision", nargs="+", default=None, metavar="PLAN",
+                   type=cli.precision_plan_arg,
                    help=f"one or more plans, one table row each: presets ({', '.join(PRESETS)}) or e.g. "
                         "'fp16,head=fp32' (default fp32)")
     p.add_argument("--calibration-cache", type=Path, default=None, metavar="JSON",
@@ -370,10 +373,7 @@ def make_parser():
     p.add_argument("--engine", type=Path, nargs="+", default=None, metavar="FILE",
                    help="serialized engines (python -m trtnet.build), one row each; implies --backend "
                         "tensorrt")
-    p.add_argument("--keyframe-interval", type=int, default=1, metavar="N",
-                   help="video configs on frames with a video_id: a keyframe every N frames of each video, "
-                        "the non-keyframe (flow-warped) network between, as the paper's video results "
-                        "(default 1: every frame by the keyframe network)")
+    cli.add_keyframe_interval(p)  # frames with a video_id, video by video; still images: keyframes
     p.add_argument("--max-images", type=int, default=None, metavar="N",
                    help="evaluate only the first N images (by id; video frames video by video in frame order)")
     cli.add_output(p, "write the metrics as JSON: {plan: {bbox: {AP, AP50, ...}, segm: {...}, "
@@ -395,9 +395,9 @@ def run(args, parser) -> int:
         parser.error("--precision-plan does not apply to --engine (an engine's precision is fixed at build time)")
     if args.max_images is not None and args.max_images < 1:
         parser.error("--max-images must be >= 1")
-    if args.keyframe_interval < 1:
+    if args.keyframe_interval is not None and args.keyframe_interval < 1:
         parser.error("--keyframe-interval must be >= 1")
-    if args.keyframe_interval > 1 and args.engine:
+    if args.keyframe_interval is not None and args.keyframe_interval > 1 and args.engine:
         parser.error("--keyframe-interval needs the non-keyframe network: give --weights and a plan, not --engine")
     if args.config is not None:
         get_config(args.config)
@@ -417,15 +417,13 @@ def run(args, parser) -> int:
         cli.output_file(args.output, "metrics file", suffixes=(".json",),
                         inputs=[args.annotations, args.weights, args.calibration_cache, *engines])
     int8 = [p for p in plans if p.uses_int8]
-    if int8 and args.calibration_cache is None:
-        raise cli.CliError(f"plan {_label(int8[0])} quantizes to int8 and needs --calibration-cache "
-                           "(python -m trtnet.calibrate --weights W --images DIR -o cache.json)")
+    if int8:
+        cli.require_calibration(_label(int8[0]), args.calibration_cache)
 
     store = cli.load_weights(args.weights) if args.weights is not None else None
     config = resolve_config(store, args.config) if store is not None else get_config(args.config)
-    if args.keyframe_interval > 1 and not config.is_video:
-        raise cli.CliError(f"--keyframe-interval {args.keyframe_interval}: {config.name} has no flow network "
-                           "(a video config such as yolact_edge_vid_resnet50 has)", cli.EXIT_USAGE)
+    cli.keyframe_interval(args.keyframe_interval, config, sequence=True)  # an image config refuses a gap
+    interval, dataset = 1, None  # engine rows: every frame by the keyframe engine
     rows_to_run: list[tuple[str, Optional[PrecisionPlan], Callable[[], Runner]]] = []
     if engines:
         for e in engines:
@@ -438,26 +436,33 @@ def run(args, parser) -> int:
     else:
         from trtnet.precision.calibration import load_plan
 
+        dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
+        # the default schedule needs videos: frames with a video_id (still images are keyframes)
+        videos = bool(dataset.image_ids) and dataset.video_of(dataset.image_ids[0]) is not None
+        interval = cli.keyframe_interval(args.keyframe_interval, config, sequence=videos)
         for plan in plans:
             cache = None
             if plan.uses_int8:
                 load_plan(args.calibration_cache, store, config, plan)  # a cache that does not fit fails now
                 cache = args.calibration_cache
-            if args.keyframe_interval > 1:
+            if interval > 1:
                 make = lambda plan=plan, cache=cache: open_schedule(  # noqa: E731
-                    backend, store, config, plan, args.keyframe_interval, cache)
+                    backend, store, config, plan, interval, cache)
             else:
                 make = lambda plan=plan, cache=cache: open_runner(backend, store, config, plan,  # noqa: E731
                                                                    calibration_cache=cache)
             rows_to_run.append((_label(plan), plan, make))
 
-    dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
+    if dataset is None:
+        dataset = load_dataset(args.annotations, args.images, max_images=args.max_images)
     cat_of_class = category_map(config, dataset.coco.dataset["categories"], str(args.annotations))
     if not dataset.has_masks:
         print("note: the annotations have no segmentations: box AP only", file=sys.stderr)
 
     print(f"evaluating {len(dataset.image_ids)} images of {args.annotations} ({len(cat_of_class)} categories) "
-          f"with {config.name} on {backend}: {', '.join(r[0] for r in rows_to_run)}", file=sys.stderr)
+          f"with {config.name} on {backend}"
+          f"{f', a keyframe every {interval} frames' if interval > 1 else ''}: "
+          f"{', '.join(r[0] for r in rows_to_run)}", file=sys.stderr)
     start = time.perf_counter()
     rows = [evaluate(dataset, make(), cat_of_class, label=label, plan=plan, progress=True)
             for label, plan, make in rows_to_run]

@@ -30,17 +30,16 @@ def make_parser():
                         "mode, Python models running trtnet's emulator (needs --weights)")
     p.add_argument("--keyframe-engine", type=Path, metavar="FILE",
                    help="keyframe engine of a video config (python -m trtnet.build), with its .json sidecar")
-    p.add_argument("--nonkeyframe-engine", type=Path, metavar="FILE",
-                   help="non-keyframe engine (python -m trtnet.build --nonkeyframe), with its .json sidecar")
+    cli.add_nonkeyframe_engine(p, "non-keyframe engine (python -m trtnet.build --nonkeyframe), with its .json sidecar")
     p.add_argument("--plugin-library", type=Path, metavar="FILE",
                    help="libtrtnet_plugins.so to ship in REPO/plugins (default: the one trtnet was built with)")
     cli.add_weights(p, required=False, help="checkpoint for --backend emulator (.safetensors or upstream .pth)")
     cli.add_config(p)
-    p.add_argument("--precision-plan", "--precision", dest="precision", default=None,
+    p.add_argument("--precision-plan", "--precision", dest="precision", default=None, type=cli.precision_plan_arg,
+                   metavar="PLAN",
                    help="precision plan of the emulated models (--backend emulator; default fp32)")
     p.add_argument("--name", default="yolact_edge", help="name of the model clients call (default yolact_edge)")
-    p.add_argument("--keyframe-interval", type=int, default=5, metavar="N",
-                   help="a keyframe every N frames of a stream (default 5, as upstream)")
+    cli.add_keyframe_interval(p)
     p.add_argument("--motion-threshold", type=float, default=None, metavar="M",
                    help="adaptive keyframes: a keyframe after a non-keyframe whose motion is above M")
     p.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS",
@@ -63,8 +62,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                       write_repository)
     from trtnet.network.weights import WeightError
 
+    from trtnet.runtime.video import DEFAULT_KEYFRAME_INTERVAL
+
     parser = make_parser()
     args = parser.parse_args(argv)
+    if args.keyframe_interval is None:
+        args.keyframe_interval = DEFAULT_KEYFRAME_INTERVAL  # every exported config is a video config
     engines = [f for f in ("keyframe_engine", "nonkeyframe_engine") if getattr(args, f) is not None]
     backend = args.backend or ("emulator" if args.weights is not None and not engines else "tensorrt")
     if backend == "emulator":
@@ -91,6 +94,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                   motion_threshold=args.motion_threshold, idle_timeout_s=args.idle_timeout,
                                   max_streams=args.max_streams, instances=args.instances,
                                   queue_delay_us=args.queue_delay_us)
+        if args.output.exists() and not args.overwrite:  # refused before any work or message
+            raise cli.CliError(f"-o {args.output} exists; choose another folder or pass --overwrite")
+        if not args.output.parent.is_dir():
+            raise cli.CliError(f"-o {args.output}: folder {args.output.parent} does not exist (it is not created)")
         start = time.perf_counter()
         plugin = None
         if backend == "emulator":
@@ -118,13 +125,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if key.max_batch == 0:
                 print("note: the engines have a fixed batch of 1, so Triton cannot batch frames of several "
                       "streams; build them with python -m trtnet.build --max-batch N", file=sys.stderr)
+        if backend != "emulator":  # the emulator path said so before building its networks
+            print(f"exporting {key.config} (tensorrt engines) to {args.output}", file=sys.stderr)
         out = write_repository(args.output, key, nonkey, settings, emulated=backend == "emulator",
                                plugin_library=plugin, overwrite=args.overwrite)
         print(f"wrote {out} (models {args.name}, {args.name}_keyframe, {args.name}_nonkeyframe) in "
               f"{time.perf_counter() - start:.1f} s; see {out / 'README.md'}")
         return 0
 
-    return cli.run("trtnet.export-triton", run, (ExportError, UnknownConfigError, PrecisionError, WeightError, OSError))
+    return cli.run(parser.prog, run, (ExportError, UnknownConfigError, PrecisionError, WeightError, OSError))
 
 
 def _default_plugin_library() -> Optional[Path]:

@@ -13,7 +13,10 @@ Outputs: -o an overlay (masks, boxes, labels) as an image, a folder (one image p
 or a video (the input's size and frame rate; codec by extension: .mp4/.m4v/.mov mp4v,
 .avi MJPG, .mkv XVID); --json COCO-style results (image_id, frame, category_id, bbox,
 score, segmentation as RLE); --log one JSON line per frame (frame, keyframe, motion,
-detections, milliseconds per stage). Every file is written under a temporary name and
+detections, milliseconds per stage). Every output holds the same detections, and the
+summary counts them: those scoring above --score-threshold whose box has an area (a
+zero-width or zero-height box is dropped, as upstream's COCO evaluation drops it); the
+overlay draws the best --max-drawn of them. Every file is written under a temporary name and
 renamed when complete. A camera runs until --max-frames or Ctrl-C (then the outputs are
 completed); any other source is interrupted without output.
 """
@@ -32,7 +35,7 @@ from trtnet import cli
 from trtnet.runtime import profiling
 from trtnet.media.io import FolderWriter, MediaError, Source, VideoWriter, open_source, output_kind, write_image
 from trtnet.media.overlay import DEFAULT_MAX_DRAWN, draw
-from trtnet.runtime.video import DEFAULT_KEYFRAME_INTERVAL, DEFAULT_MOTION_THRESHOLD
+from trtnet.runtime.video import DEFAULT_MOTION_THRESHOLD
 
 DEFAULT_SCORE_THRESHOLD = 0.3  # upstream eval.py draws above --score_threshold; 0 shows all 100
 PROG = "python -m trtnet.infer"
@@ -43,7 +46,7 @@ EXAMPLES = (
     "--json results.json --log frames.jsonl",
     "python -m trtnet.infer clip.mp4 --weights W.safetensors --adaptive-keyframes --keyframe-interval 30 "
     "--log frames.jsonl",
-    "python -m trtnet.infer 0 --engine key.engine --nonkey-engine nonkey.engine --config yolact_edge_vid_resnet50 "
+    "python -m trtnet.infer 0 --engine key.engine --nonkeyframe-engine nonkey.engine --config yolact_edge_vid_resnet50 "
     "-o camera.mp4 --max-frames 300",
 )
 LOG_SUFFIXES = (".jsonl", ".log")
@@ -56,9 +59,10 @@ def make_parser():
     p.add_argument("source", metavar="SOURCE", help="an image, a folder of images, a video file, or a camera index")
     cli.add_weights(p, required=False, help="checkpoint (.safetensors or .pth); optional with --engine and --config")
     cli.add_config(p)
-    p.add_argument("-o", "--output", "--out", dest="output", type=Path, metavar="PATH",
+    p.add_argument("-o", "--output", dest="output", type=Path, metavar="PATH",
                    help="overlay: an image file (image input), a video file (.mp4 .m4v .mov .avi .mkv) or a "
                         "folder (no extension: created if its parent exists)")
+    cli.add_deprecated_alias(p, "--out", "-o/--output", "output", type=Path, metavar="PATH")
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="COCO-style results: image_id, frame, category_id, bbox, score, segmentation (RLE)")
     p.add_argument("--log", type=Path, metavar="FILE",
@@ -67,21 +71,19 @@ def make_parser():
     p.add_argument("--engine", type=Path, metavar="FILE",
                    help="keyframe engine (python -m trtnet.build); implies --backend tensorrt "
                         "(default with tensorrt: build one from --weights)")
-    p.add_argument("--nonkey-engine", type=Path, metavar="FILE",
-                   help="non-keyframe engine of a video config (python -m trtnet.build --nonkeyframe); "
-                        "implies --backend tensorrt")
-    p.add_argument("--precision-plan", dest="precision", default=None, metavar="PLAN",
+    cli.add_nonkeyframe_engine(p, "non-keyframe engine of a video config (python -m trtnet.build --nonkeyframe); "
+                                  "implies --backend tensorrt")
+    p.add_argument("--precision-plan", dest="precision", default=None, metavar="PLAN", type=cli.precision_plan_arg,
                    help="precision plan when the network is built here (emulator, or tensorrt without --engine): "
                         "a preset such as fp16 or int8_backbone_fpn, or e.g. 'fp16,head=fp32' (default fp32)")
     p.add_argument("--calibration-cache", type=Path, default=None, metavar="JSON",
                    help="int8 ranges for an int8 --precision-plan (python -m trtnet.calibrate -o cache.json)")
     p.add_argument("--score-threshold", type=float, default=DEFAULT_SCORE_THRESHOLD, metavar="S",
-                   help=f"keep detections scoring above S in every output (default {DEFAULT_SCORE_THRESHOLD})")
+                   help="keep detections scoring above S whose box has an area, in every output and the "
+                        f"summary alike (default {DEFAULT_SCORE_THRESHOLD})")
     p.add_argument("--max-drawn", type=int, default=DEFAULT_MAX_DRAWN, metavar="N",
                    help=f"draw at most the N best detections (default {DEFAULT_MAX_DRAWN})")
-    p.add_argument("--keyframe-interval", type=int, default=DEFAULT_KEYFRAME_INTERVAL, metavar="N",
-                   help=f"video configs: a keyframe every N frames (default {DEFAULT_KEYFRAME_INTERVAL}, as "
-                        "upstream; 1: every frame); with --adaptive-keyframes the longest gap")
+    cli.add_keyframe_interval(p)  # with --adaptive-keyframes: the longest gap
     p.add_argument("--adaptive-keyframes", action="store_true",
                    help="video configs: also a keyframe right after a frame whose motion statistic "
                         "(flow/motion) is above --motion-threshold")
@@ -94,8 +96,8 @@ def make_parser():
 
 
 def _check_arguments(parser, args) -> str:
-    backend = cli.backend_of(parser, args, "engine", "nonkey_engine")
-    if args.keyframe_interval < 1:
+    backend = cli.backend_of(parser, args, "engine", "nonkeyframe_engine")
+    if args.keyframe_interval is not None and args.keyframe_interval < 1:
         parser.error("--keyframe-interval must be >= 1")
     if not args.motion_threshold >= 0:
         parser.error("--motion-threshold must be >= 0")
@@ -112,7 +114,7 @@ def _check_arguments(parser, args) -> str:
 
 def _check_outputs(args, source: Source) -> Optional[str]:
     """The overlay kind; every output checked (folder, extension, not an input) before any work."""
-    inputs = [source.path, args.weights, args.engine, args.nonkey_engine, args.calibration_cache]
+    inputs = [source.path, args.weights, args.engine, args.nonkeyframe_engine, args.calibration_cache]
     kind = None
     if args.output is not None:
         kind = output_kind(args.output)
@@ -126,10 +128,14 @@ def _check_outputs(args, source: Source) -> Optional[str]:
                 raise cli.CliError(f"-o {args.output}: folder {args.output.parent} does not exist")
         else:
             cli.output_file(args.output, "overlay", inputs=inputs)
+        if kind == "video" and source.kind == "folder":
+            source.check_one_size(args.output)
     if args.json is not None:
-        cli.output_file(args.json, "results file", suffixes=(".json",), inputs=[*inputs, args.output])
+        cli.output_file(args.json, "results file", suffixes=(".json",), inputs=inputs,
+                        outputs={"-o": args.output})
     if args.log is not None:
-        cli.output_file(args.log, "log file", suffixes=LOG_SUFFIXES, inputs=[*inputs, args.output, args.json])
+        cli.output_file(args.log, "log file", suffixes=LOG_SUFFIXES, inputs=inputs,
+                        outputs={"-o": args.output, "--json": args.json})
     return kind
 
 
@@ -137,18 +143,35 @@ def _segmenter(args, backend: str, store: Any, config: Any, source: Source):
     """A VideoSegmenter for the multi-frame sources of video configs, else a Segmenter."""
     from trtnet.runtime import Segmenter, VideoSegmenter, open_engines
 
+    if args.adaptive_keyframes and not config.is_video:
+        raise cli.CliError(f"--adaptive-keyframes: {config.name} is an image config (no flow network, no "
+                           "non-keyframes to skip); drop the flag or use a video config", cli.EXIT_USAGE)
     video = config.is_video and source.kind != "image" and (args.keyframe_interval > 1 or args.adaptive_keyframes)
-    if video and backend == "tensorrt" and args.nonkey_engine is None and store is None:
-        raise cli.CliError(f"{config.name} runs non-keyframes on {source.kind} input: give --nonkey-engine (or "
-                           "--weights to build one), or --keyframe-interval 1 for keyframes only", cli.EXIT_USAGE)
+    if video and backend == "tensorrt" and args.nonkeyframe_engine is None and store is None:
+        raise cli.CliError(f"{config.name} runs non-keyframes on {source.kind} input: give --nonkeyframe-engine "
+                           "(or --weights to build one), or --keyframe-interval 1 for keyframes only", cli.EXIT_USAGE)
+    if args.engine is None or (video and args.nonkeyframe_engine is None):
+        cli.require_calibration(args.precision, args.calibration_cache)
     key, nonkey = open_engines(backend, store, config, video=video, engine=args.engine,
-                               nonkey_engine=args.nonkey_engine, precision=args.precision,
+                               nonkey_engine=args.nonkeyframe_engine, precision=args.precision,
                                calibration_cache=args.calibration_cache)
     if nonkey is None:
         return Segmenter(key, score_threshold=args.score_threshold)
     return VideoSegmenter(key, nonkey, keyframe_interval=args.keyframe_interval,
                           motion_threshold=args.motion_threshold if args.adaptive_keyframes else None,
                           score_threshold=args.score_threshold)
+
+
+def with_area(inst: Any) -> Any:
+    """The detections whose pixel box has an area: the one set every output holds (upstream's
+    COCO evaluation drops zero-area boxes, so the JSON must; the rest follow it)."""
+    import numpy as np
+
+    boxes = np.asarray(inst.boxes).reshape(-1, 4)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if bool(keep.all()):
+        return inst
+    return type(inst)(*(np.asarray(field)[keep] for field in inst))
 
 
 def _schedule(segmenter: Any, args) -> str:
@@ -184,7 +207,7 @@ def run(args, parser) -> int:
     from trtnet.network.weights import resolve_config
 
     backend = _check_arguments(parser, args)
-    for flag, path in (("--engine", args.engine), ("--nonkey-engine", args.nonkey_engine),
+    for flag, path in (("--engine", args.engine), ("--nonkeyframe-engine", args.nonkeyframe_engine),
                        ("--calibration-cache", args.calibration_cache)):
         if path is not None:
             cli.input_file(path, f"{flag} file")
@@ -197,6 +220,7 @@ def run(args, parser) -> int:
         kind = _check_outputs(args, source)
         store = cli.load_weights(args.weights) if args.weights is not None else None
         config = resolve_config(store, args.config) if store is not None else get_config(args.config)
+        args.keyframe_interval = cli.keyframe_interval(args.keyframe_interval, config, sequence=source.kind != "image")
         segmenter = _segmenter(args, backend, store, config, source)
         outputs = [str(p) for p in (args.output, args.json, args.log) if p is not None]
         print(f"{config.name} on {backend}: {source.describe()}; {_schedule(segmenter, args)}"
@@ -246,7 +270,7 @@ def _process(args, source: Source, segmenter: Any, config: Any, writer: Any, log
                 if hasattr(segmenter, "reset") and frame.image.shape != last_shape and last_shape is not None:
                     segmenter.reset()  # another size: the keyframe state does not apply
                 last_shape = frame.image.shape
-                inst = segmenter(frame.image)
+                inst = with_area(segmenter(frame.image))
                 keyframe = getattr(segmenter, "last_was_keyframe", True)
                 if writer is not None or kind == "image":
                     with profiling.stage(profiling.DRAW):
@@ -274,7 +298,7 @@ def _process(args, source: Source, segmenter: Any, config: Any, writer: Any, log
     except KeyboardInterrupt:
         if source.kind != "camera":
             raise
-        print(f"{PROG}: stopped by Ctrl-C after {counts['frames']} frames", file=sys.stderr)
+        print(f"{cli.error_prefix(PROG)}: stopped by Ctrl-C after {counts['frames']} frames", file=sys.stderr)
     finally:
         if progress is not None:
             progress.close()

@@ -81,7 +81,7 @@ class PassRunner:
             self(ref, key_pass)
         if self._nonkeyframe is None:
             if self._make_nonkeyframe is None:
-                raise VerifyError(f"pass {pass_name} needs a non-keyframe engine (--nonkey-engine)")
+                raise VerifyError(f"pass {pass_name} needs a non-keyframe engine (--nonkeyframe-engine)")
             self._nonkeyframe = self._make_nonkeyframe()
         state = {k: np.ascontiguousarray(v, np.float32) for k, v in keyframe_state(self.outputs[key_pass]).items()}
         out = self._run(self._nonkeyframe, {names.INPUT: image, **state}, pass_name)
@@ -160,7 +160,9 @@ def make_runner(backend: str, ref: ReferenceCase, weights=None, precision: str |
         except EngineError as exc:
             raise VerifyError(f"--backend {backend}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a network that cannot be built, with the cause
-            raise VerifyError(f"building the {config.name} {kind}network failed: {type(exc).__name__}: {exc}") from exc
+            from trtnet import cli
+
+            raise VerifyError(f"building the {config.name} {kind}network failed: {cli.message_of(exc)}") from exc
 
     return PassRunner(backend, open_(False), (lambda: open_(True)) if config.is_video else None)
 
@@ -196,8 +198,9 @@ EXAMPLES = (
     "python -m trtnet.verify ../shared/reference/vid_resnet50 --frames key,nonkey",
     "python -m trtnet.verify path/to/case --engine model.engine          # implies --backend tensorrt",
     "python -m trtnet.verify path/to/case --precision-plan int8_backbone_fpn --calibration-cache c.json "
-    "--tolerance-factor 50",
+    "--tolerance-factor 50 -o report.txt",
 )
+REPORT_SUFFIXES = (".txt",)
 
 
 def make_parser():
@@ -212,7 +215,10 @@ def make_parser():
                         "Fast NMS and masks")
     parser.add_argument("--frames", help="comma-separated passes to check (default: every pass the backend can run)")
     cli.add_weights(parser, required=False, help="weights file (default: the case's weights.pth)")
-    parser.add_argument("--precision-plan", "--precision", dest="precision", metavar="PLAN",
+    parser.add_argument("--config", default=None, metavar="NAME",
+                        help="config the case must be for (default: the one its manifest names)")
+    cli.add_output(parser, "also write the report to this file (.txt)", required=False)
+    parser.add_argument("--precision-plan", "--precision", dest="precision", metavar="PLAN", type=cli.precision_plan_arg,
                         help="precision plan for the network, e.g. fp16 or fp16,head=fp32 (default fp32; the "
                         "tolerances are fp32 targets, see --tolerance-factor)")
     parser.add_argument("--engine", type=Path, metavar="FILE",
@@ -220,9 +226,8 @@ def make_parser():
                         "default with --backend tensorrt: build one here with trtnet.build)")
     parser.add_argument("--calibration-cache", type=Path, metavar="JSON",
                         help="int8 ranges for an int8 --precision-plan (python -m trtnet.calibrate -o cache.json)")
-    parser.add_argument("--nonkey-engine", type=Path, metavar="FILE",
-                        help="video cases: a serialized non-keyframe engine (python -m trtnet.build "
-                        "--nonkeyframe; implies --backend tensorrt; default: build one here)")
+    cli.add_nonkeyframe_engine(parser, "video cases: a serialized non-keyframe engine (python -m trtnet.build "
+                               "--nonkeyframe; implies --backend tensorrt; default: build one here)")
     parser.add_argument("--tolerance-factor", type=float, default=1.0,
                         help="multiply every numeric tolerance (e.g. 20 for an fp16 plan); default 1: feature "
                         "maps within 1e-3 x max|ref|, probabilities, scores and relative boxes within 1e-4, "
@@ -239,25 +244,52 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = make_parser()
     args = parser.parse_args(argv)
-    backend = cli.backend_of(parser, args, "engine", "nonkey_engine")
+    backend = cli.backend_of(parser, args, "engine", "nonkeyframe_engine")
     if not args.tolerance_factor > 0:
         parser.error("--tolerance-factor must be > 0")
 
     def run() -> int:
+        import time
+
+        from trtnet.config import get_config
+
         cli.input_dir(args.case_dir, "reference case folder")
         for path, what in ((args.weights, "weights file"), (args.engine, "engine file"),
-                           (args.nonkey_engine, "non-keyframe engine file"),
+                           (args.nonkeyframe_engine, "non-keyframe engine file"),
                            (args.calibration_cache, "calibration cache")):
             if path is not None:
                 cli.input_file(path, what)
+        ref = ReferenceCase(args.case_dir)
+        try:
+            select_passes(ref, args.frames)
+        except VerifyError as exc:  # a pass name the case does not have: the command line is wrong
+            raise cli.CliError(f"--frames: {exc}", cli.EXIT_USAGE) from None
+        case_config = get_config(ref.config_name).name
+        if args.config is not None and get_config(args.config).name != case_config:
+            raise cli.CliError(f"--config {args.config}: {ref.path} is a case of {case_config}")
+        if args.output is not None:
+            cli.output_file(args.output, "report file", suffixes=REPORT_SUFFIXES,
+                            inputs=[args.weights, args.engine, args.nonkeyframe_engine, args.calibration_cache])
+        if backend != "reference":
+            cli.require_calibration(args.precision, args.calibration_cache)
+        print(f"verifying {ref.path} ({ref.config_name}) on {backend}: passes "
+              f"{', '.join(select_passes(ref, args.frames))}", file=sys.stderr)
+        start = time.perf_counter()
         results, ref = verify_case(args.case_dir, backend, args.frames, args.weights,
                                    precision=args.precision, tol=FP32.scaled(args.tolerance_factor),
-                                   engine=args.engine, nonkey_engine=args.nonkey_engine,
+                                   engine=args.engine, nonkey_engine=args.nonkeyframe_engine,
                                    calibration_cache=args.calibration_cache)
         label = backend + (f", precision {args.precision}" if args.precision else "")
         if args.tolerance_factor != 1.0:
             label += f", tolerances x {args.tolerance_factor:g}"
-        print(format_report(ref, label, results))
+        report = format_report(ref, label, results)
+        print(report)
+        if args.output is not None:
+            from trtnet.media.files import write_atomically
+
+            write_atomically(args.output, (report + "\n").encode("utf-8"))
+            print(f"wrote {args.output}")
+        print(f"done in {time.perf_counter() - start:.1f} s", file=sys.stderr)
         ran = [r for r in results if r.status == "run"]
         return 0 if ran and all(r.passed for r in ran) else 1
 

@@ -21,7 +21,8 @@ def make_parser():
     parser = cli.make_parser(
         "python -m weights_convert",
         "Convert a PyTorch yolact_edge checkpoint (.pth) to safetensors without torch. Refuses "
-        "pickles that reference anything but tensor data.", EXAMPLES)
+        "pickles that reference anything but tensor data.", EXAMPLES,
+        version=f"weights_convert {__version__} (trtnet)")
     parser.add_argument("input", help="checkpoint written by torch.save (.pth)")
     parser.add_argument("output", nargs="?", default=None,
                         help="safetensors file to write (atomically); or give it with -o")
@@ -33,9 +34,7 @@ def make_parser():
     parser.add_argument("--dtype", choices=("fp32", "fp16"),
                         help="cast floating tensors (default: keep float32/float16, "
                              "bfloat16 and float64 become float32)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    parser.add_argument("--version", action="version", version=f"weights_convert {__version__}",
-                        help="print the converter's version and exit")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only (no notes, warnings or summary)")
     return parser
 
 
@@ -54,9 +53,9 @@ def main(argv: "list[str] | None" = None) -> int:
         cli.input_file(args.input, "checkpoint")
         cli.output_file(output, "output", suffixes=(".safetensors",), inputs=[args.input])
         result = convert(args.input, output, config=args.config, dtype=args.dtype)
-        for w in result.warnings:
-            print(f"warning: {w}", file=sys.stderr)
         if not args.quiet:
+            for w in result.warnings:
+                print(f"warning: {w}", file=sys.stderr)
             for n in result.notes:
                 print(f"note: {n}")
             config = result.config or f"none (closest: {result.closest_config})"

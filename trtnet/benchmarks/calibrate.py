@@ -13,6 +13,10 @@ import time
 import numpy as np
 
 DEFAULT_CONFIG = "yolact_edge_mobilenetv2"
+EXAMPLES = (
+    "python -m trtnet.bench calibrate --images 4 --size 240 320",
+    "python -m trtnet.bench calibrate --weights mnv2.safetensors --precision-plan int8_backbone_fpn",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,19 +13,24 @@ import shutil
 import tempfile
 import time
 import tracemalloc
-from pathlib import Path
+
+EXAMPLES = (
+    "python -m trtnet.bench convert --input yolact_edge_resnet50_54_800000.pth --repeat 3",
+    "python -m trtnet.bench convert --dtype fp16 --durable",
+)
 
 
 def _default_input() -> str:
-    """The vid_resnet50 reference weights (trtnet.verification.reference_data.default_case_dir)."""
-    from trtnet.verification.reference_data import default_case_dir
+    """The vid_resnet50 reference weights, found from the current directory or the environment."""
+    from trtnet import cli
 
-    return str(default_case_dir("vid_resnet50") / "weights.pth")
+    return str(cli.reference_case_dir("vid_resnet50", "--input") / "weights.pth")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", default=None,
-                        help="checkpoint to convert (default: the vid_resnet50 reference weights)")
+                        help="checkpoint to convert (default: weights.pth of the vid_resnet50 reference case "
+                             "under $TRTNET_REFERENCE_DIR, else ../shared/reference)")
     parser.add_argument("--dtype", choices=("fp32", "fp16"), default=None,
                         help="cast floating tensors (default: keep)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (best is kept)")
@@ -45,12 +50,10 @@ def _best_interleaved(fns, repeat: int) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trtnet import cli
     from weights_convert import ConverterError, convert
 
-    src = args.input or _default_input()
-    if not os.path.isfile(src):
-        print(f"error: input checkpoint not found: {src}")
-        return 1
+    src = str(cli.input_file(args.input or _default_input(), "--input checkpoint"))
     size = os.path.getsize(src)
     mb = size / 1e6
     with tempfile.TemporaryDirectory(prefix="trtnet-bench-convert-") as tmp:
@@ -68,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             conv()  # warm-up: page cache, imports
         except ConverterError as exc:
-            print(f"error: {exc}")
-            return 1
+            raise cli.CliError(str(exc)) from None
         copy()
         t_copy, t_conv = _best_interleaved([copy, conv], args.repeat)
         out_mb = os.path.getsize(out) / 1e6

@@ -17,6 +17,10 @@ import numpy as np
 from trtnet.network.random_weights import random_weights  # noqa: F401 (re-exported)
 
 DEFAULT_CONFIG = "yolact_edge_vid_resnet50"
+EXAMPLES = (
+    "python -m trtnet.bench emulator --config yolact_edge_mobilenetv2 --profile",
+    "python -m trtnet.bench emulator --weights r50.safetensors --size 480 640 --repeat 3",
+)
 
 
 def build_model_network(config_name: str = DEFAULT_CONFIG, weights=None, plan=None):

@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_ARCHS = ("75", "87", "90", "120")
+EXAMPLES = (
+    "python -m trtnet.bench kernels --arch 87 120 --repeat 20",
+    "python -m trtnet.bench kernels --no-ptxas          # CPU-twin timings only",
+)
 _REPO = Path(__file__).resolve().parents[2]
 _ENTRY = re.compile(r"Compiling entry function '([^']+)' for '(sm_\w+)'")
 _STACK = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")

@@ -1,7 +1,8 @@
 """Adaptive vs fixed keyframes on a synthetic clip: a photo moved slowly, then fast.
 
-``python -m trtnet.bench keyframes [--frames 12] [--slow 1] [--fast 12] [--size 550]
-[--motion-threshold M]`` -- the vid_resnet50 reference photo and weights on the emulator.
+``python -m trtnet.bench keyframes [--case DIR] [--frames 12] [--slow 1] [--fast 12] [--size 550]
+[--motion-threshold M]`` -- a video reference case's photo and weights (default vid_resnet50)
+on the emulator.
 Runs the clip three ways: every frame a keyframe (the reference), the adaptive schedule
 (a keyframe after any frame whose flow/motion exceeds M), and the fixed schedule with the
 keyframe count closest to the adaptive one. Prints where each puts its keyframes, the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -26,9 +28,16 @@ from trtnet.runtime.video import DEFAULT_MOTION_THRESHOLD
 FEATURES = names.FPN  # compared as the network's own intermediate results (EmulatedEngine fetch)
 DETECTION_SCORE = 0.3
 BOX_IOU = 0.5
+EXAMPLES = (
+    "python -m trtnet.bench keyframes --size 320 --frames 8",
+    "python -m trtnet.bench keyframes --case ../shared/reference/vid_resnet50 --motion-threshold 0.05",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--case", type=Path, default=None, metavar="DIR",
+                        help="reference case of a video config: its key image and weights (default "
+                             "$TRTNET_REFERENCE_DIR/vid_resnet50, else ../shared/reference/vid_resnet50)")
     parser.add_argument("--frames", type=int, default=12, help="clip length; the first half slow (default 12)")
     parser.add_argument("--slow", type=float, default=1.0, help="slow motion, input pixels per frame (default 1)")
     parser.add_argument("--fast", type=float, default=12.0, help="fast motion, input pixels per frame (default 12)")
@@ -175,13 +184,17 @@ def format_comparison(result: dict[str, Any], shifts: Sequence[float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from trtnet import cli
     from trtnet.config import get_config
-    from trtnet.verification.reference_data import ReferenceCase, default_case_dir
+    from trtnet.verification.reference_data import ReferenceCase
     from trtnet.runtime import EmulatedEngine, VideoSegmenter
     from trtnet.network.weights import WeightStore
 
-    case = ReferenceCase(default_case_dir("vid_resnet50"))
+    case = ReferenceCase(cli.reference_case_dir("vid_resnet50", "--case", args.case))
     config = replace(get_config(case.config_name), max_size=args.size)
+    if not config.is_video:
+        raise cli.CliError(f"--case {case.path} is a case of {config.name}, an image config: the schedule "
+                           "needs a video config (e.g. vid_resnet50)")
     store = WeightStore.load(case.weights_path)
     key = EmulatedEngine(store, config, fetch=FEATURES)
     nonkey = EmulatedEngine(store, config, nonkeyframe=True, stream=key.stream, fetch=FEATURES)

@@ -23,10 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
+EXAMPLES = (
+    "python -m trtnet.bench triton --frames 100 --streams 4",
+    "python -m trtnet.bench triton --case ../shared/reference/vid_resnet50 --server",
+)
+
 
 def add_arguments(p) -> None:
     p.add_argument("--case", type=Path, default=None, metavar="DIR",
-                   help="reference case folder (default ../shared/reference/vid_resnet50)")
+                   help="reference case of a video config (default $TRTNET_REFERENCE_DIR/vid_resnet50, else "
+                        "../shared/reference/vid_resnet50)")
     p.add_argument("--frames", type=int, default=200, metavar="M",
                    help="frames per stream (in process; default 200; with --server 6)")
     p.add_argument("--streams", type=int, default=4, metavar="N", help="concurrent streams (default 4)")
@@ -130,9 +136,11 @@ def _with_server(case: Path, streams: int, frames: int, image: np.ndarray) -> No
 
 
 def run(args) -> int:
-    from trtnet.verification.reference_data import default_case_dir
+    from trtnet import cli
 
-    case = args.case or default_case_dir("vid_resnet50")
+    case = cli.reference_case_dir("vid_resnet50", "--case", args.case)
+    for name in ("inputs.npz", "outputs.npz"):
+        cli.input_file(case / name, f"--case {case}:")
     image = np.load(case / "inputs.npz")["A/image_bgr"]
     _in_process(case, args.streams, args.frames, image)
     if args.server:

@@ -74,6 +74,42 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header (PNG IHDR, JPEG start-of-frame),
+    without decoding it; other formats (and headers not understood) are decoded."""
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(26)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":  # PNG spec 11.2.2: IHDR comes first
+            w, h = struct.unpack(">II", head[16:24])
+            return int(w), int(h)
+        if head[:2] == b"\xff\xd8":  # JPEG: walk the markers to the first SOFn (ITU T.81 B.2.2)
+            f.seek(2)
+            while True:
+                marker = f.read(2)
+                if len(marker) < 2 or marker[0] != 0xFF:
+                    break
+                if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:
+                    continue
+                length = f.read(2)
+                if len(length) < 2:
+                    break
+                (n,) = struct.unpack(">H", length)
+                if marker[1] in _JPEG_SOF:
+                    data = f.read(5)
+                    if len(data) == 5:
+                        h, w = struct.unpack(">HH", data[1:5])
+                        return int(w), int(h)
+                    break
+                f.seek(n - 2, 1)
+    h, w = read_image(path).shape[:2]
+    return int(w), int(h)
+
+
 class ImageSource(Source):
     kind = "image"
     length = 1
@@ -104,6 +140,17 @@ class FolderSource(Source):
 
     def describe(self) -> str:
         return f"folder {self.path} ({self.length} images)"
+
+    def check_one_size(self, output: Path) -> None:
+        """Before any work: every image the size of the first (one video holds one size),
+        else a MediaError naming the first image of another size."""
+        first = image_size(self.files[0])
+        for file in self.files[1:]:
+            size = image_size(file)
+            if size != first:
+                raise MediaError(f"{file.name} is {size[0]}x{size[1]} but {self.files[0].name} is "
+                                 f"{first[0]}x{first[1]}: the video {output} holds frames of one size; "
+                                 "resize the images, or write a folder instead (-o DIR)")
 
     def __iter__(self) -> Iterator[Frame]:
         for i, file in enumerate(self.files):

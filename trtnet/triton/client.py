@@ -1,5 +1,5 @@
-"""Example client: one Triton sequence per camera (video file, folder of images or camera
-index), frames sent in order over gRPC; prints per-frame results and the rate.
+"""Example client: one Triton sequence per stream (a video file, a folder of images or a
+camera index), frames sent in order over gRPC; prints per-frame results and the rate.
 
     python -m trtnet.triton.client --url localhost:8001 --model yolact_edge cam0.mp4 cam1.mp4
 """
@@ -42,9 +42,10 @@ def frames_of(source: str) -> Iterator[np.ndarray]:
             if image is not None:
                 yield image
         return
-    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+    camera = source.isdigit() and not Path(source).exists()
+    cap = cv2.VideoCapture(int(source) if camera else source)
     if not cap.isOpened():
-        raise OSError(f"cannot open {source}")
+        raise OSError(f"cannot open {stream_label(source)}")
     try:
         while True:
             ok, frame = cap.read()
@@ -53,6 +54,17 @@ def frames_of(source: str) -> Iterator[np.ndarray]:
             yield frame
     finally:
         cap.release()
+
+
+def stream_label(source: str) -> str:
+    """What a stream is called in messages: ``camera 0`` only for a camera index."""
+    from pathlib import Path
+
+    if Path(source).is_dir():
+        return f"folder {source}"
+    if source.isdigit() and not Path(source).exists():
+        return f"camera {source}"
+    return f"video {source}"
 
 
 def run_stream(client, model: str, sequence_id: int, frames: Iterable[np.ndarray]) -> list[dict]:
@@ -68,8 +80,11 @@ def run_stream(client, model: str, sequence_id: int, frames: Iterable[np.ndarray
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trtnet.triton.client", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m trtnet.triton.client", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="examples:\n  python -m trtnet.triton.client --url localhost:8001 cam0.mp4 "
+                                       "cam1.mp4\n  python -m trtnet.triton.client 0 frames/\n\nexit status: 0 ok; "
+                                       "1 a stream failed (message on stderr); 2 usage error")
     p.add_argument("sources", nargs="+", help="video files, image folders or camera indices: one stream each")
     p.add_argument("--url", default="localhost:8001", help="Triton gRPC address (default localhost:8001)")
     p.add_argument("--model", default="yolact_edge", help="the orchestrator model's name (default yolact_edge)")
@@ -80,18 +95,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     counts, errors = [0] * len(args.sources), []
 
-    def camera(i: int, source: str) -> None:
-        client = grpcclient.InferenceServerClient(args.url)  # one connection per camera thread
+    def stream(i: int, source: str) -> None:
+        label = stream_label(source)
+        client = grpcclient.InferenceServerClient(args.url)  # one connection per stream thread
         try:
             for r in run_stream(client, args.model, 1000 + i, frames_of(source)):
                 counts[i] += 1
-                print(f"camera {i} frame {counts[i]}: {len(r[OUT_SCORES])} detections"
+                print(f"{label} frame {counts[i]}: {len(r[OUT_SCORES])} detections"
                       f"{' (keyframe)' if r[OUT_KEYFRAME][0] else ''}")
-        except Exception as exc:  # noqa: BLE001 - reported per camera
-            errors.append(f"camera {i} ({source}): {exc}")
+        except Exception as exc:  # noqa: BLE001 - reported per stream
+            errors.append(f"{label}: {exc}")
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=camera, args=(i, s)) for i, s in enumerate(args.sources)]
+    threads = [threading.Thread(target=stream, args=(i, s)) for i, s in enumerate(args.sources)]
     for t in threads:
         t.start()
     for t in threads:
@@ -99,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seconds = time.perf_counter() - start
     print(f"{sum(counts)} frames from {len(counts)} streams in {seconds:.1f} s ({sum(counts) / seconds:.1f} frames/s)")
     for e in errors:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"trtnet.triton.client: error: {e}", file=sys.stderr)
     return 1 if errors else 0
 
 

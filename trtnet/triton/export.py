@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -168,17 +168,26 @@ def write_repository(output: Path, keyframe: EngineModel, nonkeyframe: EngineMod
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         model_names = {}
+        stored: dict[Path, Path] = {}  # source -> its one copy: the emulated models share the weights
         for model in (keyframe, nonkeyframe):
             model_name = f"{settings.name}_{model.role}"
             model_names[model.role] = model_name
             version = tmp / model_name / "1"
             version.mkdir(parents=True)
-            _write(tmp / model_name / "config.pbtxt", _engine_config(model, model_name, settings, emulated))
+            parameters = dict(model.parameters)
             for file_name, src in model.files.items():
                 if src is None:
                     _write(version / file_name, MODEL_PY["emulator"])
-                else:
-                    _copy(Path(src), version / file_name)
+                    continue
+                source = Path(src).resolve()
+                if source in stored:  # a parameter naming the file now names the first copy
+                    relative = os.path.relpath(stored[source], version)
+                    parameters = {k: relative if v == file_name else v for k, v in parameters.items()}
+                    continue
+                _copy(source, version / file_name)
+                stored[source] = version / file_name
+            model = replace(model, parameters=parameters)
+            _write(tmp / model_name / "config.pbtxt", _engine_config(model, model_name, settings, emulated))
         inputs, outputs = orchestrator_specs()
         params = {"keyframe_model": model_names["keyframe"], "nonkeyframe_model": model_names["nonkeyframe"],
                   "keyframe_interval": str(settings.keyframe_interval), "idle_timeout_s": str(settings.idle_timeout_s),
