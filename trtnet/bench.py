@@ -23,6 +23,7 @@ def available() -> list[str]:
 EXAMPLES = (
     "python -m trtnet.bench kernels --arch 87 120 --repeat 20",
     "python -m trtnet.bench emulator --config yolact_edge_mobilenetv2 --profile",
+    "python -m trtnet.bench runtime --frames 1000 --batch 1 4   # frame-loop host cost, Python and C++",
     "python -m trtnet.bench NAME --help        # the options of one benchmark",
 )
 

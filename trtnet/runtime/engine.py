@@ -1,11 +1,13 @@
 """Run a serialized trtnet engine with TensorRT on CuPy buffers.
 
 ``Engine(path_or_bytes)`` loads the plugin library, deserializes the engine and
-enumerates its I/O tensors by name. Each call sets the input shapes (checked against
-the optimization profile first), points TensorRT at device buffers that are allocated
-once per shape and reused, enqueues ``execute_async_v3`` on the engine's CuPy stream
-and returns the outputs by name (trtnet.names). Optionally the enqueue is captured once
-per shape as a CUDA graph and replayed.
+enumerates its I/O tensors by name. Each call checks the input shapes against the
+optimization profile, stages the inputs into device buffers allocated once per shape and
+reused, sets shapes and addresses on the context only when they change, orders its stream
+after the stream that produced device inputs (an event), enqueues ``execute_async_v3`` on
+the engine's CuPy stream and returns the outputs by name (trtnet.names). Optionally a run
+whose bindings are unchanged since the previous (warm-up) run is captured as a CUDA graph
+and replayed while they stay unchanged.
 
 Works on TensorRT 10.3+ (strongly typed engines): tensor types come from the engine and
 map to NumPy dtypes in :data:`NUMPY_DTYPES`. ``tensorrt`` and ``cupy`` are imported
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import deque
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -37,6 +40,11 @@ NUMPY_DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
 }
+
+# NvInferRuntime.h setTensorAddress (10.3 l.4003, 11.1 l.4378): "The pointer must have at least
+# 256-byte alignment." Device inputs at other addresses are copied (Engine._stage_input).
+TENSOR_ALIGNMENT = 256
+MAX_IN_FLIGHT = 4  # runs whose inputs are held without a synchronize before the oldest is waited for
 
 MIN_ENGINE_BYTES = 256  # real engines are megabytes; anything this small is truncated or not an engine
 
@@ -98,7 +106,26 @@ def device_pointer(array: Any) -> int:
 
 
 def is_device_array(array: Any) -> bool:
-    return hasattr(array, "__cuda_array_interface__")
+    """Whether ``array`` lives on the GPU (its type offers ``__cuda_array_interface__``; the
+    interface itself is not evaluated, which for a strided view may mean work or an error)."""
+    return hasattr(type(array), "__cuda_array_interface__") or "__cuda_array_interface__" in getattr(
+        array, "__dict__", {})
+
+
+def is_c_contiguous(array: Any) -> bool:
+    """Whether a device array is C-contiguous (CuPy's flags, else the CUDA array interface)."""
+    flags = getattr(array, "flags", None)
+    if flags is not None:
+        return bool(flags.c_contiguous)
+    iface = array.__cuda_array_interface__
+    strides, shape = iface.get("strides"), iface["shape"]
+    if strides is None:
+        return True
+    expected, step = [], np.dtype(iface["typestr"]).itemsize
+    for dim in reversed(shape):
+        expected.insert(0, step)
+        step *= dim
+    return all(s == e for s, e, d in zip(strides, expected, shape) if d != 1)
 
 
 def read_engine_file(path: Union[str, os.PathLike]) -> bytes:
@@ -163,8 +190,16 @@ class Engine(EngineInterface):
     size inside the optimization profile); ``engine.run({name: array})`` sets every
     input by name (e.g. the keyframe state of a non-keyframe engine). Outputs are the
     engine's own device buffers, valid until the next call (copy to keep them); they
-    are ready when the call returns unless ``synchronize=False``. Engines that feed each
-    other (keyframe state) share one ``stream``.
+    are ready when the call returns unless ``synchronize=False`` (then read them on
+    ``engine.stream``, or after synchronizing it). Engines that feed each other (keyframe
+    state) share one ``stream``.
+
+    Streams: the engine's work runs on ``stream`` (default a new ``Stream(non_blocking=True)``;
+    TensorRT warns against the default stream, NvInferRuntime.h enqueueV3, 10.3 l.4264 /
+    11.1 l.4639). Device inputs are ordered before it by an event recorded on CuPy's current
+    stream at the call; if you produce frames on a stream of your own, call the engine with
+    that stream current (``with my_stream: engine(frame)``), or pass ``stream=my_stream`` so
+    the engine enqueues right behind your work, or synchronize your stream first.
     """
 
     def __init__(self, engine: EngineSource, *, plugin_library: Optional[Union[str, os.PathLike]] = None,
@@ -223,7 +258,15 @@ class Engine(EngineInterface):
         self._input_buffers: dict[str, Any] = {}
         self._output_buffers: dict[str, Any] = {}
         self._graphs: dict[tuple, Any] = {}
-        self._last_key: Optional[tuple] = None
+        # What the context is bound to now: shapes and addresses are set only when they change.
+        self._bound_shapes: dict[str, tuple] = {}
+        self._bound_addresses: dict[str, int] = {}
+        self._outputs_current = False
+        # Stream order: the producer's event, and arrays held until the stream has passed them.
+        self._ready = self.cupy.cuda.Event(disable_timing=True)
+        self._in_flight: deque = deque()
+        self._spare_events: list = []
+        self._retired: list = []
         self._declared = {n: tuple(int(d) for d in cuda_engine.get_tensor_shape(n)) for n in self.inputs}
         self._profiles: dict[str, tuple] = {}
 
@@ -263,77 +306,168 @@ class Engine(EngineInterface):
 
     # -- buffers -------------------------------------------------------------------------
     def _stage_input(self, name: str, array: Any) -> Any:
-        """A contiguous device array of the input's dtype holding ``array`` (host data is copied
-        into a buffer reused while the shape stays the same)."""
+        """A C-contiguous, 256-byte aligned device array of the input's dtype holding ``array``.
+
+        Host data is copied on the engine's stream into a buffer kept while the shape stays the
+        same. A device array is used in place when TensorRT can read it as it is (contiguous,
+        aligned: NvInferRuntime.h setTensorAddress, 10.3 l.4003 / 11.1 l.4378, "The pointer must
+        have at least 256-byte alignment."); otherwise (a camera crop, a ``[..., ::-1]`` flip, a
+        row of a batch whose frame size is not a multiple of 256 bytes) it is copied on the
+        engine's stream into that kept buffer, never into a temporary: "Modifying or releasing
+        memory that has been registered for the tensors before stream synchronization ... results
+        in undefined behavior" (NvInferRuntime.h enqueueV3, 10.3 l.4258, 11.1 l.4633), and CuPy's
+        pool hands a freed block to the next allocation ("Freed memory buffers are held by the
+        memory pool as free blocks, and they are reused for further memory allocations of the
+        same sizes", docs.cupy.dev cupy.cuda.MemoryPool). A kept buffer also keeps its address,
+        so the bindings (and a captured CUDA graph) stay valid."""
         want = self.inputs[name]
         if is_device_array(array):
             if np.dtype(array.dtype) != want:
                 raise EngineError(f"input {name!r}: dtype {array.dtype}, the engine needs {want}")
-            return self.cupy.ascontiguousarray(array)
+            if is_c_contiguous(array) and device_pointer(array) % TENSOR_ALIGNMENT == 0:
+                return array
+            buf = self._kept_buffer(self._input_buffers, name, tuple(array.shape), want)
+            with self.stream:  # after the producer's event (run), before the engine
+                self.cupy.copyto(buf, array if isinstance(array, self.cupy.ndarray) else self.cupy.asarray(array))
+            return buf
         host = np.asarray(array)
         if host.dtype != want:
             raise EngineError(f"input {name!r}: dtype {host.dtype}, the engine needs {want}")
-        buf = self._input_buffers.get(name)
-        if buf is None or tuple(buf.shape) != host.shape:
-            buf = self._input_buffers[name] = self.cupy.empty(host.shape, dtype=want)
+        buf = self._kept_buffer(self._input_buffers, name, host.shape, want)
         buf.set(np.ascontiguousarray(host), stream=self.stream)
+        return buf
+
+    def _kept_buffer(self, buffers: dict, name: str, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        """``buffers[name]`` of ``shape``, reallocated only when the shape changes (the old one is
+        held until the stream has passed the work that uses it)."""
+        buf = buffers.get(name)
+        if buf is None or tuple(buf.shape) != shape:
+            if buf is not None:
+                self._retired.append(buf)
+            buf = buffers[name] = self.cupy.empty(shape, dtype=dtype)
         return buf
 
     def _output_buffer(self, name: str, shape: tuple[int, ...]) -> Any:
         if any(d < 0 for d in shape):
             raise EngineError(f"output {name!r}: TensorRT could not infer its shape {shape}; set every input")
-        buf = self._output_buffers.get(name)
-        if buf is None or tuple(buf.shape) != shape:
-            buf = self._output_buffers[name] = self.cupy.empty(shape, dtype=self.outputs[name])
-        return buf
+        return self._kept_buffer(self._output_buffers, name, shape, self.outputs[name])
+
+    # -- stream order ----------------------------------------------------------------------
+    def _wait_for_producer(self) -> None:
+        """Order the engine's stream after the work enqueued so far on CuPy's current stream
+        (which made the device inputs: ``cupy.asarray(frame)``, ``cupy.stack`` of a batch, a
+        crop). The engine's own stream is ``Stream(non_blocking=True)``, which "does not
+        synchronize with the NULL stream" (docs.cupy.dev cupy.cuda.Stream), so without this its
+        kernels could read a frame still being written. An event recorded on the producer and
+        waited on by the engine's stream ("Makes the stream wait for an event. The future work on
+        this stream will be done after the event.", cupy.cuda.Stream.wait_event): no host wait.
+        Done before any capture (a capture must not depend on uncaptured work)."""
+        current = self.cupy.cuda.get_current_stream()
+        if current.ptr == self.stream.ptr:
+            return
+        self._ready.record(current)
+        self.stream.wait_event(self._ready)
+
+    def _hold(self, arrays: list) -> None:
+        """Keep ``arrays`` alive until the engine's stream has passed what was just enqueued."""
+        if not arrays:
+            return
+        event = self._spare_events.pop() if self._spare_events else self.cupy.cuda.Event(disable_timing=True)
+        event.record(self.stream)
+        self._in_flight.append((event, arrays))
+
+    def _release(self, synchronized: bool = False) -> None:
+        """Drop the held arrays whose work the stream has passed (all of them after a stream
+        synchronize); more than a few runs in flight without a synchronize: wait for the oldest."""
+        while self._in_flight and (synchronized or len(self._in_flight) > MAX_IN_FLIGHT
+                                   or self._in_flight[0][0].done):
+            event, _ = self._in_flight.popleft()
+            if not synchronized and not event.done:
+                event.synchronize()
+            self._spare_events.append(event)
 
     # -- running -------------------------------------------------------------------------
     def run(self, inputs: Mapping[str, Any], *, synchronize: bool = True) -> dict[str, Any]:
-        """Set every input by name, enqueue the engine, return the output buffers by name."""
+        """Set every input by name, enqueue the engine, return the output buffers by name.
+
+        Device inputs are read on the engine's stream after the work enqueued so far on CuPy's
+        current stream (an event recorded there, waited on by the engine's stream). A caller that
+        produces its frames on another stream makes it current around the call
+        (``with producer: engine(frame)``) or synchronizes it first; a caller that brought the
+        engine's ``stream=`` and enqueues on it needs nothing. A device input may be reused or
+        freed by the caller once the outputs are ready (the call returned with
+        ``synchronize=True``, or ``engine.stream`` was synchronized); the engine itself keeps a
+        reference until then. Shapes and addresses are set on the context only when they change."""
         check_input_names(self.source, self.inputs, inputs)
-        ctx = self.context
-        key = []
+        self._release()
+        shapes = {}
         for name in self.inputs:
             given = inputs[name]
             shape = tuple(int(d) for d in (given.shape if hasattr(given, "shape") else np.shape(given)))
             self._check_in_profile(name, shape)  # before any copy or allocation
-            with profiling.stage(profiling.UPLOAD):  # host -> device copy (none for device arrays)
+            shapes[name] = shape
+        in_place = [inputs[n] for n in self.inputs if is_device_array(inputs[n])]
+        if in_place:
+            self._wait_for_producer()
+        ctx = self.context
+        rebound = False
+        for name in self.inputs:
+            with profiling.stage(profiling.UPLOAD):  # host -> device copy (none for usable device arrays)
                 staged = self._stage_input(name, inputs[name])
-            if not ctx.set_input_shape(name, shape):
-                raise EngineError(f"TensorRT rejected shape {shape} for input {name!r} of {self.source}")
-            ptr = device_pointer(staged)
-            self._set_address(name, ptr)
-            key.append((name, shape, ptr))
-        for name in self.outputs:
-            buf = self._output_buffer(name, tuple(int(d) for d in ctx.get_tensor_shape(name)))
-            ptr = device_pointer(buf)
-            self._set_address(name, ptr)
-            key.append((name, ptr))
-        self._enqueue(tuple(key))
+            shape = shapes[name]
+            if self._bound_shapes.get(name) != shape:
+                self._bound_shapes.pop(name, None)
+                if not ctx.set_input_shape(name, shape):
+                    raise EngineError(f"TensorRT rejected shape {shape} for input {name!r} of {self.source}")
+                self._bound_shapes[name] = shape
+                self._outputs_current = False
+                rebound = True
+            rebound |= self._set_address(name, device_pointer(staged))
+        if not self._outputs_current:  # output shapes follow the input shapes only
+            for name in self.outputs:
+                self._output_buffer(name, tuple(int(d) for d in ctx.get_tensor_shape(name)))
+            self._outputs_current = True
+        for name, buf in self._output_buffers.items():
+            rebound |= self._set_address(name, device_pointer(buf))
+        self._enqueue(rebound)
+        held, self._retired = self._retired, []
+        self._hold(held + in_place)  # the caller's device inputs and buffers replaced this run
         if synchronize:
             self.stream.synchronize()
+            self._release(synchronized=True)
         return dict(self._output_buffers)
 
-    def _set_address(self, name: str, ptr: int) -> None:
+    def _set_address(self, name: str, ptr: int) -> bool:
+        """Point ``name`` at ``ptr`` unless it already is; True when the binding changed."""
+        if self._bound_addresses.get(name) == ptr:
+            return False
+        self._bound_addresses.pop(name, None)
         if not self.context.set_tensor_address(name, ptr):
-            raise EngineError(f"TensorRT rejected the device address {ptr:#x} of {name!r} (misaligned?)")
+            raise EngineError(f"TensorRT rejected the device address {ptr:#x} of {name!r} of {self.source} "
+                              f"(it must be {TENSOR_ALIGNMENT}-byte aligned)")
+        self._bound_addresses[name] = ptr
+        return True
 
-    def _enqueue(self, key: tuple) -> None:
-        """execute_async_v3; with ``cuda_graph``, the second call at the same shapes and addresses
-        captures the enqueue (the first, plain one is the warm-up TensorRT wants after a shape
-        change) and later calls at that key replay it. Any plain run drops the graph: it may have
-        reallocated what the graph points at, so a graph is only replayed while nothing but
-        replays ran since its capture (shapes A, A, B, A: the last A runs plain, the next
-        captures again)."""
+    def _enqueue(self, rebound: bool) -> None:
+        """execute_async_v3, or with ``cuda_graph`` a CUDA graph of it. A run that changed a
+        shape or an address is plain: TensorRT reconfigures on the next enqueue after "An input
+        binding is changed via setInputTensorAddress() or setTensorAddress() or setInputShape()"
+        (NvInferRuntime.h 10.3 l.1033, 11.1 l.1115), work a capture must not hold; that plain run
+        is the warm-up, and it drops any graph (it may have reallocated what the graph points
+        at). The next run whose bindings are unchanged since that warm-up is captured, and later
+        unchanged runs replay it (shapes A, A, B, A, A: A captured, B plain, A plain, A captured)."""
+        if rebound:
+            self._graphs.clear()
+            self._execute()
+            return
+        key = (tuple(self._bound_shapes.items()), tuple(self._bound_addresses.items()))
         graph = self._graphs.get(key)
         if graph is not None:
             graph.launch(self.stream)
-        elif self.cuda_graph and key == self._last_key:
+        elif self.cuda_graph:
             self._capture(key)
         else:
-            self._graphs.clear()
             self._execute()
-        self._last_key = key
 
     def _capture(self, key: tuple) -> None:
         """Capture the enqueue as a CUDA graph and launch it; when TensorRT or CUDA refuses the
@@ -357,7 +491,7 @@ class Engine(EngineInterface):
             return
         self.cuda_graph = False
         warnings.warn(f"CUDA graph capture of {self.source} failed ({problem}); running without CUDA "
-                      "graphs from now on", RuntimeWarning, stacklevel=4)
+                      "graphs from now on", RuntimeWarning, stacklevel=5)
         self._execute()
 
     def _execute(self) -> None:

@@ -17,9 +17,17 @@ import numpy as np
 DEFAULT_KEYFRAME_INTERVAL = 5  # upstream eval.py every_k_frames
 
 
-def _largest(value: Any) -> float:
-    """A motion output as one number: for a batch of cameras, the largest motion."""
-    value = value.get() if hasattr(value, "get") and not isinstance(value, np.ndarray) else value
+def _largest(value: Any, stream: Any = None) -> float:
+    """A motion output as one number: for a batch of cameras, the largest motion.
+
+    A device value is copied on ``stream``, the engine's, so the copy follows the engine that
+    wrote it: without a stream CuPy copies on the current stream ("If given, the stream is used
+    to perform the copy. Otherwise, the current stream is used.", docs.cupy.dev cupy.asnumpy /
+    ndarray.get), which is not ordered after a ``Stream(non_blocking=True)`` ("does not
+    synchronize with the NULL stream", cupy.cuda.Stream) and can read the motion before the
+    engine has written it."""
+    if hasattr(type(value), "__cuda_array_interface__"):  # a device array (CuPy's, or the fakes')
+        value = value.get() if stream is None else value.get(stream=stream)
     return float(np.asarray(value).max())
 
 
@@ -40,6 +48,8 @@ class KeyframeSchedule:
         self._since_keyframe: Optional[int] = None  # frames since the last keyframe, it included
         self._frame_hw: Optional[tuple[int, int]] = None
         self._motion: Any = None  # the last non-keyframe's motion (maybe a device scalar: read lazily)
+        self._motion_stream: Any = None  # the stream that writes it
+        self._motion_value: Optional[float] = None  # once read
 
     @property
     def adaptive(self) -> bool:
@@ -48,7 +58,11 @@ class KeyframeSchedule:
     @property
     def last_motion(self) -> Optional[float]:
         """The last frame's motion statistic if it was a non-keyframe, else None."""
-        return None if self._motion is None else _largest(self._motion)
+        if self._motion is None:
+            return None
+        if self._motion_value is None:
+            self._motion_value = _largest(self._motion, self._motion_stream)
+        return self._motion_value
 
     def next_is_keyframe(self, frame_hw: Optional[tuple[int, int]] = None) -> bool:
         """Whether a frame of size ``frame_hw`` coming next runs the keyframe network."""
@@ -65,11 +79,12 @@ class KeyframeSchedule:
         if keyframe:
             self._since_keyframe = 0
         self._since_keyframe += 1
-        self._motion = None
+        self.record_motion(None)
         if frame_hw is not None:
             self._frame_hw = (int(frame_hw[0]), int(frame_hw[1]))
         return keyframe
 
-    def record_motion(self, motion: Any) -> None:
-        """The motion statistic the non-keyframe just taken produced (None: not available)."""
-        self._motion = motion
+    def record_motion(self, motion: Any, stream: Any = None) -> None:
+        """The motion statistic the non-keyframe just taken produced (None: not available); a
+        device array is read, when needed, on ``stream`` (the engine's, which writes it)."""
+        self._motion, self._motion_stream, self._motion_value = motion, stream, None

@@ -119,10 +119,14 @@ class VideoSegmenter:
         """Whether the next frame (of size ``frame_hw``, if given) will run the keyframe engine."""
         return self._state is None or self.schedule.next_is_keyframe(frame_hw)
 
-    def outputs(self, frame: Any) -> dict[str, Any]:
-        """Raw outputs for the next frame (device buffers, valid until the next call of that engine)."""
+    def outputs(self, frame: Any, *, synchronize: bool = True) -> dict[str, Any]:
+        """Raw outputs for the next frame (device buffers, valid until the next call of that
+        engine), ready when this returns unless ``synchronize=False`` (then read them on
+        :attr:`stream`). With adaptive keyframes a non-keyframe's motion is read on the stream
+        here, and that read is the frame's one wait for the stream."""
         batch = frame_batch(frame, getattr(self.keyframe, "cupy", None))
         new_batch = self._state_batch() != int(batch.shape[0])  # also True before the first keyframe
+        waited = False
         if self.schedule.take((int(batch.shape[1]), int(batch.shape[2])), force=new_batch):
             with profiling.stage(profiling.KEYFRAME_ENGINE):
                 out = self.keyframe(batch, synchronize=False)
@@ -131,14 +135,19 @@ class VideoSegmenter:
         else:
             with profiling.stage(profiling.NONKEYFRAME_ENGINE):
                 out = self.nonkeyframe.run({names.INPUT: batch, **self._state}, synchronize=False)
-            self.schedule.record_motion(out.get(names.FLOW_MOTION))
+            motion = out.get(names.FLOW_MOTION)
+            self.schedule.record_motion(motion, stream=self.stream)
+            if synchronize and self.adaptive and motion is not None:
+                waited = self.schedule.last_motion is not None  # copied on the stream: waits for it
             self.last_was_keyframe = False
+        if synchronize and not waited:
+            self.stream.synchronize()
         self.index += 1
         return out
 
     def __call__(self, frame: Any, score_threshold: Optional[float] = None) -> Instances | list[Instances]:
         batch = frame_batch(frame, getattr(self.keyframe, "cupy", None))
-        out = self.outputs(batch)
+        out = self.outputs(batch, synchronize=False)  # the assembly follows on the stream
         threshold = self.score_threshold if score_threshold is None else score_threshold
         found = assemble_batch(out, batch, self.stream, score_threshold=threshold, crop=self.crop,
                                on_device=self.on_device)
