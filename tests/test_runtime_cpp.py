@@ -66,7 +66,7 @@ def _constants(namespace: str) -> dict[str, str]:
 def test_cpp_tensor_names_are_the_ones_of_names_py():
     expected = {"kInput": names.INPUT, "kProto": names.PROTO, "kDetCount": names.DET_COUNT,
                 "kDetBoxes": names.DET_BOXES, "kDetScores": names.DET_SCORES,
-                "kDetClasses": names.DET_CLASSES, "kDetCoeffs": names.DET_COEFFS,
+                "kDetClasses": names.DET_CLASSES, "kDetCoeffs": names.DET_COEFFS, "kMaskScores": names.MASK_SCORES,
                 "kFpn1Lateral3": names.FPN1_LATERAL3, "kFpn1P4": names.FPN1_P4, "kFpn1P5": names.FPN1_P5,
                 "kKeyLateral3": names.KEY_LATERAL3, "kKeyFpn1P4": names.KEY_FPN1_P4,
                 "kKeyFpn1P5": names.KEY_FPN1_P5, "kFlowMotion": names.FLOW_MOTION}

@@ -123,6 +123,46 @@ def test_emulator_repository_declares_the_engine_io(tmp_path, video_weights):
     assert not (repo / "plugins").exists()
 
 
+def _with_mask_scores(engines, tmp_path, roles=("keyframe", "nonkeyframe")):
+    """Copies of the stand-in engines whose sidecars list a YOLACT++ mask_scores output."""
+    from trtnet.builder.sidecar import sidecar_path
+
+    files, plugin = engines
+    out = {}
+    for role, engine in files.items():
+        meta = json.loads(sidecar_path(engine).read_text())
+        if role in roles:
+            scores = next(e for e in meta["io"] if e["name"] == names.DET_SCORES)
+            meta["io"].append({**scores, "name": names.MASK_SCORES})
+        out[role] = tmp_path / f"rescored_{role}.engine"
+        out[role].write_bytes(engine.read_bytes())
+        sidecar_path(out[role]).write_text(json.dumps(meta))
+    return out, plugin
+
+
+def test_mask_scores_are_declared_and_requested_when_the_engines_output_them(tmp_path, engines):
+    (tmp_path / "plain").mkdir()
+    code, plain = export(tmp_path / "plain", engines)
+    assert code == 0
+    orch = parse(plain / "yolact_edge" / "config.pbtxt")
+    assert {o.name: list(o.dims) for o in orch.output}["mask_scores"] == [-1]  # always answered
+    assert "mask_scores" not in dict(orch.parameters)  # the box scores then
+    (tmp_path / "rescored").mkdir()
+    code, repo = export(tmp_path / "rescored", _with_mask_scores(engines, tmp_path))
+    assert code == 0
+    orch = parse(repo / "yolact_edge" / "config.pbtxt")
+    assert orch.parameters["mask_scores"].string_value == "1"
+    key = parse(repo / "yolact_edge_keyframe" / "config.pbtxt")
+    assert list({o.name: o for o in key.output}[names.MASK_SCORES].dims) == [100]
+
+
+def test_engines_that_disagree_on_mask_scores_are_refused(tmp_path, engines, capsys):
+    (tmp_path / "x").mkdir()
+    code, repo = export(tmp_path / "x", _with_mask_scores(engines, tmp_path, roles=("keyframe",)))
+    assert code == 1 and not repo.exists()
+    assert "only the keyframe engine outputs 'mask_scores'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("case, message", [
     ("no_sidecar", "has no sidecar"),
     ("wrong_role", "is a keyframe engine, given as the nonkeyframe engine"),

@@ -160,9 +160,51 @@ def test_outputs_have_the_declared_names_types_and_a_batch_dimension(make_model)
     (response,) = run(model, fakes.client_request(frame(1), 3, start=True))
     got = {t.name(): t.as_numpy() for t in response.output_tensors()}
     assert {k: (v.dtype, v.ndim) for k, v in got.items()} == {
-        "classes": (np.int32, 2), "scores": (np.float32, 2), "boxes": (np.int32, 3), "masks": (np.uint8, 4),
-        "keyframe": (np.bool_, 2)}
+        "classes": (np.int32, 2), "scores": (np.float32, 2), "mask_scores": (np.float32, 2), "boxes": (np.int32, 3),
+        "masks": (np.uint8, 4), "keyframe": (np.bool_, 2)}
     assert got["masks"].shape == (1, 0, 8, 10)
+    from trtnet.triton.export import orchestrator_specs
+
+    assert [s.name for s in orchestrator_specs()[1]] == [t.name() for t in response.output_tensors()]
+
+
+BOX_SCORES, MASK_SCORES = [0.9, 0.8], [0.3, 0.6]  # mask scores in the other order: a swap or a drop shows
+
+
+def _rescored(model):
+    """A model of a YOLACT++ engine: two detections and their mask_scores output."""
+    def run_model(inputs: dict) -> dict:
+        out = model(inputs)
+        out[names.DET_COUNT] = np.array([2], np.int32)
+        out[names.DET_SCORES] = np.array([[*BOX_SCORES, 0, 0]], np.float32)
+        out[names.MASK_SCORES] = np.array([[*MASK_SCORES, 0, 0]], np.float32)
+        return out
+    return run_model
+
+
+def _scores(response) -> tuple[list, list]:
+    got = {t.name(): t.as_numpy() for t in response.output_tensors()}
+    return got["scores"][0].tolist(), got["mask_scores"][0].tolist()
+
+
+def test_mask_scores_of_rescoring_engines_are_served_on_keyframes_and_non_keyframes(make_model):
+    fakes.MODELS.update({KEY: _rescored(_keyframe_model), NONKEY: _rescored(_nonkeyframe_model)})
+    model = make_model(mask_scores="1", keyframe_interval=2)
+    responses = [run(model, fakes.client_request(frame(i), 3, start=i == 0))[0] for i in range(2)]
+    assert keyframe_flags(responses) == [True, False]
+    for response in responses:
+        assert _scores(response) == (pytest.approx(BOX_SCORES), pytest.approx(MASK_SCORES))
+    # The same model without the engines' mask_scores output: the request names an output they lack.
+    fakes.MODELS.update({KEY: _keyframe_model})
+    (failed,) = run(model, fakes.client_request(frame(9), 4, start=True))
+    assert failed.has_error() and "mask_scores" in failed.error().message()
+
+
+def test_without_mask_rescoring_the_served_mask_scores_are_the_box_scores(make_model):
+    fakes.MODELS.update({KEY: _rescored(_keyframe_model)})
+    model = make_model()  # no "mask_scores" parameter: the exporter saw no such engine output
+    (response,) = run(model, fakes.client_request(frame(1), 3, start=True))
+    assert _scores(response) == (pytest.approx(BOX_SCORES), pytest.approx(BOX_SCORES))
 
 
 @pytest.mark.parametrize("since, expected", [(4, False), (5, True)])

@@ -86,6 +86,8 @@ def test_concurrent_streams_match_video_segmenter_frame_by_frame(served):
         for i, (result, (inst, _)) in enumerate(zip(got[s], expected[s])):
             where = f"stream {s} frame {i}"
             assert len(result["scores"]) > 0, where
+            # a video config has no mask re-scoring: its mask scores are its box scores
+            np.testing.assert_array_equal(result["mask_scores"], result["scores"], err_msg=where)
             # The server's NumPy (< 2, its stub's) sums in another order than ours: two near-equal
             # scores may swap ranks and a mask pixel at 0.5 may flip (tests/instances_match.py).
             served_instances = Instances(result["classes"], result["scores"], result["boxes"],

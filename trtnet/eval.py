@@ -7,7 +7,9 @@
 Every image of the annotation file is segmented (the keyframe network on the NumPy
 emulator, or a TensorRT engine), postprocessed like upstream's COCO evaluation
 (``postprocess`` with crop, no score threshold, up to 100 detections), encoded as COCO
-results (boxes x, y, w, h; masks as RLE) and scored with pycocotools' COCOeval. Classes
+results (boxes x, y, w, h; masks as RLE) and scored with pycocotools' COCOeval: box AP ranks
+the boxes by their box scores, mask AP the masks by their mask scores (YOLACT++'s re-scored
+``mask_scores`` output; the box scores for every other config), as upstream's eval does. Classes
 map to the dataset's category ids as upstream's label map does (COCO's ids skip a few
 numbers; YouTube-VIS uses 1..40); a dataset whose category names do not match the
 config's classes is refused. Frames of a video dataset in COCO format (YouTube-VIS

@@ -12,8 +12,11 @@ treats its images independently.
 Outputs: -o an overlay (masks, boxes, labels) as an image, a folder (one image per frame)
 or a video (the input's size and frame rate; codec by extension: .mp4/.m4v/.mov mp4v,
 .avi MJPG, .mkv XVID); --json COCO-style results (image_id, frame, category_id, bbox,
-score, segmentation as RLE); --log one JSON line per frame (frame, keyframe, motion,
-detections, milliseconds per stage). Every output holds the same detections, and the
+score, mask_score, segmentation as RLE); --log one JSON line per frame (frame, keyframe,
+motion, detections, milliseconds per stage). "score" is the box score and "mask_score" the
+mask's: with YOLACT++'s mask re-scoring the box score x the predicted mask IoU (upstream's
+eval scores masks with it), otherwise the box score again. The overlay labels and ranks
+detections by the mask score, as upstream's display does. Every output holds the same detections, and the
 summary counts them: those scoring above --score-threshold whose box has an area (a
 zero-width or zero-height box is dropped, as upstream's COCO evaluation drops it); the
 overlay draws the best --max-drawn of them. Every file is written under a temporary name and
@@ -64,7 +67,8 @@ def make_parser():
                         "folder (no extension: created if its parent exists)")
     cli.add_deprecated_alias(p, "--out", "-o/--output", "output", type=Path, metavar="PATH")
     p.add_argument("--json", type=Path, metavar="FILE",
-                   help="COCO-style results: image_id, frame, category_id, bbox, score, segmentation (RLE)")
+                   help="COCO-style results: image_id, frame, category_id, bbox, score (box), mask_score, "
+                        "segmentation (RLE)")
     p.add_argument("--log", type=Path, metavar="FILE",
                    help="one JSON line per frame: frame, keyframe, motion, detections, ms per stage (.jsonl)")
     cli.add_backend(p)
@@ -171,7 +175,7 @@ def with_area(inst: Any) -> Any:
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     if bool(keep.all()):
         return inst
-    return type(inst)(*(np.asarray(field)[keep] for field in inst))
+    return type(inst)(*(None if field is None else np.asarray(field)[keep] for field in inst))
 
 
 def _schedule(segmenter: Any, args) -> str:
@@ -184,22 +188,26 @@ def _schedule(segmenter: Any, args) -> str:
 
 
 def _detections(inst: Any, config: Any) -> list[dict]:
+    from trtnet.runtime.masks import mask_scores_of
+
     names_ = config.class_names
     return [{"class": names_[int(c)] if 0 <= int(c) < len(names_) else f"class {int(c)}",
              "category_id": int(config.category_ids[int(c)]), "score": round(float(s), 5),
-             "box": [int(v) for v in b]}
-            for c, s, b in zip(inst.classes, inst.scores, inst.boxes)]
+             "mask_score": round(float(ms), 5), "box": [int(v) for v in b]}
+            for c, s, ms, b in zip(inst.classes, inst.scores, mask_scores_of(inst), inst.boxes)]
 
 
 def _coco_entries(frame: Any, inst: Any, source: Source, cat_of_class: dict) -> list[dict]:
-    """One COCO result per detection: bbox and RLE segmentation together, with the frame."""
+    """One COCO result per detection: bbox and RLE segmentation together, with the frame;
+    "score" the box score (the bbox result's), "mask_score" the segm result's."""
     from trtnet.media.coco import coco_results
 
     found = coco_results(frame.index, inst, cat_of_class)
     extra = {"frame": frame.index} if source.kind in ("video", "camera", "folder") else {}
     if source.kind in ("image", "folder"):
         extra["file_name"] = frame.name
-    return [{**b, **extra, "segmentation": m["segmentation"]} for b, m in zip(found["bbox"], found["segm"])]
+    return [{**b, "mask_score": m["score"], **extra, "segmentation": m["segmentation"]}
+            for b, m in zip(found["bbox"], found["segm"])]
 
 
 def run(args, parser) -> int:
@@ -313,8 +321,15 @@ def _report(args, source: Source, config: Any, summary: dict) -> None:
         shown = min(len(inst.scores), args.max_drawn)
         where = f", drew {shown} -> {args.output}" if args.output is not None else ""
         print(f"{config.name}: {len(inst.scores)} detections above {args.score_threshold:g}{where}")
-        for d in _detections(inst, config)[: max(shown, 0) if args.output is not None else None]:
-            print(f"  {d['class']:<16} {d['score']:.3f}  box {d['box']}")
+        rescored = config.maskiou is not None
+        listed = _detections(inst, config)
+        if args.output is not None:  # the drawn ones, in the overlay's order (best mask score first)
+            from trtnet.media.overlay import drawing_order, shown_scores
+
+            listed = [listed[i] for i in drawing_order(shown_scores(inst), args.max_drawn)]
+        for d in listed:
+            mask = f"  mask {d['mask_score']:.3f}" if rescored else ""
+            print(f"  {d['class']:<16} {d['score']:.3f}{mask}  box {d['box']}")
     else:
         n, seconds = summary["frames"], summary["seconds"]
         print(f"{config.name}: {n} frames, {summary['keyframes']} keyframes, {summary['detections']} detections "

@@ -353,7 +353,8 @@ public:
     }
 
     // [postprocess] + [masks]: the detections of every frame of the batch.
-    // With `motion`, also reads the non-keyframe's flow/motion (max over the batch) in the same wait.
+    // With `motion`, also reads the non-keyframe's flow/motion (max over the batch) in the same wait;
+    // an engine with mask_scores (YOLACT++) has them read in it too (Instance::mask_score).
     std::vector<Instances> finish(EngineRunner& runner, EngineInfo const& info, int height, int width, int batch,
                                   float* motion = nullptr) {
         struct Out {
@@ -361,12 +362,16 @@ public:
             size_t offset, bytes;
             DType type;
         };
-        Out outs[5] = {{names::kDetCount, 0, 0, DType::kInt32},
+        Out outs[6] = {{names::kDetCount, 0, 0, DType::kInt32},
                        {names::kDetBoxes, 0, 0, DType::kFloat},
                        {names::kDetScores, 0, 0, DType::kFloat},
                        {names::kDetClasses, 0, 0, DType::kInt32},
-                       {names::kFlowMotion, 0, 0, DType::kFloat}};
-        size_t n_outs = motion != nullptr ? 5 : 4;
+                       {names::kFlowMotion, 0, 0, DType::kFloat},
+                       {names::kMaskScores, 0, 0, DType::kFloat}};
+        std::vector<size_t> read = {0, 1, 2, 3};  // indices into outs of what this call reads back
+        if (motion != nullptr) read.push_back(4);
+        bool rescored = runner.has_output(names::kMaskScores);
+        if (rescored) read.push_back(5);
         Shape const& boxes_shape = runner.shape(names::kDetBoxes);
         if (boxes_shape.size() != 3 || boxes_shape[0] != batch || boxes_shape[2] != 4) {
             throw Error(ErrorCode::kWrongRole, runner.source() + ": det/boxes is " + shape_str(boxes_shape) +
@@ -378,7 +383,7 @@ public:
         {
             Range range(be_, nvtx::kPostprocess);
             size_t total = 0;
-            for (size_t j = 0; j < n_outs; ++j) {
+            for (size_t j : read) {
                 Out& o = outs[j];
                 o.type = runner.type(o.name);
                 size_t want = std::string(o.name) == names::kDetCount || std::string(o.name) == names::kFlowMotion
@@ -397,7 +402,7 @@ public:
             }
             reserve_host(readback_, readback_capacity_, total);
             auto* host = static_cast<uint8_t*>(readback_);
-            for (size_t j = 0; j < n_outs; ++j) {
+            for (size_t j : read) {
                 Out const& o = outs[j];
                 be_.copy_2d(host + o.offset, o.bytes, runner.buffer(o.name), o.bytes, o.bytes, 1, Copy::kDeviceToHost,
                             stream_);
@@ -405,6 +410,9 @@ public:
             be_.synchronize(stream_);  // the one wait per call: the caller asked for these on the host
             staging_pending_ = false;
             mark(3);
+            if (rescored && outs[5].type != DType::kFloat && outs[5].type != DType::kHalf) {
+                throw Error(ErrorCode::kWrongRole, runner.source() + ": mask_scores is " + dtype_name(outs[5].type));
+            }
             if (motion != nullptr) {
                 if (outs[4].type != DType::kFloat && outs[4].type != DType::kHalf) {
                     throw Error(ErrorCode::kWrongRole, runner.source() + ": flow/motion is " + dtype_name(outs[4].type));
@@ -437,6 +445,7 @@ public:
                     d.class_id = int(read_int(host + outs[3].offset, outs[3].type, k));
                     if (d.class_id >= 0 && size_t(d.class_id) < info.classes.size()) d.class_name = info.classes[size_t(d.class_id)];
                     d.score = read_float(host + outs[2].offset, outs[2].type, k);
+                    d.mask_score = rescored ? read_float(host + outs[5].offset, outs[5].type, k) : d.score;
                     to_pixels(read_float(host + outs[1].offset, outs[1].type, k * 4 + 0),
                               read_float(host + outs[1].offset, outs[1].type, k * 4 + 2), width, d.box.x1, d.box.x2);
                     to_pixels(read_float(host + outs[1].offset, outs[1].type, k * 4 + 1),

@@ -4,7 +4,7 @@
 //
 //   trtnet::Segmenter seg("model.engine");            // reads model.engine.json too
 //   trtnet::Instances found = seg.segment(trtnet::Frame::host(mat.data, mat.cols, mat.rows, mat.step));
-//   for (auto const& d : found) printf("%s %.2f\n", d.class_name.c_str(), d.score);
+//   for (auto const& d : found) printf("%s %.2f (mask %.2f)\n", d.class_name.c_str(), d.score, d.mask_score);
 //   std::vector<uint8_t> masks = found.masks_to_host();   // [size, height, width] of 0/1
 //
 // Every failure is a trtnet::Error whose message names the problem and whose code() says
@@ -33,6 +33,8 @@ constexpr char const* kDetBoxes = "det/boxes";      // [B, max_det, 4] x1, y1, x
 constexpr char const* kDetScores = "det/scores";    // [B, max_det]
 constexpr char const* kDetClasses = "det/classes";  // int32 [B, max_det], 0-based foreground
 constexpr char const* kDetCoeffs = "det/coeffs";    // [B, max_det, mask_dim]
+// YOLACT++ (mask re-scoring in the engine): det/scores x maskiou_net's IoU at det/classes.
+constexpr char const* kMaskScores = "mask_scores";  // [B, max_det]
 // Keyframe state: exported by a video keyframe engine, taken by the non-keyframe engine.
 constexpr char const* kFpn1Lateral3 = "fpn_phase_1/lateral3";
 constexpr char const* kFpn1P4 = "fpn_phase_1/P4";
@@ -113,7 +115,11 @@ struct Box {
 struct Instance {
     int class_id = 0;        // 0-based foreground class (the sidecar's classes[class_id])
     std::string class_name;  // "" when the sidecar lists no name for it
-    float score = 0.f;
+    float score = 0.f;       // box score (det/scores)
+    // Mask score: a YOLACT++ engine's mask_scores output (box score x the predicted mask IoU,
+    // upstream's rescore_mask; what its COCO eval and display use for masks); engines without
+    // mask re-scoring: the box score.
+    float mask_score = 0.f;
     Box box;
 };
 

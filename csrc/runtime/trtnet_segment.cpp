@@ -327,8 +327,8 @@ int run_ppm(Args const& a, Runner& runner) {
         if (!read_ppm(path, img, error)) throw std::runtime_error(error);
         trtnet::Instances found = runner.segment(trtnet::Frame::host(img.bgr.data(), img.width, img.height));
         for (auto const& d : found) {
-            std::printf("%s: %s (class %d) %.3f box %lld %lld %lld %lld\n", path.c_str(), d.class_name.c_str(),
-                        d.class_id, d.score, (long long)d.box.x1, (long long)d.box.y1, (long long)d.box.x2,
+            std::printf("%s: %s (class %d) %.3f mask %.3f box %lld %lld %lld %lld\n", path.c_str(),
+                        d.class_name.c_str(), d.class_id, d.score, d.mask_score, (long long)d.box.x1, (long long)d.box.y1, (long long)d.box.x2,
                         (long long)d.box.y2);
         }
         draw(img.bgr.data(), size_t(img.width) * 3, found);

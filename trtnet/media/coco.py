@@ -13,7 +13,9 @@ if TYPE_CHECKING:  # a type hint only: media sits below the runtime
 def coco_results(image_id: int, inst: Instances, cat_of_class: Mapping[int, int]) -> dict[str, list[dict]]:
     """Detections of one image as COCO results, one list per IoU type (as upstream's eval
     writes its bbox and mask files apart): boxes x, y, w, h in pixels, masks as RLE.
-    Like upstream, an empty mask is still a result (a false positive for mask AP)."""
+    Like upstream, an empty mask is still a result (a false positive for mask AP). Boxes
+    score with the box scores, masks with the mask scores (upstream's prep_metrics: box_scores
+    for bbox, mask_scores for mask; the same values unless the engine re-scores masks)."""
     from pycocotools import mask as mask_utils
 
     out: dict[str, list[dict]] = {"bbox": [], "segm": []}
@@ -26,12 +28,13 @@ def coco_results(image_id: int, inst: Instances, cat_of_class: Mapping[int, int]
         return out
     masks = np.asfortranarray(np.asarray(inst.masks)[keep].transpose(1, 2, 0).astype(np.uint8))
     rles = mask_utils.encode(masks)
+    mask_scores = getattr(inst, "mask_scores", None)
+    mask_scores = np.asarray(inst.scores if mask_scores is None else mask_scores).reshape(-1)
     for k, i in enumerate(keep):
         x1, y1, x2, y2 = (float(v) for v in boxes[i])
-        common = {"image_id": int(image_id), "category_id": int(cat_of_class[int(classes[i])]),
-                  "score": float(inst.scores[i])}
-        out["bbox"].append({**common, "bbox": [x1, y1, x2 - x1, y2 - y1]})
+        common = {"image_id": int(image_id), "category_id": int(cat_of_class[int(classes[i])])}
+        out["bbox"].append({**common, "score": float(inst.scores[i]), "bbox": [x1, y1, x2 - x1, y2 - y1]})
         rle = rles[k]
-        out["segm"].append({**common, "segmentation": {"size": list(rle["size"]),
-                                                         "counts": rle["counts"].decode("ascii")}})
+        out["segm"].append({**common, "score": float(mask_scores[i]),
+                            "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}})
     return out

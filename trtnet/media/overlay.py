@@ -4,6 +4,10 @@ Readable at any image size: line width and font scale with the image (a 640-pixe
 the unit), and labels never pile up: they are placed best score first, each on the first of
 a few spots around its box (above, inside the top, below) that no earlier label covers; a
 label with no free spot is left out (its mask and box are still drawn).
+
+The score shown, and the order "best" means, is the mask score: with mask re-scoring
+(YOLACT++) the re-scored value, as upstream's eval.py prep_display shows (it postprocesses
+with ``rescore_bbox`` on and sorts by that score); otherwise it is the box score.
 """
 
 from __future__ import annotations
@@ -55,9 +59,26 @@ def place_label(box: Sequence[int], size: tuple[int, int], image_hw: tuple[int, 
     return None
 
 
+def shown_scores(inst: Instances) -> np.ndarray:
+    """The score each detection is labelled and ranked with: its mask score (see the module)."""
+    mask_scores = getattr(inst, "mask_scores", None)
+    return np.asarray(inst.scores if mask_scores is None else mask_scores, np.float32).reshape(-1)
+
+
+def drawing_order(scores: np.ndarray, max_drawn: int | None) -> list[int]:
+    """Indices of the detections drawn, best first (stable: ties keep their order), at most max_drawn."""
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    return order if max_drawn is None else order[:max_drawn]
+
+
+def label_text(name: str, score: float) -> str:
+    """A detection's label, as upstream's display writes it ("name: 0.87")."""
+    return f"{name}: {score:.2f}"
+
+
 def draw(image_bgr: np.ndarray, inst: Instances, class_names: Sequence[str], *,
          alpha: float = ALPHA, max_drawn: int | None = DEFAULT_MAX_DRAWN) -> np.ndarray:
-    """Masks blended over the image, then boxes and "name score" labels; best score on top."""
+    """Masks blended over the image, then boxes and "name score" labels; best (mask) score on top."""
     import cv2
 
     out = image_bgr.copy()
@@ -67,19 +88,20 @@ def draw(image_bgr: np.ndarray, inst: Instances, class_names: Sequence[str], *,
     font_scale, text_width = FONT_SCALE * scale, max(1, round(scale))
     pad = max(1, round(2 * scale))
     masks = np.asarray(inst.masks, bool)
-    n = len(inst.scores) if max_drawn is None else min(len(inst.scores), max_drawn)
-    for i in reversed(range(n)):  # lowest score first, best on top
+    scores = shown_scores(inst)
+    order = drawing_order(scores, max_drawn)
+    for i in reversed(order):  # lowest score first, best on top
         color = np.array(class_color(int(inst.classes[i])), np.float32)
         m = masks[i]
         out[m] = (out[m].astype(np.float32) * (1 - alpha) + color * alpha).round().astype(np.uint8)
-    for i in reversed(range(n)):
+    for i in reversed(order):
         x1, y1, x2, y2 = (int(v) for v in inst.boxes[i])
         cv2.rectangle(out, (x1, y1), (x2, y2), class_color(int(inst.classes[i])), line)
     taken: list[tuple[int, int, int, int]] = []
-    for i in range(n):  # best first: the best detections get their labels
+    for i in order:  # best first: the best detections get their labels
         cls = int(inst.classes[i])
         name = class_names[cls] if 0 <= cls < len(class_names) else f"class {cls}"
-        text = f"{name}: {float(inst.scores[i]):.2f}"
+        text = label_text(name, float(scores[i]))
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, font_scale, text_width)
         spot = place_label(inst.boxes[i], (tw + 2 * pad, th + base + 2 * pad), (height, width), taken)
         if spot is None:

@@ -198,26 +198,46 @@ def boxes_to_pixels(boxes, frame_hw: tuple[int, int], count=None):
 
 
 class Instances(NamedTuple):
-    """Postprocessed detections of one frame (upstream ``postprocess`` output)."""
+    """Postprocessed detections of one frame (upstream ``postprocess`` output).
+
+    ``mask_scores`` are the scores of the masks: a YOLACT++ engine's re-scored ``mask_scores``
+    output (box score x maskiou_net's predicted IoU, upstream's ``rescore_mask``), and for every
+    other engine the box scores themselves (upstream's eval then uses the box score for both).
+    ``None`` only in Instances built by hand; read it with :func:`mask_scores_of`.
+    """
 
     classes: Any  # int [D], 0-based foreground
-    scores: Any   # float32 [D]
+    scores: Any   # float32 [D] box scores
     boxes: Any    # int64 [D, 4] pixels
     masks: Any    # bool [D, H, W]
+    mask_scores: Any = None  # float32 [D] mask scores (= scores without mask re-scoring)
+
+
+def mask_scores_of(inst: Instances) -> Any:
+    """The mask scores of ``inst``: its ``mask_scores``, or its box scores when it has none."""
+    return inst.scores if inst.mask_scores is None else inst.mask_scores
 
 
 def postprocess(count, boxes, scores, classes, coeffs, protos, frame_hw: tuple[int, int], *,
-                crop: bool = True, score_threshold: float = 0.0) -> Instances:
-    """Fixed-capacity detector outputs of one frame -> Instances at the frame's size."""
+                crop: bool = True, score_threshold: float = 0.0, mask_scores=None) -> Instances:
+    """Fixed-capacity detector outputs of one frame -> Instances at the frame's size.
+
+    ``mask_scores``: a YOLACT++ engine's mask_scores output ([1, max_det]); None -> the box
+    scores. The threshold applies to the box scores, as in upstream's postprocess (it filters
+    on ``dets['score']`` before re-scoring)."""
     xp = get_array_module(boxes, coeffs, protos)
     n = _count_value(count)
     boxes = _take_count(_squeeze_batch(xp.asarray(boxes), 2, "boxes"), n)
     scores = _take_count(xp.asarray(scores).reshape(-1), n)
     classes = _take_count(xp.asarray(classes).reshape(-1), n)
     coeffs = _take_count(_squeeze_batch(xp.asarray(coeffs), 2, "coeffs"), n)
+    mask_scores = scores if mask_scores is None else _take_count(xp.asarray(mask_scores).reshape(-1), n)
+    if mask_scores.shape != scores.shape:
+        raise ValueError(f"mask_scores has {mask_scores.shape[0]} values for {scores.shape[0]} detections")
     if score_threshold > 0:
         keep = scores > score_threshold
         boxes, scores, classes, coeffs = boxes[keep], scores[keep], classes[keep], coeffs[keep]
+        mask_scores = mask_scores[keep]
     with profiling.stage(profiling.MASKS):
         masks = assemble_masks(protos, coeffs, boxes, frame_hw=frame_hw, crop=crop)
-    return Instances(classes, scores, boxes_to_pixels(boxes, frame_hw), masks)
+    return Instances(classes, scores, boxes_to_pixels(boxes, frame_hw), masks, mask_scores)

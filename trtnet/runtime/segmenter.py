@@ -25,13 +25,17 @@ REQUIRED_OUTPUTS = (*names.DETECTIONS, names.PROTO)
 
 def instances_from_outputs(outputs: Mapping[str, Any], frame_hw: tuple[int, int], *,
                            score_threshold: float = 0.0, crop: bool = True) -> Instances:
-    """Detector outputs (det/*, proto; NumPy or CuPy) of one frame -> Instances at the frame's size."""
+    """Detector outputs (det/*, proto; NumPy or CuPy) of one frame -> Instances at the frame's size.
+
+    A YOLACT++ engine's ``mask_scores`` output becomes Instances.mask_scores; without it the
+    mask scores are the box scores."""
     missing = [n for n in REQUIRED_OUTPUTS if n not in outputs]
     if missing:
         raise KeyError(f"the network produced no {', '.join(missing)}; was it built by trtnet.build?")
     return postprocess(outputs[names.DET_COUNT], outputs[names.DET_BOXES], outputs[names.DET_SCORES],
                        outputs[names.DET_CLASSES], outputs[names.DET_COEFFS], outputs[names.PROTO],
-                       frame_hw, crop=crop, score_threshold=score_threshold)
+                       frame_hw, crop=crop, score_threshold=score_threshold,
+                       mask_scores=outputs.get(names.MASK_SCORES))
 
 
 def is_engine(engine: Any) -> bool:
@@ -75,7 +79,7 @@ def assemble_batch(outputs: Mapping[str, Any], batch: Any, stream: Any, *, score
 
 def to_host(inst: Instances) -> Instances:
     """Every field as a NumPy array (copies from the GPU when they are CuPy arrays)."""
-    return Instances(*(host_array(a) for a in inst))
+    return Instances(*(None if a is None else host_array(a) for a in inst))
 
 
 class Segmenter:
@@ -83,7 +87,7 @@ class Segmenter:
     one, or an emulated engine).
 
     ``Segmenter("model.engine")(frame)`` -> Instances (classes 0-based foreground, scores,
-    pixel boxes x1, y1, x2, y2, bool masks [D, H, W]) like upstream's ``postprocess``;
+    pixel boxes x1, y1, x2, y2, bool masks [D, H, W], mask scores) like upstream's ``postprocess``;
     on the host by default, on the GPU with ``on_device=True``. A list of frames of one size
     (e.g. one per camera; engines built with ``--max-batch N``) runs as one batch and gives
     a list of Instances, in order.

@@ -15,9 +15,9 @@ import numpy as np
 
 from trtnet import names
 
-from .orchestrator import OUT_BOXES, OUT_CLASSES, OUT_KEYFRAME, OUT_MASKS, OUT_SCORES
+from .orchestrator import OUT_BOXES, OUT_CLASSES, OUT_KEYFRAME, OUT_MASK_SCORES, OUT_MASKS, OUT_SCORES
 
-OUTPUTS = (OUT_CLASSES, OUT_SCORES, OUT_BOXES, OUT_MASKS, OUT_KEYFRAME)
+OUTPUTS = (OUT_CLASSES, OUT_SCORES, OUT_MASK_SCORES, OUT_BOXES, OUT_MASKS, OUT_KEYFRAME)
 
 
 def segment_frame(client, model: str, frame: np.ndarray, sequence_id: int, *, start: bool, end: bool) -> dict:

@@ -29,7 +29,7 @@ from trtnet import names
 from trtnet.media.files import new_file_mode
 
 from . import model_config as mc
-from .orchestrator import OUT_BOXES, OUT_CLASSES, OUT_KEYFRAME, OUT_MASKS, OUT_SCORES
+from .orchestrator import OUT_BOXES, OUT_CLASSES, OUT_KEYFRAME, OUT_MASK_SCORES, OUT_MASKS, OUT_SCORES
 
 PLUGIN_DIR = "plugins"
 
@@ -103,11 +103,16 @@ def emulated_model(weights: Path, store: Any, config: Any, role: str, max_batch:
                        parameters=params)
 
 
+def rescores_masks(model: EngineModel) -> bool:
+    """True when the engine outputs YOLACT++'s re-scored mask scores (names.MASK_SCORES)."""
+    return any(e["name"] == names.MASK_SCORES and e["mode"] == "output" for e in model.io)
+
+
 def orchestrator_specs() -> tuple[list[mc.TensorSpec], list[mc.TensorSpec]]:
     """The client-facing model's inputs and outputs (per frame; Triton adds the batch)."""
     inputs = [mc.TensorSpec(names.INPUT, "TYPE_UINT8", (-1, -1, 3))]
     outputs = [mc.TensorSpec(OUT_CLASSES, "TYPE_INT32", (-1,)), mc.TensorSpec(OUT_SCORES, "TYPE_FP32", (-1,)),
-               mc.TensorSpec(OUT_BOXES, "TYPE_INT32", (-1, 4)), mc.TensorSpec(OUT_MASKS, "TYPE_UINT8", (-1, -1, -1)),
+               mc.TensorSpec(OUT_MASK_SCORES, "TYPE_FP32", (-1,)), mc.TensorSpec(OUT_BOXES, "TYPE_INT32", (-1, 4)), mc.TensorSpec(OUT_MASKS, "TYPE_UINT8", (-1, -1, -1)),
                mc.TensorSpec(OUT_KEYFRAME, "TYPE_BOOL", (1,))]
     return inputs, outputs
 
@@ -160,6 +165,10 @@ def write_repository(output: Path, keyframe: EngineModel, nonkeyframe: EngineMod
     if keyframe.config != nonkeyframe.config:
         raise ExportError(f"the keyframe engine is of {keyframe.config}, the non-keyframe engine of "
                           f"{nonkeyframe.config}: both must come from one config and one checkpoint")
+    if rescores_masks(keyframe) != rescores_masks(nonkeyframe):
+        which = "keyframe" if rescores_masks(keyframe) else "non-keyframe"
+        raise ExportError(f"only the {which} engine outputs {names.MASK_SCORES!r}: both must come from one "
+                          "config and one checkpoint")
     if output.exists() and not overwrite:
         raise ExportError(f"{output} exists; choose another folder or pass --overwrite")
     if not output.parent.is_dir():
@@ -194,6 +203,8 @@ def write_repository(output: Path, keyframe: EngineModel, nonkeyframe: EngineMod
                   "score_threshold": str(settings.score_threshold), "config": keyframe.config}
         if settings.motion_threshold is not None:
             params["motion_threshold"] = str(settings.motion_threshold)
+        if rescores_masks(keyframe):  # the orchestrator requests mask_scores from both models
+            params["mask_scores"] = "1"
         (tmp / settings.name / "1").mkdir(parents=True)
         _write(tmp / settings.name / "config.pbtxt", mc.sequence_model(
             settings.name, inputs=inputs, outputs=outputs, max_batch_size=settings.max_streams,

@@ -8,7 +8,8 @@ the keyframe state, sends every frame to the keyframe or the non-keyframe model 
 streams' frames into one engine batch), keeps the keyframe state where the keyframe model
 left it (GPU tensors passed on through DLPack, never copied to the host), assembles the
 masks (CuPy on the GPU, NumPy in the CPU test mode; :func:`trtnet.runtime.masks.postprocess`) and
-answers classes, scores, boxes and masks. Streams idle for longer than the timeout are
+answers classes, scores, mask scores, boxes and masks (the mask scores are the engines'
+``mask_scores`` output when they re-score masks, YOLACT++; the box scores otherwise). Streams idle for longer than the timeout are
 evicted (Triton sends no signal when it drops a sequence); START resets a stream.
 
 The repository's ``model.py`` re-exports :class:`TritonPythonModel`; trtnet must be
@@ -31,14 +32,17 @@ from .streams import StreamTable
 
 # Orchestrator outputs (one response per frame; upstream postprocess's results).
 OUT_CLASSES = "classes"    # int32 [D] 0-based foreground class
-OUT_SCORES = "scores"      # float32 [D]
+OUT_SCORES = "scores"      # float32 [D] box scores
+OUT_MASK_SCORES = "mask_scores"  # float32 [D] mask scores (YOLACT++ re-scored; else = scores)
 OUT_BOXES = "boxes"        # int32 [D, 4] pixels x1, y1, x2, y2
 OUT_MASKS = "masks"        # uint8 [D, H, W] 0/1 at the frame's size
 OUT_KEYFRAME = "keyframe"  # bool [1]: which model ran
 
 # Model parameters (config.pbtxt ``parameters``) the exporter writes.
 PARAMETERS = ("keyframe_model", "nonkeyframe_model", "keyframe_interval", "motion_threshold",
-              "idle_timeout_s", "score_threshold")
+              "idle_timeout_s", "score_threshold", "mask_scores")
+# Parameter "mask_scores" = "1": the engine models output names.MASK_SCORES (the exporter reads
+# it from their I/O), so the orchestrator requests it; otherwise the box scores are the mask scores.
 
 
 def _parameter(config: dict, key: str) -> Optional[str]:
@@ -64,8 +68,10 @@ class TritonPythonModel:
                                    float(_parameter(config, "idle_timeout_s") or 60.0),
                                    motion_threshold=None if motion is None else float(motion))
         self.score_threshold = float(_parameter(config, "score_threshold") or 0.0)
-        self.keyframe_outputs = [*REQUIRED_OUTPUTS, *STATE_INPUTS]
-        self.nonkeyframe_outputs = [*REQUIRED_OUTPUTS] + ([names.FLOW_MOTION] if motion is not None else [])
+        rescored = _parameter(config, "mask_scores") == "1"
+        self.detector_outputs = [*REQUIRED_OUTPUTS] + ([names.MASK_SCORES] if rescored else [])
+        self.keyframe_outputs = [*self.detector_outputs, *STATE_INPUTS]
+        self.nonkeyframe_outputs = [*self.detector_outputs] + ([names.FLOW_MOTION] if motion is not None else [])
 
     # -- tensors ----------------------------------------------------------------------------
     def _array(self, tensor: Any, *, keep: bool = False) -> Any:
@@ -127,7 +133,7 @@ class TritonPythonModel:
                             for exported, input_name in STATE_INPUTS.items()}
         elif self.streams.motion_threshold is not None:
             stream.schedule.record_motion(self._array(get(names.FLOW_MOTION)))
-        outputs = {n: self._array(get(n)) for n in REQUIRED_OUTPUTS}
+        outputs = {n: self._array(get(n)) for n in self.detector_outputs}
         inst = instances_from_outputs(outputs, (int(frame_shape[-3]), int(frame_shape[-2])),
                                       score_threshold=self.score_threshold)
         if end:
@@ -135,6 +141,7 @@ class TritonPythonModel:
         tensors = [
             self._tensor(OUT_CLASSES, _batch1(inst.classes.astype(np.int32))),
             self._tensor(OUT_SCORES, _batch1(inst.scores.astype(np.float32))),
+            self._tensor(OUT_MASK_SCORES, _batch1(inst.mask_scores.astype(np.float32))),
             self._tensor(OUT_BOXES, _batch1(inst.boxes.astype(np.int32))),
             self._tensor(OUT_MASKS, _batch1(inst.masks.view(np.uint8))),  # bool is one byte of 0/1: no copy
             self.pb.Tensor(OUT_KEYFRAME, np.array([[keyframe]], dtype=bool)),

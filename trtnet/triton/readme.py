@@ -21,7 +21,7 @@ Written by `trtnet export-triton`. {mode}
 
 | model | what it is |
 |---|---|
-| `{name}` | the model clients call: Python-backend orchestrator (BLS) under the sequence batcher; per stream (correlation id) it keeps the frame count and the keyframe state on the GPU, sends keyframes (every {settings.keyframe_interval}th frame, the first, after START, on a frame-size change{", on motion above " + str(settings.motion_threshold) if settings.motion_threshold is not None else ""}) to `{model_names['keyframe']}` and the others to `{model_names['nonkeyframe']}`, assembles the masks and answers `classes`, `scores`, `boxes`, `masks`, `keyframe` |
+| `{name}` | the model clients call: Python-backend orchestrator (BLS) under the sequence batcher; per stream (correlation id) it keeps the frame count and the keyframe state on the GPU, sends keyframes (every {settings.keyframe_interval}th frame, the first, after START, on a frame-size change{", on motion above " + str(settings.motion_threshold) if settings.motion_threshold is not None else ""}) to `{model_names['keyframe']}` and the others to `{model_names['nonkeyframe']}`, assembles the masks and answers `classes`, `scores` (box), `mask_scores` (re-scored by the engines for YOLACT++, else the box scores), `boxes`, `masks`, `keyframe` |
 | `{model_names['keyframe']}` | the keyframe network, stateless, dynamic batching |
 | `{model_names['nonkeyframe']}` | the non-keyframe network, stateless, dynamic batching; the keyframe state comes in as inputs |
 

@@ -6,7 +6,8 @@
 //
 // Engine files for the fake: >= 256 bytes starting with "FAKE <role> <options>" where role
 // is key, videokey (exports the keyframe state) or nonkey; options: half (fp16 coeffs),
-// batch=N (profile max batch), max_det=N, corrupt (deserialization fails).
+// batch=N (profile max batch), max_det=N, corrupt (deserialization fails), rescored (a
+// YOLACT++ mask_scores output, fp32 as the network exports it), short_mask_scores (one too few).
 #pragma once
 
 #include <algorithm>
@@ -134,6 +135,8 @@ struct EngineSpec {
     bool unsorted = false;  // scores ascending instead of best first
     bool motion = false;    // a non-keyframe engine with flow/motion (red of pixel (0,0) / 10)
     bool wild = false;      // det 0: corners swapped and outside [0, 1]; det 1: NaN score and box
+    bool rescored = false;  // mask_scores: det i's is 0.05 + 0.1 i (ascending: never its box score)
+    bool short_mask_scores = false;  // mask_scores of max_det - 1 values (a malformed engine)
     int max_batch = 1;
     int max_det = 8;
 };
@@ -167,6 +170,9 @@ public:
             }
         }
         if (spec_.motion) add(trtnet::names::kFlowMotion, false, DType::kFloat, {-1});
+        if (spec_.rescored || spec_.short_mask_scores) {
+            add(trtnet::names::kMaskScores, false, DType::kFloat, {-1, spec_.max_det - (spec_.short_mask_scores ? 1 : 0)});
+        }
     }
 
     std::vector<trtnet::TensorDesc> tensors() const override {
@@ -267,6 +273,7 @@ public:
                 if (spec_.wild && i == 0) box[0] = 1.25f, box[1] = 0.75f, box[2] = -0.5f, box[3] = 0.3f;
                 if (spec_.wild && i == 1) score = box[0] = box[1] = box[2] = box[3] = std::nanf("");
                 put(io("det/scores").second, spec_.half, k, score);
+                if (spec_.rescored) static_cast<float*>(io(trtnet::names::kMaskScores).second)[k] = 0.05f + 0.1f * float(i);
                 for (int c = 0; c < 4; ++c) put(io("det/boxes").second, spec_.half, k * 4 + size_t(c), box[c]);
             }
             if (spec_.role == "videokey") {
@@ -363,6 +370,8 @@ public:
             if (word == "unsorted") spec.unsorted = true;
             if (word == "motion") spec.motion = true;
             if (word == "wild") spec.wild = true;
+            if (word == "rescored") spec.rescored = true;
+            if (word == "short_mask_scores") spec.short_mask_scores = true;
             if (word.rfind("batch=", 0) == 0) spec.max_batch = std::stoi(word.substr(6));
             if (word.rfind("max_det=", 0) == 0) spec.max_det = std::stoi(word.substr(8));
         }

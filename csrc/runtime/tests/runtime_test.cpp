@@ -522,6 +522,48 @@ TEST(detections_whose_boxes_and_coeffs_differ_in_type_are_refused) {
     CHECK_ERROR(kWrongRole, "det/boxes is float32 and det/coeffs float16", seg.segment(Image(20, 10, 1, 1).frame()));
 }
 
+TEST(mask_scores_of_a_rescoring_engine_follow_their_detection) {
+    Workspace ws;
+    trtnet::Options o = opts();
+    o.score_threshold = 0.55f;  // box scores 0.9, 0.8, 0.7, 0.6 of 0.9 .. 0.5 pass: the mask scores do not decide
+    trtnet::Segmenter seg(ws.engine("k.engine", "key rescored"), o, backend());
+    auto found = seg.segment(Image(40, 20, 5, 1).frame());
+    CHECK_EQ(found.size(), size_t(4));
+    for (size_t i = 0; i < found.size(); ++i) {  // det i: box 0.9 - 0.1 i, mask 0.05 + 0.1 i (the fake's)
+        CHECK(std::fabs(found[i].score - (0.9f - 0.1f * float(i))) < 1e-6f);
+        CHECK(std::fabs(found[i].mask_score - (0.05f + 0.1f * float(i))) < 1e-6f);
+        CHECK_EQ(found[i].box.x1, int64_t(4 * i));  // the same detection's box (0.1 i * 40)
+    }
+}
+
+TEST(mask_scores_of_unsorted_and_batched_detections_stay_with_their_detection) {
+    Workspace ws;
+    trtnet::Options o = opts();
+    o.top_k = 2;
+    trtnet::Segmenter seg(ws.engine("k.engine", "key unsorted rescored batch=2"), o, backend());
+    Image a(20, 10, 4, 1), b(20, 10, 3, 2);
+    auto out = seg.segment(std::vector<Frame>{a.frame(), b.frame()});
+    // best box score first: det 3 (0.4), det 2 (0.3) of frame a; det 2, det 1 of frame b
+    CHECK(std::fabs(out[0][0].score - 0.4f) < 1e-6f && std::fabs(out[0][0].mask_score - 0.35f) < 1e-6f);
+    CHECK(std::fabs(out[0][1].score - 0.3f) < 1e-6f && std::fabs(out[0][1].mask_score - 0.25f) < 1e-6f);
+    CHECK(std::fabs(out[1][0].score - 0.3f) < 1e-6f && std::fabs(out[1][0].mask_score - 0.25f) < 1e-6f);
+    CHECK(std::fabs(out[1][1].score - 0.2f) < 1e-6f && std::fabs(out[1][1].mask_score - 0.15f) < 1e-6f);
+}
+
+TEST(without_mask_rescoring_the_mask_score_is_the_box_score) {
+    Workspace ws;
+    trtnet::Segmenter seg(ws.engine("k.engine", "key half"), opts(), backend());
+    auto found = seg.segment(Image(40, 20, 3, 1).frame());
+    CHECK_EQ(found.size(), size_t(3));
+    for (auto const& d : found) CHECK_EQ(d.mask_score, d.score);
+}
+
+TEST(a_mask_scores_output_of_the_wrong_size_is_refused) {
+    Workspace ws;
+    trtnet::Segmenter seg(ws.engine("k.engine", "key short_mask_scores"), opts(), backend());
+    CHECK_ERROR(kWrongRole, "output 'mask_scores' is [1, 7], expected 8 values", seg.segment(Image(20, 10, 1, 1).frame()));
+}
+
 TEST(batched_frames_give_one_instances_per_frame) {
     Workspace ws;
     auto be = backend();
