@@ -11,8 +11,6 @@ FastNMS twin handles YOLACT++'s prior counts.
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 from compiled import compiled_extension
@@ -31,14 +29,11 @@ GRIDS = {550: (69, 35, 18, 9, 5), 400: (50, 25, 13, 7, 4), 700: (88, 44, 22, 11,
 PROTO = {550: 138, 400: 100, 700: 176}
 BATCH = -1  # the batch dimension is dynamic (trtnet.build --max-batch sets its range)
 
-HAS_DCN = importlib.util.find_spec("trtnet.network.deform_conv") is not None
-NEEDS_DCN = pytest.mark.xfail(not HAS_DCN, reason="needs DCN helper (trtnet/network/deform_conv.py)",
-                              strict=False)
 PLUS = ("yolact_plus_base", "yolact_plus_resnet50")
 
 
 def _params(names_):
-    return [pytest.param(n, marks=NEEDS_DCN) if n in PLUS else n for n in sorted(names_)]
+    return sorted(names_)
 
 
 def _layer_names(net) -> list[str]:

@@ -257,7 +257,8 @@ def test_tensor_attributes_exist_in_tensorrt(trt):
 
 def test_plugin_registry_api_matches_tensorrt(trt):
     pairs = [(emu_plugins.PluginRegistry, trt.IPluginRegistry),
-             (emu_plugins.PluginCreator, trt.IPluginCreatorV3One)]
+             (emu_plugins.PluginCreator, trt.IPluginCreatorV3One),
+             (emu_plugins.LegacyPluginCreator, trt.IPluginCreator)]  # libnvinfer_plugin's version-1 creators
     wrong = []
     for ours, real in pairs:
         for name, value in vars(ours).items():
@@ -341,6 +342,8 @@ MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "fp16"))  # cas
 MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "int8"))  # Q/DQ, kernel via set_input
 MODEL_CASES += [("build_nonkeyframe", "yolact_edge_vid_resnet50", p) for p in ("fp16", "int8")
                 if "build_nonkeyframe" in _model_builders()]  # HALF warp plugin inputs; flow net Q/DQ
+# YOLACT++: TensorRT's ModulatedDeformConv2d (libnvinfer_plugin), fp16 DCN inside an int8 backbone.
+MODEL_CASES += [("build_keyframe", "yolact_plus_resnet50", p) for p in (None, "int8_backbone")]
 # Presets mixing int8 and fp16 components (casts into Q/DQ at component borders).
 MODEL_CASES.append(("build_keyframe", "yolact_edge_mobilenetv2", "int8_backbone_fpn"))
 if "build_nonkeyframe" in _model_builders():

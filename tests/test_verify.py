@@ -26,6 +26,15 @@ def test_reference_backend_passes_every_pass(reference_dir, case, capsys):
     assert "detections: 100 vs reference 100, matched 100" in out
 
 
+def test_reference_backend_on_a_case_storing_some_candidates_is_a_clear_error(reference_dir, capsys):
+    # yolact_plus_resnet50 stores 2000 of ~54,000 candidate rows: Fast NMS's input cannot be rebuilt
+    # from it (the emulator backend verifies it: tests/test_deform_conv.py)
+    assert verify.main([str(reference_dir / "yolact_plus_resnet50"), "--backend", "reference"]) == 1
+    err = capsys.readouterr().err
+    assert "stores the softmax rows and coefficients of only the first 2000 of its 54499 candidates" in err
+    assert "Traceback" not in err
+
+
 def test_feature_error_above_1e3_of_scale_fails_and_is_named(reference_dir):
     def produce(ref, p):
         out = verify.reference_outputs(ref, p)

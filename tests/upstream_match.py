@@ -42,6 +42,8 @@ _SPREAD_KEY = {
     names.FLOW_SCALE_P4: names.FLOW_P4, names.FLOW_BIAS_P4: names.FLOW_P4,  # same flow-net head as flow_P4
     names.FLOW_SCALE_P5: names.FLOW_P5, names.FLOW_BIAS_P5: names.FLOW_P5,
     names.WARPED_P4: "spa/out_P4", names.WARPED_P5: "spa/out_P5",  # SPA refines the warped maps
+    # YOLACT++'s first DCN (backbone.layers.1.0.conv2) is computed from C2, before C3: C3's spread
+    **{names.dcn_tensor("backbone.layers.1.0.conv2", part): names.C3 for part in ("offset", "mask", "out")},
 }
 
 

@@ -48,6 +48,16 @@ MASKIOU_INPUT = "maskiou/input"  # [1, max_det, 138, 138] cropped sigmoid masks 
 MASKIOU_PRED = "maskiou/pred"    # [1, max_det, num_classes - 1] maskiou_net after max pool (not an output)
 MASK_SCORES = "mask_scores"      # [1, max_det] det/scores x maskiou at det/classes, 0 past det/count
 
+
+# YOLACT++ DCNv2 convs (trtnet.network.deform_conv): the offsets [N,18,H,W] (channel 2k = dy,
+# 2k+1 = dx of tap k), the modulation mask after the sigmoid [N,9,H,W] and the output before
+# bn2 of the DCN at checkpoint key ``backbone.layers.S.B.conv2``, as the reference files name them.
+def dcn_tensor(key: str, part: str) -> str:
+    """``dcn/layers.S.B.conv2/{offset,mask,out}`` of the DCN at ``key``."""
+    if part not in ("offset", "mask", "out"):
+        raise ValueError(f"DCN tensor part must be offset, mask or out, got {part!r}")
+    return f"dcn/{key.removeprefix('backbone.')}/{part}"
+
 # Video (non-keyframe) path.
 PARTIAL_C3 = "partial_backbone/C3"
 LATERAL3 = "lateral3"

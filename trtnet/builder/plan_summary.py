@@ -1,8 +1,9 @@
 """What an engine build would contain, read off a network definition (``trtnet.build --dry-run``).
 
-Per component (preprocess, backbone, fpn, proto, head, flow, detect): its precision under
-the plan, its layers, its convolution parameters and multiply-accumulates (MACs) per batch
-at the optimization profile's opt shape, then the int8 audit, the I/O tensors and the
+Per component (preprocess, backbone, fpn, proto, head, flow, detect, and YOLACT++'s maskiou):
+its precision under the plan, its layers, its convolution parameters and multiply-accumulates
+(MACs) per batch at the optimization profile's opt shape (maskiou_net runs once per detection
+slot: its convolutions count max_det masks per frame), then the int8 audit, the I/O tensors and the
 profile. Only the public ``INetworkDefinition`` / ``ILayer`` / ``ITensor`` API is read, so
 the same summary works on the emulator's network and on TensorRT's.
 
@@ -16,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from trtnet.precision import ALWAYS_FP32, COMPONENTS, PrecisionPlan, int8_audit
-from trtnet.precision.plans import COMPONENT_OF_PREFIX, component_of  # noqa: F401 (re-exported)
+from trtnet.precision.plans import COMPONENT_OF_PREFIX, NEVER_INT8, component_of, components_of  # noqa: F401
 
-ORDER = ("preprocess", *COMPONENTS, "detect")
+# Pipeline order; YOLACT++'s dcn (the DCNv2 convs inside the backbone) after the backbone,
+# maskiou (mask re-scoring) on Fast NMS's detections.
+ORDER = ("preprocess", "backbone", "dcn", *[c for c in COMPONENTS if c != "backbone"], "detect", "maskiou")
 
 
 @dataclass
@@ -40,8 +43,35 @@ def _is_conv(layer: Any, trt: Any) -> bool:
     return layer.type == trt.LayerType.CONVOLUTION
 
 
+def _batch_multiples(network: Any, trt: Any) -> dict[str, int]:
+    """Tensor name -> how many rows of its dynamic first dimension one frame gives (1 but where a
+    shuffle folds a static dimension into it: maskiou_net's [N, D, H, W] -> [N*D, 1, H, W] is D)."""
+    multiple: dict[str, int] = {}
+    for layer in _layers(network):
+        ins = [t for t in (layer.get_input(i) for i in range(layer.num_inputs)) if t is not None]
+        m = max((multiple.get(t.name, 1) for t in ins), default=1)
+        for j in range(layer.num_outputs):
+            out = layer.get_output(j)
+            mult = m
+            if layer.type == trt.LayerType.SHUFFLE and ins:
+                before, after = tuple(int(d) for d in tuple(ins[0].shape)), tuple(int(d) for d in tuple(out.shape))
+                if before and after and before[0] < 0 and after[0] < 0 and min(before[1:] + after[1:], default=1) > 0:
+                    folded = _volume(before[1:]) * m
+                    mult = folded // _volume(after[1:]) if folded % _volume(after[1:]) == 0 else m
+            multiple[out.name] = mult
+    return multiple
+
+
+def _volume(dims: Sequence[int]) -> int:
+    v = 1
+    for d in dims:
+        v *= d
+    return v
+
+
 def _conv_counts(layer: Any, batch: int) -> tuple[int, int]:
-    """(parameters, MACs) of a 2-D convolution; dynamic (-1) batch counts as ``batch``."""
+    """(parameters, MACs) of a 2-D convolution; dynamic (-1) batch counts as ``batch`` (times the
+    input's batch multiple, set by :func:`summarize`)."""
     cin = int(tuple(layer.get_input(0).shape)[1])
     out = tuple(int(d) for d in tuple(layer.get_output(0).shape))
     kh, kw = (int(d) for d in tuple(layer.kernel_size_nd))
@@ -53,25 +83,51 @@ def _conv_counts(layer: Any, batch: int) -> tuple[int, int]:
     return weights + (cout if has_bias else 0), n * out[2] * out[3] * weights
 
 
+def _dcn_counts(layer: Any, batch: int) -> tuple[int, int]:
+    """(parameters, MACs) of a ModulatedDeformConv2d plugin layer (inputs x, offset, mask, weight[, bias]):
+    the convolution proper plus the bilinear sampling (4 per tap and channel) and the mask product."""
+    cin = int(tuple(layer.get_input(0).shape)[1])
+    cout, cg, kh, kw = (int(d) for d in tuple(layer.get_input(3).shape))
+    out = tuple(int(d) for d in tuple(layer.get_output(0).shape))
+    n = batch if out[0] < 0 else out[0]
+    pixels = n * out[2] * out[3]
+    params = cout * cg * kh * kw + (cout if layer.num_inputs > 4 else 0)
+    return params, pixels * (cout * cg * kh * kw + cin * kh * kw * 5)
+
+
+def _is_dcn_plugin(layer: Any, comp: str) -> bool:
+    return comp == "dcn" and layer.num_inputs >= 4 and "PLUGIN" in str(layer.type)
+
+
 def summarize(network: Any, trt: Any, plan: PrecisionPlan, *, batch: int = 1) -> list[ComponentSummary]:
-    """One row per component present in ``network`` (in pipeline order), 'other' last if any."""
+    """One row per component present in ``network`` (in pipeline order), 'other' last if any.
+
+    YOLACT++'s DCN convs are their own row (``dcn``: fp16 in an int8 backbone); the plugin layer's
+    MACs are the convolution's plus the sampling's."""
     rows: dict[str, ComponentSummary] = {}
     counted: set[str] = set()  # weights shared by several layers (the head over P3..P7: key@level) count once
+    multiples = _batch_multiples(network, trt)
+    components = components_of(layer.name for layer in _layers(network))
     for layer in _layers(network):
-        comp = component_of(layer.name)
+        comp = components[layer.name]
         row = rows.get(comp)
         if row is None:
-            precision = plan.of(comp) if comp in COMPONENTS or comp in ALWAYS_FP32 else "?"
-            row = rows[comp] = ComponentSummary(comp, precision)
+            known = comp in COMPONENTS or comp in ALWAYS_FP32 or comp in NEVER_INT8
+            row = rows[comp] = ComponentSummary(comp, plan.of(comp) if known else "?")
         row.layers += 1
         if _is_conv(layer, trt):
-            params, macs = _conv_counts(layer, batch)
+            params, macs = _conv_counts(layer, batch * multiples.get(layer.get_input(0).name, 1))
             row.convolutions += 1
             row.macs += macs
             key = layer.name.split("@")[0]
             if key not in counted:
                 counted.add(key)
                 row.parameters += params
+        elif _is_dcn_plugin(layer, comp):
+            params, macs = _dcn_counts(layer, batch * multiples.get(layer.get_input(0).name, 1))
+            row.convolutions += 1
+            row.macs += macs
+            row.parameters += params
     return [rows[c] for c in (*ORDER, "other") if c in rows]
 
 

@@ -237,7 +237,23 @@ class Network(NoNewAttributes):
         if not isinstance(plugin, EmulatedPlugin):
             raise TypeError(
                 f"add_plugin_v3: plugin must come from emulator.trt.get_plugin_registry(), got {type(plugin).__name__}")
+        if plugin.interface != "IPluginV3":  # the binding takes an IPluginV3 only
+            raise TypeError(f"add_plugin_v3: {plugin.spec.name} version {plugin.spec.version} is an "
+                            f"{plugin.interface}; add it with add_plugin_v2")
         return self._add(L.IPluginV3Layer(self, inputs, plugin))
+
+    @_recorded
+    def add_plugin_v2(self, inputs: Sequence[ITensor], plugin) -> L.IPluginV2Layer:
+        """NvInfer.h 10.3 line 6878 ``addPluginV2(inputs, nbInputs, IPluginV2&)`` (11.1 line 8859: deprecated)."""
+        inputs = list(inputs)
+        for i, t in enumerate(inputs):
+            self._check_tensor(t, "add_plugin_v2", f"inputs[{i}]")
+        from .plugins import EmulatedPlugin
+
+        if not isinstance(plugin, EmulatedPlugin) or plugin.interface != "IPluginV2DynamicExt":
+            raise TypeError("add_plugin_v2: plugin must be an IPluginV2 from emulator.trt.get_plugin_registry(), "
+                            f"got {plugin!r}")
+        return self._add(L.IPluginV2Layer(self, inputs, plugin))
 
     # --- helpers -----------------------------------------------------------------
     def _add(self, layer: L.ILayer) -> L.ILayer:

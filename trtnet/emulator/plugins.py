@@ -38,6 +38,11 @@ class EmulatedPlugin:
     def num_outputs(self) -> int:
         return len(self.spec.outputs)
 
+    @property
+    def interface(self) -> str:
+        """'IPluginV3' (network.add_plugin_v3) or 'IPluginV2DynamicExt' (add_plugin_v2)."""
+        return self.spec.interface
+
     def field_value(self, name: str):
         return self.fields[name].reshape(-1)[0].item()
 
@@ -51,7 +56,7 @@ class EmulatedPlugin:
         return self._impl.run(self, arrays)
 
     def __repr__(self) -> str:
-        vals = {k: self.field_value(k) for k in self.fields}
+        vals = {k: self.fields[k].reshape(-1).tolist() for k in self.fields}
         return f"EmulatedPlugin({self.spec.name}, {vals})"
 
 
@@ -118,9 +123,39 @@ def _warp_run(plugin, xs):
     return [reference.inverse_warp(xs[0], xs[1], scale, bias, flow_divisor=plugin.field_value("flow_divisor"))]
 
 
+# --- ModulatedDeformConv2d (TensorRT's libnvinfer_plugin) -----------------------------------
+def _dcn_dtypes(plugin, types):
+    # 4 or 5 inputs (11.1 modulatedDeformConvPlugin.cpp line 117), all of x's type, FLOAT or HALF
+    # (supportsFormatCombination, 10.3 lines 126-133); the output has x's type (10.3 line 223).
+    return [_float_inputs(plugin, types, (4, 5))]
+
+
+def _dcn_kwargs(plugin):
+    values = {name: plugin.fields[name].reshape(-1) for name in plugin.fields}
+    return dict(stride=tuple(values["stride"]), padding=tuple(values["padding"]),
+                dilation=tuple(values["dilation"]), group=int(values["group"][0]),
+                deformable_group=int(values["deformable_group"][0]))
+
+
+def _dcn_shapes(plugin, shapes):
+    from trtnet.plugins import reference
+
+    bias = shapes[4] if len(shapes) > 4 else None
+    return [reference.deform_conv_output_shape(*shapes[:4], bias, **_dcn_kwargs(plugin))]
+
+
+def _dcn_run(plugin, xs):
+    from trtnet.plugins import reference
+
+    half = xs[0].dtype == np.float16
+    bias = xs[4] if len(xs) > 4 else None
+    return [reference.modulated_deform_conv(*xs[:4], bias, half=half, **_dcn_kwargs(plugin))]
+
+
 _IMPLS = {
     "FastNMS": _PluginImpl(_nms_dtypes, _nms_shapes, _nms_run),
     "InverseWarp": _PluginImpl(_warp_dtypes, _warp_shapes, _warp_run),
+    "ModulatedDeformConv2d": _PluginImpl(_dcn_dtypes, _dcn_shapes, _dcn_run),
 }
 
 
@@ -150,6 +185,9 @@ class PluginCreator:
         usage.call("IPluginCreatorV3One", "create_plugin", (name, field_collection, phase), {})
         if not isinstance(phase, trt.TensorRTPhase):
             raise TypeError(f"create_plugin: phase must be a trt.TensorRTPhase, got {phase!r}")
+        return self._create(name, field_collection)
+
+    def _create(self, name: str, field_collection) -> EmulatedPlugin:
         if not isinstance(field_collection, trt.PluginFieldCollection):  # the binding takes only that type
             raise TypeError(f"create_plugin({self.name}): field_collection must be a trt.PluginFieldCollection, "
                             f"got {type(field_collection).__name__}")
@@ -158,9 +196,11 @@ class PluginCreator:
             if not isinstance(field, trt.PluginField):
                 raise TypeError(f"create_plugin({self.name}): fields must be trt.PluginField, got {type(field).__name__}")
             given[field.name] = np.asarray(field.data).reshape(-1)
-            if given[field.name].size != 1:
-                raise ValueError(f"create_plugin({self.name}): field {field.name!r} must hold one value")
-        values = {k: v[0].item() for k, v in given.items()}
+            length = self._spec.field(field.name).length if field.name in self._spec.field_names else 1
+            if given[field.name].size != length:  # ModulatedDeformConv2d: PLUGIN_VALIDATE(field.length == 2)
+                raise ValueError(f"create_plugin({self.name}): field {field.name!r} must hold {length} "
+                                 f"value{'s' if length > 1 else ''}, got {given[field.name].size}")
+        values = {k: (v[0].item() if v.size == 1 else tuple(v.tolist())) for k, v in given.items()}
         fields = self._spec.resolve(values)  # unknown names -> KeyError naming the fields
         for f in self._spec.fields:
             if f.name in given and given[f.name].dtype != np.dtype(f.dtype):
@@ -169,13 +209,41 @@ class PluginCreator:
         return EmulatedPlugin(self._spec, name, fields, _IMPLS[self._spec.name])
 
 
+class LegacyPluginCreator(PluginCreator):
+    """Creator of an IPluginV2DynamicExt plugin: ``IPluginCreator.create_plugin(name, field_collection)``."""
+
+    def create_plugin(self, name: str, field_collection) -> EmulatedPlugin:  # type: ignore[override]
+        usage.call("IPluginCreator", "create_plugin", (name, field_collection), {})
+        return self._create(name, field_collection)
+
+
+def _creator(spec) -> PluginCreator:
+    return PluginCreator(spec) if spec.interface == "IPluginV3" else LegacyPluginCreator(spec)
+
+
+def libnvinfer_plugin_creators() -> list[PluginCreator]:
+    """The creators initLibNvInferPlugins registers that the emulator has twins for."""
+    from trtnet.plugins import specs
+
+    return [_creator(s) for s in specs.TENSORRT_PLUGINS]
+
+
 class PluginRegistry:
-    """``tensorrt.IPluginRegistry`` subset: ``get_creator`` and ``all_creators``."""
+    """``tensorrt.IPluginRegistry`` subset: ``get_creator`` and ``all_creators``.
+
+    trtnet's own creators are there from the start (the emulator stands in for a loaded
+    libtrtnet_plugins.so); TensorRT's libnvinfer_plugin creators (ModulatedDeformConv2d) only
+    after ``trt.init_libnvinfer_plugins(logger, "")``, as in TensorRT.
+    """
 
     def __init__(self) -> None:
         from trtnet.plugins import specs
 
-        self._creators = {(s.name, s.version, s.namespace): PluginCreator(s) for s in specs.SPECS.values()}
+        self._creators = {(s.name, s.version, s.namespace): _creator(s) for s in specs.SPECS.values()}
+
+    def _register_libnvinfer_plugin(self, namespace: str) -> None:
+        for creator in libnvinfer_plugin_creators():
+            self._creators.setdefault((creator.name, creator.plugin_version, namespace), creator)
 
     def get_creator(self, type: str, version: str, plugin_namespace: str = "") -> PluginCreator | None:  # noqa: A002
         """The creator, or None when nothing is registered under that key (like TensorRT)."""
@@ -196,3 +264,22 @@ def get_plugin_registry() -> PluginRegistry:
     if _registry is None:
         _registry = PluginRegistry()
     return _registry
+
+
+# Tests turn this off to model a TensorRT without libnvinfer_plugin (a lean/dispatch runtime).
+libnvinfer_plugin_available = True
+
+
+def init_libnvinfer_plugins(logger, namespace: str) -> bool:
+    """``tensorrt.init_libnvinfer_plugins(logger, namespace)``: register libnvinfer_plugin's creators.
+
+    NvInferPlugin.h (10.3 and 11.1 line 38) ``initLibNvInferPlugins(void* logger, char const*
+    libNamespace)``: "Initialize and register all the existing TensorRT plugins to the Plugin
+    Registry with an optional namespace". The emulator registers the creators it has twins for.
+    """
+    if not isinstance(namespace, str):
+        raise TypeError(f"init_libnvinfer_plugins: namespace must be a str, got {type(namespace).__name__}")
+    if not libnvinfer_plugin_available:
+        return False
+    get_plugin_registry()._register_libnvinfer_plugin(namespace)
+    return True

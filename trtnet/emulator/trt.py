@@ -13,7 +13,7 @@ import sys as _sys
 import types as _types
 
 from .builder import IBuilderConfig  # noqa: F401  (re-export)
-from .plugins import get_plugin_registry  # noqa: F401  (re-export)
+from .plugins import get_plugin_registry, init_libnvinfer_plugins  # noqa: F401  (re-export)
 from .trt_types import *  # noqa: F401,F403  (the types and enums; one place for them)
 
 __version__ = "emulator"

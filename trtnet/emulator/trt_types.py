@@ -198,6 +198,7 @@ class LayerType(_TrtEnum):
     MATRIX_MULTIPLY = 17
     CONSTANT = 19
     IDENTITY = 20
+    PLUGIN_V2 = 21
     SLICE = 22
     SHAPE = 23
     RESIZE = 25

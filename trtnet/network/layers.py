@@ -70,6 +70,9 @@ class Graph:
         self._casts: dict[tuple[int, str], tuple[Any, Any]] = {}  # (source kept alive, cast)
         self._qdq: dict[int, tuple[Any, Any]] = {}  # activation -> (source kept alive, fake-quantized)
         self._conv_outputs: dict[int, Any] = {}  # conv (+activation) outputs, kept alive
+        # tensors a helper publishes by their trtnet.names name (e.g. the DCN offsets), so the
+        # builders can return them for fetching next to the stage outputs
+        self.published: dict[str, Any] = {}
 
     # -- naming -------------------------------------------------------------------
     def named(self, layer: Any, name: str, out_name: Optional[str] = None) -> Any:

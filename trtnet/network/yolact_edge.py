@@ -39,6 +39,8 @@ KEYFRAME_OUTPUTS = names.DETECTIONS + (names.PROTO,)
 # Outputs of the non-keyframe engine: the keyframe's, plus the motion statistic that
 # adaptive keyframe selection thresholds (trtnet.network.flow.motion_statistic).
 NONKEYFRAME_OUTPUTS = KEYFRAME_OUTPUTS + (names.FLOW_MOTION,)
+# YOLACT++ (Config.maskiou) engines also output the re-scored mask scores (trtnet.network.maskiou).
+RESCORING_OUTPUTS = (names.MASK_SCORES,)
 KEYFRAME_STATE = (names.FPN1_LATERAL3, names.FPN1_P4, names.FPN1_P5)
 # Non-keyframe engine input fed by each exported keyframe state tensor ("key/" + its name).
 STATE_INPUTS = {
@@ -49,6 +51,18 @@ STATE_INPUTS = {
 
 # Tensors of the non-keyframe network the reference files name otherwise (ours -> theirs).
 NONKEY_REFERENCE_NAMES = {names.KEY_FPN1_P4: "warp/keyframe_P4", names.KEY_FPN1_P5: "warp/keyframe_P5"}
+
+
+def keyframe_outputs(config: Union[Config, str]) -> tuple[str, ...]:
+    """The detector outputs of ``config``'s keyframe engine (state exports aside): det/*, proto,
+    and mask_scores when the config re-scores masks. The one list builder, runtime and tests share."""
+    config = _as_config(config)
+    return KEYFRAME_OUTPUTS + (RESCORING_OUTPUTS if config.maskiou is not None else ())
+
+
+def nonkeyframe_outputs(config: Union[Config, str]) -> tuple[str, ...]:
+    """The outputs of ``config``'s non-keyframe engine: the keyframe's detector outputs + flow/motion."""
+    return keyframe_outputs(config) + (names.FLOW_MOTION,)
 
 
 class NetworkTensors(dict):
@@ -115,6 +129,7 @@ def build_keyframe(
     phase1, lateral3 = build_fpn_phase_1(g, [c3, c4, c5], config)
     tensors = build_predictions(g, phase1, config)
     tensors.update((t.name, t) for t in (frame, image, c3, c4, c5, lateral3, *phase1))
+    tensors.update(g.published)
     if config.is_video if export_state is None else export_state:
         for label in KEYFRAME_STATE:
             tensors[label] = _export_fp32(g, tensors[label], label)
@@ -157,6 +172,7 @@ def build_nonkeyframe(
     if config.flow.use_spa:
         refined = flow_net.build_spa(g, lateral, warped, flow_net.WARP_LEVELS)
     tensors = build_predictions(g, [p3, *refined], config)
+    tensors.update(g.published)
     tensors[names.FLOW_MOTION] = _export_fp32(g, motion, names.FLOW_MOTION)
     tensors.update((t.name, t) for t in (frame, image, c3, lateral, key_lateral, current, keyframe,
                                          *key_inputs, *warped, p3, *refined))

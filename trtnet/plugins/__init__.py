@@ -1,6 +1,8 @@
 """trtnet's TensorRT plugins: the spec (:mod:`.specs`), the NumPy reference
 (:mod:`.reference`) and :func:`load`, which registers the compiled creators with
-TensorRT's plugin registry by loading ``libtrtnet_plugins.so``.
+TensorRT's plugin registry by loading ``libtrtnet_plugins.so``; and
+:func:`tensorrt_plugin_creator`, which makes sure TensorRT's own plugin library
+(libnvinfer_plugin: ModulatedDeformConv2d for YOLACT++'s DCNv2) is registered.
 
 Nothing here imports tensorrt or needs the compiled library at import time.
 
@@ -15,11 +17,13 @@ import ctypes
 import os
 from pathlib import Path
 
-from .specs import FAST_NMS, INVERSE_WARP, NAMESPACE, SPECS, TIE_RULE, VERSION, get_spec
+from .specs import (FAST_NMS, INVERSE_WARP, NAMESPACE, SPECS, TENSORRT_PLUGINS, TIE_RULE, TRT_PLUGIN_NAMESPACE,
+                    VERSION, get_spec)
 
 __all__ = [
-    "FAST_NMS", "INVERSE_WARP", "NAMESPACE", "SPECS", "TIE_RULE", "VERSION",
-    "get_spec", "library_path", "load", "registered",
+    "FAST_NMS", "INVERSE_WARP", "NAMESPACE", "SPECS", "TENSORRT_PLUGINS", "TIE_RULE", "VERSION",
+    "LibNvInferPluginError", "get_spec", "library_path", "load", "load_libnvinfer_plugin", "registered",
+    "tensorrt_plugin_creator",
 ]
 
 LIBRARY_NAME = "libtrtnet_plugins.so"
@@ -117,3 +121,74 @@ def load(path: str | os.PathLike | None = None) -> ctypes.CDLL:
 def registered(registry) -> list[str]:
     """Which of trtnet's creators ``registry`` holds (IPluginRegistry::getCreator(name, version, namespace))."""
     return [name for name in SPECS if registry.get_creator(name, VERSION, NAMESPACE) is not None]
+
+
+# --- TensorRT's own plugin library ---------------------------------------------------------------
+DCN_PLUGIN = "ModulatedDeformConv2d"
+
+
+class LibNvInferPluginError(RuntimeError):
+    """TensorRT's plugin library (libnvinfer_plugin) is missing or lacks a creator trtnet needs."""
+
+
+def _libnvinfer_plugin_name(trt) -> str:
+    major = str(getattr(trt, "__version__", "")).split(".")[0]
+    return f"libnvinfer_plugin.so.{major}" if major.isdigit() else "libnvinfer_plugin.so"
+
+
+def _find_creator(registry, name: str):
+    for spec in TENSORRT_PLUGINS:
+        if spec.name == name:
+            creator = registry.get_creator(spec.name, spec.version, spec.namespace)
+            if creator is not None:
+                return spec, creator
+    return None
+
+
+def load_libnvinfer_plugin(trt, logger=None) -> None:
+    """Register libnvinfer_plugin's creators with ``trt``'s plugin registry (once per process is enough).
+
+    ``trt.init_libnvinfer_plugins(logger, "")`` is initLibNvInferPlugins (NvInferPlugin.h, 10.3 and
+    11.1 line 38: "Initialize and register all the existing TensorRT plugins to the Plugin Registry
+    with an optional namespace ... called once before accessing the Plugin Registry"); the Python
+    bindings link libnvinfer_plugin, so it is there when the full ``tensorrt`` package is. A
+    TensorRT without it (the lean or dispatch runtime, ``tensorrt_lean``) is a clear error.
+    Also needed before deserializing an engine that holds such plugin layers.
+    """
+    lib = _libnvinfer_plugin_name(trt)
+    init = getattr(trt, "init_libnvinfer_plugins", None)
+    if init is None:
+        raise LibNvInferPluginError(
+            f"this TensorRT ({getattr(trt, '__version__', '?')}) has no init_libnvinfer_plugins: YOLACT++'s "
+            f"deformable convolutions need TensorRT's plugin library {lib} ({DCN_PLUGIN}); install the full "
+            "tensorrt package (not tensorrt_lean / tensorrt_dispatch)")
+    if logger is None and getattr(trt, "Logger", None) is not None:
+        logger = trt.Logger(trt.Logger.WARNING)
+    try:
+        ok = init(logger, TRT_PLUGIN_NAMESPACE)
+    except (OSError, RuntimeError) as exc:
+        raise LibNvInferPluginError(f"TensorRT's plugin library {lib} could not be initialised: {exc}") from exc
+    if not ok:
+        raise LibNvInferPluginError(
+            f"init_libnvinfer_plugins failed: TensorRT's plugin library {lib} is missing or did not register "
+            f"its plugins ({DCN_PLUGIN} is needed by YOLACT++'s deformable convolutions); TensorRT's log says why")
+
+
+def tensorrt_plugin_creator(trt, name: str = DCN_PLUGIN, logger=None):
+    """(spec, creator) of libnvinfer_plugin's plugin ``name``: the newest version registered.
+
+    ModulatedDeformConv2d is version "2" (IPluginV3) in TensorRT 10.13+ and 11.x and version "1"
+    (IPluginV2DynamicExt) before (see trtnet.plugins.specs); libnvinfer_plugin is initialised first
+    when neither is registered. Works with tensorrt and trtnet.emulator.trt.
+    """
+    registry = trt.get_plugin_registry()
+    found = _find_creator(registry, name)
+    if found is None:
+        load_libnvinfer_plugin(trt, logger)
+        found = _find_creator(registry, name)
+    if found is None:
+        versions = ", ".join(s.version for s in TENSORRT_PLUGINS if s.name == name)
+        raise LibNvInferPluginError(
+            f"TensorRT's plugin registry has no {name} (versions {versions}, namespace "
+            f"{TRT_PLUGIN_NAMESPACE!r}) after loading {_libnvinfer_plugin_name(trt)}; it needs TensorRT 10.3+")
+    return found

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .specs import FAST_NMS, INVERSE_WARP
+from .specs import FAST_NMS, INVERSE_WARP, MODULATED_DEFORM_CONV_V2
 
 BOX_VARIANCES = (0.1, 0.2)
 
@@ -180,3 +180,147 @@ def inverse_warp(
     if bias is not None:
         out = out + bias
     return out.astype(np.float32)
+
+
+class DeformConvShapeError(ValueError):
+    """The inputs of a modulated deformable convolution do not fit together."""
+
+
+def deform_conv_output_shape(x_shape, offset_shape, mask_shape, weight_shape, bias_shape=None, *,
+                             stride=(1, 1), padding=(0, 0), dilation=(1, 1), group=1,
+                             deformable_group=1) -> tuple[int, ...]:
+    """[N, Cout, Ho, Wo] of ModulatedDeformConv2d, or a DeformConvShapeError naming what disagrees.
+
+    TensorRT's plugin takes Ho, Wo from the offset (modulatedDeformConvPlugin.cpp 10.3 lines 109-113)
+    and trusts the rest; upstream's DCNv2 asserts the offset/mask channels (dcn_v2.py DCNv2.forward)
+    and the kernel channels (dcn_v2_cuda.cu lines 80-84). The twin checks all of it, so a layer
+    whose offset, mask and weight disagree is refused instead of reading out of bounds on a GPU.
+    ``-1`` (a dynamic dimension) is accepted wherever it appears.
+    """
+    name = MODULATED_DEFORM_CONV_V2.name
+    shapes = {"x": x_shape, "offset": offset_shape, "mask": mask_shape, "weight": weight_shape}
+    for label, shape in shapes.items():
+        if len(shape) != 4:
+            raise DeformConvShapeError(f"{name}: {label} must be 4-D, got shape {tuple(shape)}")
+    known = lambda *ds: all(int(d) >= 0 for d in ds)  # noqa: E731
+    n, c, h, w = (int(d) for d in x_shape)
+    cout, cg, kh, kw = (int(d) for d in weight_shape)
+    taps = kh * kw
+    sw, sh = (int(v) for v in stride)      # the first value of each pair is W (see specs)
+    pw, ph = (int(v) for v in padding)
+    dw, dh = (int(v) for v in dilation)
+    problems = []
+    if group < 1 or deformable_group < 1:
+        problems.append(f"group {group} and deformable_group {deformable_group} must be >= 1")
+    elif known(c):
+        if c % deformable_group:
+            problems.append(f"x has {c} channels, not a multiple of deformable_group {deformable_group}")
+        if cg * group != c:
+            problems.append(f"weight {tuple(weight_shape)} expects {cg} x group {group} = {cg * group} input "
+                            f"channels, x has {c}")
+    if cout % max(group, 1):
+        problems.append(f"weight has {cout} output channels, not a multiple of group {group}")
+    if int(offset_shape[1]) != 2 * deformable_group * taps:
+        problems.append(f"offset has {offset_shape[1]} channels, a {kh}x{kw} kernel with deformable_group "
+                        f"{deformable_group} needs 2*{deformable_group}*{taps} = {2 * deformable_group * taps}")
+    if int(mask_shape[1]) != deformable_group * taps:
+        problems.append(f"mask has {mask_shape[1]} channels, needs {deformable_group}*{taps} = "
+                        f"{deformable_group * taps}")
+    ho, wo = int(offset_shape[2]), int(offset_shape[3])
+    if tuple(int(d) for d in mask_shape[2:]) != (ho, wo):
+        problems.append(f"mask grid {tuple(mask_shape[2:])} differs from the offset grid {(ho, wo)}")
+    if known(h, w):
+        want = ((h + 2 * ph - (dh * (kh - 1) + 1)) // sh + 1, (w + 2 * pw - (dw * (kw - 1) + 1)) // sw + 1)
+        if (ho, wo) != want:
+            problems.append(f"offset grid {(ho, wo)} is not the convolution's output grid {want} for x "
+                            f"{h}x{w}, kernel {kh}x{kw}, stride {(sh, sw)}, padding {(ph, pw)}, dilation {(dh, dw)}")
+    for label, shape in (("offset", offset_shape), ("mask", mask_shape)):
+        if known(n, shape[0]) and int(shape[0]) != n:
+            problems.append(f"{label} batch {shape[0]} differs from x batch {n}")
+    if bias_shape is not None and tuple(int(d) for d in bias_shape) != (cout,):
+        problems.append(f"bias shape {tuple(bias_shape)} is not ({cout},)")
+    if problems:
+        raise DeformConvShapeError(f"{name}: " + "; ".join(problems))
+    return (n, cout, ho, wo)
+
+
+def modulated_deform_conv(
+    x: np.ndarray, offset: np.ndarray, mask: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+    *, stride=(1, 1), padding=(0, 0), dilation=(1, 1), group: int = 1, deformable_group: int = 1,
+    half: bool = False,
+) -> np.ndarray:
+    """DCNv2 as upstream's CUDA kernel computes it (dcn_v2_im2col_cuda.cu lines 155-191, bilinear 25-53).
+
+    Tap k = i*kW + j of output pixel (oy, ox) samples x at
+    ``y = (oy*sH - pH + i*dH) + offset[2k]``, ``x = (ox*sW - pW + j*dW) + offset[2k+1]`` (int base,
+    then the float offset) only when ``-1 < y < H and -1 < x < W``, bilinearly with each corner
+    outside [0, H-1] x [0, W-1] read as 0 (``w1*v1 + w2*v2 + w3*v3 + w4*v4`` in that order),
+    times ``mask[k]``; the columns [C*kH*kW (channel-major, then tap), Ho*Wo] go through
+    ``weight.reshape(Cout, -1) @ columns`` per group, then ``+ bias``. float32 throughout.
+
+    ``half``: TensorRT's fp16 kernel (modulatedDeformConvPluginKernel.cu 10.3 lines 173-176) stores
+    the sampling position and the columns in half; both are rounded to float16 here. Its
+    cublasHgemm (modulatedDeformConvCudaHelper.cu line 127) accumulates in half, which is not
+    emulated: the GEMM here is float32, the caller rounds the output.
+    Vectorised: Python loops run over the taps, the batch and the groups, never pixels or channels.
+    """
+    out_shape = deform_conv_output_shape(
+        np.shape(x), np.shape(offset), np.shape(mask), np.shape(weight),
+        None if bias is None else np.shape(bias), stride=stride, padding=padding, dilation=dilation,
+        group=group, deformable_group=deformable_group)
+    f32 = np.float32
+    x = np.asarray(x, f32)
+    offset, mask, weight = (np.asarray(a, f32) for a in (offset, mask, weight))
+    n, c, h, w = x.shape
+    cout, cg, kh, kw = weight.shape
+    _, _, ho, wo = out_shape
+    sw, sh = (int(v) for v in stride)
+    pw, ph = (int(v) for v in padding)
+    dw, dh = (int(v) for v in dilation)
+    taps, dg, p = kh * kw, int(deformable_group), ho * wo
+    cpg = c // dg
+    base_y = (np.arange(ho) * sh - ph)[:, None]          # int, as h_in in the kernel
+    base_x = (np.arange(wo) * sw - pw)[None, :]
+    off = offset.reshape(n, dg, taps, 2, ho, wo)
+    mod = mask.reshape(n, dg, taps, p)
+    # channels last, so each sample gathers contiguous rows of channels: [n, dg, H*W, C/dg]
+    rows = np.ascontiguousarray(x.reshape(n, dg, cpg, h * w).transpose(0, 1, 3, 2))
+    cols = np.empty((n, p, c, taps), f32)   # column (c, k) of pixel p: channel-major, then tap
+    one, zero = f32(1), f32(0)
+    for k in range(taps):
+        i, j = divmod(k, kw)
+        ys = ((base_y + i * dh).astype(f32) + off[:, :, k, 0]).reshape(n, dg, p)
+        xs = ((base_x + j * dw).astype(f32) + off[:, :, k, 1]).reshape(n, dg, p)
+        if half:
+            ys, xs = ys.astype(np.float16).astype(f32), xs.astype(np.float16).astype(f32)
+        inside = (ys > -1) & (xs > -1) & (ys < h) & (xs < w)
+        ys, xs = np.where(inside, ys, zero), np.where(inside, xs, zero)
+        y0, x0 = np.floor(ys), np.floor(xs)
+        ly, lx = ys - y0, xs - x0
+        hy, hx = one - ly, one - lx
+        y0, x0 = y0.astype(np.int64), x0.astype(np.int64)
+        y1, x1 = y0 + 1, x0 + 1
+        val = np.zeros((n, dg, p, cpg), f32)
+        for yc, xc, wt in ((y0, x0, hy * hx), (y0, x1, hy * lx), (y1, x0, ly * hx), (y1, x1, ly * lx)):
+            ok = inside & (yc >= 0) & (yc <= h - 1) & (xc >= 0) & (xc <= w - 1)
+            idx = np.where(ok, yc, 0) * w + np.where(ok, xc, 0)
+            wt = np.where(ok, wt, zero)  # a corner outside the map reads 0: its term is exactly 0
+            for b in range(n):
+                for gi in range(dg):
+                    sample = rows[b, gi][idx[b, gi]]
+                    val[b, gi] += np.multiply(sample, wt[b, gi, :, None], out=sample)
+        val *= mod[:, :, k, :, None]
+        cols[:, :, :, k] = val.transpose(0, 2, 1, 3).reshape(n, p, c)
+    if half:
+        cols = cols.astype(np.float16).astype(f32)
+    out = np.empty((n, cout, p), f32)
+    og = cout // group
+    kernel = weight.reshape(group, og, cg * taps)
+    for b in range(n):
+        flat_cols = cols[b].reshape(p, c * taps)
+        for gi in range(group):
+            part = flat_cols[:, gi * cg * taps:(gi + 1) * cg * taps]
+            out[b, gi * og:(gi + 1) * og] = (part @ kernel[gi].T).T
+    if bias is not None:
+        out += np.asarray(bias, f32)[None, :, None]
+    return out.reshape(out_shape)

@@ -1,4 +1,5 @@
-"""The one definition of trtnet's two TensorRT plugins: FastNMS and InverseWarp.
+"""The one definition of trtnet's two TensorRT plugins (FastNMS, InverseWarp) and of the
+TensorRT plugin library's ModulatedDeformConv2d that YOLACT++'s DCNv2 uses.
 
 Everything that touches a plugin reads it from here: the network code that adds
 the plugin layer (field names, defaults, types), the emulator's CPU twins, the
@@ -63,11 +64,18 @@ class FieldSpec:
 
     name: str
     dtype: str  # 'int32' | 'float32'
-    default: int | float
+    default: int | float | tuple
     doc: str
+    length: int = 1  # values per field (ModulatedDeformConv2d's stride/padding/dilation: 2)
 
     def coerce(self, value: Any) -> np.ndarray:
-        """The field value as the 1-element array TensorRT's PluginField wants."""
+        """The field value as the ``length``-element array TensorRT's PluginField wants."""
+        if self.length != 1:
+            values = np.asarray(value).reshape(-1) if not np.isscalar(value) else None
+            if values is None or values.size != self.length:
+                raise ValueError(f"plugin field {self.name!r}: expected {self.length} values, got {value!r}")
+            one = FieldSpec(self.name, self.dtype, 0, self.doc)
+            return np.concatenate([one.coerce(v.item()) for v in values])
         if isinstance(value, (bool, np.bool_)):
             raise TypeError(f"plugin field {self.name!r}: expected {self.dtype}, got a bool")
         if self.dtype == "int32":
@@ -102,6 +110,9 @@ class PluginSpec:
     version: str = VERSION
     namespace: str = NAMESPACE
     doc: str = ""
+    # TensorRT's plugin interface: 'IPluginV3' (network.add_plugin_v3, creator.create_plugin(name,
+    # fields, phase)) or 'IPluginV2DynamicExt' (network.add_plugin_v2, create_plugin(name, fields)).
+    interface: str = "IPluginV3"
 
     def field(self, name: str) -> FieldSpec:
         for f in self.fields:
@@ -143,7 +154,10 @@ class PluginSpec:
         arrays = self.resolve(values, **kwargs)
         fields = [trt.PluginField(f.name, arrays[f.name], types[f.dtype]) for f in self.fields]
         collection = trt.PluginFieldCollection(fields)
-        plugin = creator.create_plugin(name, collection, trt.TensorRTPhase.BUILD)
+        if self.interface == "IPluginV3":
+            plugin = creator.create_plugin(name, collection, trt.TensorRTPhase.BUILD)
+        else:  # IPluginCreator.create_plugin(name, field_collection) -> IPluginV2
+            plugin = creator.create_plugin(name, collection)
         del collection, fields, arrays  # only now: the creator has copied the values
         return plugin
 
@@ -192,6 +206,57 @@ INVERSE_WARP = PluginSpec(
 )
 
 SPECS: dict[str, PluginSpec] = {s.name: s for s in (FAST_NMS, INVERSE_WARP)}
+
+
+# --- TensorRT's own plugin library (libnvinfer_plugin) ----------------------------------------
+# ModulatedDeformConv2d, read from plugin/modulatedDeformConvPlugin/ of NVIDIA/TensorRT:
+# * release/10.3 modulatedDeformConvPlugin.cpp: PLUGIN_VERSION "1" (line 50), an IPluginV2DynamicExt
+#   (line 86); the creator lists stride, padding, dilation, group, deformable_group (lines 308-312)
+#   and requires all five (line 342); stride/padding/dilation are read as two int32 values
+#   (lines 366-394), group/deformable_group as one int32 (352-364).
+# * release/11.1 (and 10.13+) modulatedDeformConvPlugin.cpp: PLUGIN_VERSION "2" (line 52), an IPluginV3;
+#   the creator's fields are INT32 with length 2 / 1 (lines 381-385), at BUILD phase
+#   "PLUGIN_VALIDATE(field.type == expectedFieldType)" with kINT32 and "field.length == 2" (456-458).
+#   The 11.1 library also registers the version "1" creator (modulatedDeformConvPluginLegacy.cpp line 53;
+#   plugin/api/inferPlugin.cpp lines 178, 190).
+# * Inputs x, offset, mask, weight[, bias] in that order (10.3 enqueue lines 186-190; 11.1 lines 224-228);
+#   bias is present when there are 5 inputs (10.3 line 142, 11.1 line 174). Every input has x's type,
+#   FLOAT or HALF, linear (10.3 supportsFormatCombination lines 126-133, 11.1 lines 143-151); the output
+#   has x's type (10.3 line 223, 11.1 line 307) and shape [N, weight.d[0], offset.d[2], offset.d[3]]
+#   (10.3 lines 109-113, 11.1 lines 125-128).
+# * Offset layout (modulatedDeformConvPluginKernel.cu, 10.3 lines 166-175): channel 2*(i*kW + j) is the
+#   y (h) offset and 2*(i*kW + j) + 1 the x (w) offset of tap (i, j), per deformable group; mask channel
+#   i*kW + j. That is upstream DCNv2's layout (dcn_v2_im2col_cuda.cu lines 170-172).
+# * Field order: the launcher takes (kernelW, kernelH, strideW, strideH, padW, padH, dilationW,
+#   dilationH) (Kernel.cu 10.3 lines 224-225) and enqueue passes stride.d[0], stride.d[1], ... in that
+#   order (10.3 line 200, 11.1 line 242), so the first value of each pair is the W value. trtnet only
+#   uses equal pairs (trtnet.network.deform_conv refuses others).
+TRT_PLUGIN_NAMESPACE = ""  # libnvinfer_plugin registers under initLibNvInferPlugins(logger, "")
+_DCN_FIELDS = (
+    FieldSpec("stride", "int32", (1, 1), "sampling stride (W, H as the kernel launch reads it)", length=2),
+    FieldSpec("padding", "int32", (0, 0), "zero padding (W, H)", length=2),
+    FieldSpec("dilation", "int32", (1, 1), "kernel dilation (W, H)", length=2),
+    FieldSpec("group", "int32", 1, "convolution groups (upstream DCN: 1)"),
+    FieldSpec("deformable_group", "int32", 1, "offset groups along the input channels (upstream DCN: 1)"),
+)
+_DCN_INPUTS = (
+    TensorSpec("x", "float32", ("N", "C", "H", "W"), "input feature map"),
+    TensorSpec("offset", "float32", ("N", "2*dg*kH*kW", "Ho", "Wo"), "channel 2k = dy, 2k+1 = dx of tap k=i*kW+j"),
+    TensorSpec("mask", "float32", ("N", "dg*kH*kW", "Ho", "Wo"), "modulation (after sigmoid), channel k = tap k"),
+    TensorSpec("weight", "float32", ("Cout", "C/group", "kH", "kW"), "kernel (a constant layer)"),
+    TensorSpec("bias", "float32", ("Cout",), "added after the convolution (a constant layer)", optional=True),
+)
+_DCN_OUTPUTS = (TensorSpec("out", "float32", ("N", "Cout", "Ho", "Wo"), "modulated deformable convolution"),)
+_DCN_DOC = ("DCNv2 (modulated deformable convolution): bilinear samples at kernel tap + offset, "
+            "0 outside the map, times the mask, then the convolution plus bias. fp32/fp16 only.")
+MODULATED_DEFORM_CONV_V1 = PluginSpec(
+    "ModulatedDeformConv2d", _DCN_FIELDS, _DCN_INPUTS, _DCN_OUTPUTS, version="1",
+    namespace=TRT_PLUGIN_NAMESPACE, doc=_DCN_DOC, interface="IPluginV2DynamicExt")
+MODULATED_DEFORM_CONV_V2 = PluginSpec(
+    "ModulatedDeformConv2d", _DCN_FIELDS, _DCN_INPUTS, _DCN_OUTPUTS, version="2",
+    namespace=TRT_PLUGIN_NAMESPACE, doc=_DCN_DOC, interface="IPluginV3")
+# Plugins of TensorRT's own library, newest interface first (the one trtnet prefers when registered).
+TENSORRT_PLUGINS: tuple[PluginSpec, ...] = (MODULATED_DEFORM_CONV_V2, MODULATED_DEFORM_CONV_V1)
 
 
 def get_spec(name: str) -> PluginSpec:

@@ -149,14 +149,14 @@ class _Graph:
 
 
 def layer_components(network: Any, graph: Optional[_Graph] = None) -> dict[str, str]:
-    """Layer name -> component: by the layer's name (trtnet.precision.plans.component_of), except
-    Q/DQ layers, which belong to the layer reading their output (a DQ of ``fpn/P3`` that
+    """Layer name -> component: by the layer's name (trtnet.precision.plans.components_of: YOLACT++'s
+    DCN layers are ``dcn``), except Q/DQ layers, which belong to the layer reading their output (a DQ of ``fpn/P3`` that
     ProtoNet reads is ProtoNet's)."""
-    from trtnet.precision.plans import component_of
+    from trtnet.precision.plans import components_of
 
     graph = graph or _Graph(network)
-    out = {layer.name: component_of(layer.name) for layer in graph.layers
-           if _layer_kind(layer) not in ("QUANTIZE", "DEQUANTIZE")}
+    out = components_of(layer.name for layer in graph.layers
+                        if _layer_kind(layer) not in ("QUANTIZE", "DEQUANTIZE"))
     for kind in ("DEQUANTIZE", "QUANTIZE"):  # a Q belongs to its DQ's reader
         for layer in graph.layers:
             if _layer_kind(layer) == kind:
@@ -244,7 +244,20 @@ def audit_plan(weights: Any, config: Any, plan: PlanLike, *, nonkeyframe: bool =
     return audit(net, plan)
 
 
+def dcn_note(network: Any, plan: PlanLike) -> Optional[str]:
+    """What happens to YOLACT++'s DCN convs under an int8 plan, or None when nothing does."""
+    plan = as_plan(plan)
+    components = layer_components(network)
+    plugins = [n for n, c in components.items() if c == "dcn" and n.endswith(".conv2")]
+    if not plugins or plan.of("backbone") != "int8":
+        return None
+    return (f"dcn: {len(plugins)} DCNv2 convs (offset conv + TensorRT's ModulatedDeformConv2d, which computes "
+            f"fp32/fp16 only) stay {plan.of('dcn')} between the int8 backbone's quantized layers; not audited")
+
+
 def report_lines(network: Any, trt: Any, plan: PlanLike) -> list[str]:
     """The audit table for ``python -m trtnet.build --dry-run`` (trtnet.builder.plan_summary)."""
     del trt  # the audit reads layer kinds by name: the same code for TensorRT and the emulator
-    return format_audit(audit(network, plan), "component").splitlines()
+    lines = format_audit(audit(network, plan), "component").splitlines()
+    note = dcn_note(network, plan)
+    return lines + ([f"  {note}"] if note else [])

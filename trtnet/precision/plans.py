@@ -34,8 +34,10 @@ COMPONENTS = ("backbone", "fpn", "proto", "head", "flow")
 PRECISIONS = ("fp32", "fp16", "int8")
 ALWAYS_FP32 = ("preprocess", "detect")
 # Components that follow another's precision but never int8 (int8 there -> fp16): YOLACT++'s
-# maskiou_net reads post-NMS sigmoid masks that no calibration measures (trtnet.network.maskiou).
-NEVER_INT8 = {"maskiou": "head"}
+# maskiou_net reads post-NMS sigmoid masks that no calibration measures (trtnet.network.maskiou);
+# the DCNv2 convs (offset conv + TensorRT's ModulatedDeformConv2d, which computes fp32/fp16 only)
+# follow the backbone (trtnet.network.deform_conv).
+NEVER_INT8 = {"maskiou": "head", "dcn": "backbone"}
 
 
 class PrecisionError(ValueError):
@@ -239,3 +241,22 @@ def component_of(layer_name: str) -> str:
     """The component a layer belongs to ('other' for a name no table entry covers)."""
     m = _PREFIX.match(layer_name)
     return COMPONENT_OF_PREFIX.get(m.group(0) if m else "", "other")
+
+
+_DCN_MARK = ".conv2.conv_offset_mask"
+
+
+def components_of(layer_names) -> dict[str, str]:
+    """Layer name -> component for a whole network: :func:`component_of`, except a YOLACT++ DCN
+    block's conv2 layers (its offset conv, mask, the ModulatedDeformConv2d plugin, its relu) and
+    bn2, which are component ``dcn`` (their names are the checkpoint keys a plain conv2 has too;
+    a ``<block>.conv2.conv_offset_mask`` layer marks the block as deformable)."""
+    names_ = list(layer_names)
+    blocks = {n[: -len(_DCN_MARK)] for n in names_ if n.endswith(_DCN_MARK)}
+    out = {}
+    for n in names_:
+        block = n.split(".conv2", 1)[0] if ".conv2" in n else n.split(".bn2", 1)[0]
+        tail = n[len(block):]
+        dcn = block in blocks and (tail in (".conv2", ".bn2") or tail.startswith((".conv2.", ".bn2.")))
+        out[n] = "dcn" if dcn else component_of(n)
+    return out

@@ -57,6 +57,9 @@ _NOT_ENGINES = (
 )
 
 
+# The type name a serialized plan stores for YOLACT++'s DCN layers (TensorRT's libnvinfer_plugin).
+DCN_PLUGIN_TYPE = b"ModulatedDeformConv2d"
+
 class EngineError(RuntimeError):
     """The engine cannot be loaded or run; the message says why."""
 
@@ -202,6 +205,21 @@ class Engine(EngineInterface):
     the engine enqueues right behind your work, or synchronize your stream first.
     """
 
+    def _load_libnvinfer_plugin(self) -> None:
+        """Register libnvinfer_plugin's creators (ModulatedDeformConv2d) before deserializing.
+
+        A plan names each plugin layer's creator by its type string, so an engine holding
+        YOLACT++'s deformable convolutions contains b"ModulatedDeformConv2d"; its creator must be
+        registered (initLibNvInferPlugins) before deserialize_cuda_engine, or TensorRT fails with
+        a plugin-not-found error deep in its log.
+        """
+        from trtnet import plugins
+
+        try:
+            plugins.load_libnvinfer_plugin(self.trt, self.logger)
+        except plugins.LibNvInferPluginError as exc:
+            raise EngineError(f"{self.source} uses TensorRT's {DCN_PLUGIN_TYPE.decode()} plugin: {exc}") from None
+
     def __init__(self, engine: EngineSource, *, plugin_library: Optional[Union[str, os.PathLike]] = None,
                  load_plugins: bool = True, cuda_graph: bool = False, logger: Any = None,
                  stream: Any = None, trt: Any = None, cupy: Any = None) -> None:
@@ -223,6 +241,8 @@ class Engine(EngineInterface):
             self.source = str(engine)
             data = read_engine_file(engine)
         self.logger = logger or self.trt.Logger(self.trt.Logger.WARNING)
+        if load_plugins and DCN_PLUGIN_TYPE in data:  # a YOLACT++ engine: TensorRT's own plugin library too
+            self._load_libnvinfer_plugin()
         try:
             self._runtime = self.trt.Runtime(self.logger)  # must outlive the engine
         except Exception as exc:  # noqa: BLE001 - the bindings raise TypeError when libnvinfer returns NULL

@@ -43,6 +43,10 @@ LD_PRELOAD={lib} tritonserver --model-repository=$REPO
 ```
 Build the plugin library with the TensorRT version of your Triton release (an engine and its
 plugins must match the server's TensorRT).
+YOLACT++ plans also use TensorRT's own plugin library, libnvinfer_plugin (`ModulatedDeformConv2d`
+for the deformable convolutions): Triton's TensorRT backend registers it itself when it starts
+(`initLibNvInferPlugins(logger, "")` in TRITONBACKEND_Initialize, triton-inference-server/tensorrt_backend
+src/tensorrt.cc), so nothing is to be loaded for it; a server whose TensorRT lacks it cannot load those plans.
 
 ## Call it
 ```sh

@@ -58,6 +58,9 @@ class Tolerances:
 FP32 = Tolerances()
 
 _DETECTION_PREFIXES = ("fastnms/", "tradnms/")
+# Per-detection tensors (rows in the reference's detection order): compared through the one-to-one
+# detection matching (compare_per_detection), as near-tied detections may swap places.
+_PER_DETECTION = {names.MASKIOU_PRED: names.MASKIOU_PRED, "maskiou/input_top5": names.MASKIOU_INPUT}
 _HEAD_DERIVED = ("head/conf_bg", "head/conf_maxfg", "head/conf_argmaxfg", "head/candidate_idx",
                  "head/conf_candidates", "head/mask_candidates", "head/mask_P5P6P7")
 
@@ -96,7 +99,9 @@ class DetectionCheck:
     min_mask_iou: float | None = None
     tiny_mask_exemptions: int = 0
     masks_note: str = ""
+    max_mask_score_err: float | None = None  # YOLACT++ mask_scores (rescore_mask)
     failures: list[str] = field(default_factory=list)
+    pairs: list[tuple[int, int]] = field(default_factory=list)  # (reference index, network index)
 
     @property
     def passed(self) -> bool:
@@ -191,19 +196,25 @@ def _check_head(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.nd
                                       f"same set (+-{tol.prob_atol:g} at thr)", n == 0,
                                       f"{len(ours)} vs {len(ref_idx)} candidates, {len(differ)} differ"))
             if has("head/conf_candidates"):
-                checks.append(check_values("head/conf_candidates", conf[0, ref_idx], get("head/conf_candidates"),
-                                           atol=tol.prob_atol))
+                rows = get("head/conf_candidates")  # yolact_plus_resnet50 stores the first 2000 candidates
+                checks.append(check_values("head/conf_candidates", conf[0, ref_idx[:len(rows)]], rows,
+                                           atol=tol.prob_atol, note=_prefix_note(len(rows), len(ref_idx))))
     if names.MASK in produced:
         mask = np.asarray(produced[names.MASK], np.float32)
         mask = mask.reshape(-1, mask.shape[-1])
         if has("head/candidate_idx") and has("head/mask_candidates"):
             idx = get("head/candidate_idx").astype(np.int64)
-            checks.append(check_values("head/mask_candidates", mask[idx], get("head/mask_candidates"),
-                                       rtol_of_scale=tol.feature_rtol))
+            rows = get("head/mask_candidates")
+            checks.append(check_values("head/mask_candidates", mask[idx[:len(rows)]], rows,
+                                       rtol_of_scale=tol.feature_rtol, note=_prefix_note(len(rows), len(idx))))
         if has("head/mask_P5P6P7"):
             tail = get("head/mask_P5P6P7")
             checks.append(check_values("head/mask_P5P6P7", mask[-len(tail):], tail, rtol_of_scale=tol.feature_rtol))
     return checks
+
+
+def _prefix_note(stored: int, total: int) -> str:
+    return f"reference stores the first {stored} of {total} candidates" if stored < total else ""
 
 
 def compare_tensors(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.ndarray], *,
@@ -216,9 +227,14 @@ def compare_tensors(ref: ReferenceCase, pass_name: str, produced: Mapping[str, n
         checks.append(check_values(names.PREPROCESSED, produced[names.PREPROCESSED],
                                    ref.inputs[f"{frame}/preprocessed"], rtol_of_scale=tol.feature_rtol))
     if names.PRIORS in produced and "priors" in ref.stored:
-        checks.append(check_values(names.PRIORS, produced[names.PRIORS], ref.priors, atol=tol.prior_atol))
+        got, stored = np.asarray(produced[names.PRIORS]), ref.priors
+        if got.ndim == 2 and len(stored) < len(got):  # a case that stores a prefix of the priors
+            checks.append(check_values(names.PRIORS, got[:len(stored)], stored, atol=tol.prior_atol,
+                                       note=f"reference stores the first {len(stored)} of {len(got)} priors"))
+        else:
+            checks.append(check_values(names.PRIORS, got, stored, atol=tol.prior_atol))
     for key in ref.keys(pass_name):
-        if key.startswith(_DETECTION_PREFIXES) or key in _HEAD_DERIVED:
+        if key.startswith(_DETECTION_PREFIXES) or key in _HEAD_DERIVED or key in _PER_DETECTION:
             continue
         if key not in produced:
             skipped.append(key)
@@ -231,7 +247,7 @@ def compare_tensors(ref: ReferenceCase, pass_name: str, produced: Mapping[str, n
         checks.append(check_values(key, got, ref.get(pass_name, key), rtol_of_scale=tol.feature_rtol, note=note))
     checks += _check_head(ref, pass_name, produced, conf_thresh, tol)
     if names.BOXES in produced and ref.has(pass_name, "head/loc"):
-        derived = decode_boxes(ref.get(pass_name, "head/loc"), ref.priors)
+        derived = decode_boxes(ref.get(pass_name, "head/loc"), case_priors(ref))
         checks.append(check_values(names.BOXES, produced[names.BOXES], derived, atol=tol.box_atol,
                                    note="vs decode of reference loc"))
     return checks, skipped
@@ -297,9 +313,15 @@ def compare_detections(ref: ReferenceCase, pass_name: str, produced: Mapping[str
         if len(r_sc):
             result.failures.append("no detection matched the reference")
         return result
+    result.pairs = pairs
     ri = np.array([p[0] for p in pairs])
     oj = np.array([p[1] for p in pairs])
     result.max_score_err = float(np.abs(o_sc[oj] - r_sc[ri]).max())
+    if "mask_scores" in want and names.MASK_SCORES in produced:
+        o_ms = np.asarray(produced[names.MASK_SCORES], np.float32).reshape(-1)[:n]
+        result.max_mask_score_err = float(np.abs(o_ms[oj] - want["mask_scores"][ri]).max())
+        if result.max_mask_score_err > tol.score_atol:
+            result.failures.append(f"mask score error {result.max_mask_score_err:.2e} > {tol.score_atol:g}")
     result.max_box_err = float(np.abs(o_box[oj] - r_box[ri]).max())
     out_of_order = [(i, j) for i, j in pairs if i != j and not (j < len(r_sc) and abs(r_sc[i] - r_sc[j]) <= tol.tie_atol)]
     result.near_tie_swaps = sum(1 for i, j in pairs if i != j) - len(out_of_order)
@@ -343,7 +365,34 @@ def verify_pass(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.nd
     result = PassResult(pass_name, ref.frame_of(pass_name), "run", tensors=tensors, skipped=skipped)
     if ref.has(pass_name, "fastnms/det_scores"):
         result.detections = compare_detections(ref, pass_name, produced, tol)
+        per_det, missing = compare_per_detection(ref, pass_name, produced, result.detections.pairs, tol)
+        result.tensors += per_det
+        result.skipped += missing
     return result
+
+
+def compare_per_detection(ref: ReferenceCase, pass_name: str, produced: Mapping[str, np.ndarray],
+                          pairs: Sequence[tuple[int, int]], tol: Tolerances = FP32) -> tuple[list[TensorCheck], list[str]]:
+    """Per-detection reference tensors (maskiou_net's input and output) row by matched row."""
+    checks, missing = [], []
+    for key, ours in _PER_DETECTION.items():
+        if not ref.has(pass_name, key):
+            continue
+        if ours not in produced:
+            missing.append(key)
+            continue
+        want = ref.get(pass_name, key)
+        got = np.asarray(produced[ours])
+        got = got.reshape(-1, *got.shape[2:]) if got.ndim == want.ndim + 1 else got  # drop the batch
+        rows = [(i, j) for i, j in pairs if i < len(want)]
+        if not rows or got.shape[1:] != want.shape[1:]:
+            checks.append(TensorCheck(key, float("inf"), 0.0, 0.0, "shape", False,
+                                      f"shape {got.shape} vs reference {want.shape} ({len(rows)} matched rows)"))
+            continue
+        ri, oj = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        note = f"{len(rows)} matched detections" + (f" of {len(want)}" if len(rows) < len(want) else "")
+        checks.append(check_values(key, got[oj], want[ri], rtol_of_scale=tol.feature_rtol, note=note))
+    return checks, missing
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,7 +419,9 @@ def format_pass(result: PassResult) -> str:
             f"  detections: {d.count} vs reference {d.ref_count}, matched {d.matched} (same class), "
             f"score err {_fmt(d.max_score_err)}, box err {_fmt(d.max_box_err)} (rel), "
             f"{d.max_pixel_err} px, near-tie swaps {d.near_tie_swaps}, boundary ties {d.boundary_ties}, "
-            f"min mask IoU {iou}  {'PASS' if d.passed else 'FAIL'}")
+            f"min mask IoU {iou}" + ("" if d.max_mask_score_err is None else
+                                     f", mask score err {_fmt(d.max_mask_score_err)}")
+            + f"  {'PASS' if d.passed else 'FAIL'}")
         if d.tiny_mask_exemptions:
             lines.append(f"    {d.tiny_mask_exemptions} tiny masks differ in <= {MASK_TINY_PIXELS} px "
                          "(IoU below the bound; not counted)")
@@ -406,9 +457,10 @@ def reference_outputs(ref: ReferenceCase, pass_name: str) -> dict[str, np.ndarra
     """
     produced = {k: ref.get(pass_name, k) for k in ref.keys(pass_name)
                 if not k.startswith(_DETECTION_PREFIXES) and k not in _HEAD_DERIVED}
-    produced[names.PRIORS] = ref.priors
+    priors = case_priors(ref)
+    produced[names.PRIORS] = priors
     loc, scores, coeffs = ref.fastnms_inputs(pass_name)
-    boxes = decode_boxes(loc, ref.priors)
+    boxes = decode_boxes(loc, priors)
     produced[names.BOXES] = boxes
     produced[names.CONF] = scores
     mask = coeffs.copy()
@@ -422,6 +474,31 @@ def reference_outputs(ref: ReferenceCase, pass_name: str) -> dict[str, np.ndarra
     return produced
 
 
+def case_priors(ref: ReferenceCase) -> np.ndarray:
+    """Every prior of the case, [A, 4] with A = head/loc's prior count.
+
+    ``yolact_plus_resnet50`` stores only the first 42,849 of its 57,744 priors (P3's 69 x 69 x 9);
+    such a prefix is completed from the config's anchors (trtnet.network.priors.make_priors)
+    once the stored part is checked to be theirs.
+    """
+    stored = ref.priors
+    loc_pass = next((p for p in ref.passes if ref.has(p, "head/loc")), None)
+    if loc_pass is None:
+        return stored
+    count = int(ref.spec(loc_pass, "head/loc").shape[-2])
+    if len(stored) == count:
+        return stored
+    from trtnet.config import get_config
+    from trtnet.network.priors import make_priors
+
+    full = make_priors(get_config(ref.config_name))
+    if len(full) != count or len(stored) > count or \
+            float(np.abs(full[:len(stored)] - stored).max(initial=0.0)) > FP32.prior_atol:
+        raise ValueError(f"{ref.path}: the stored priors ({len(stored)}) are neither head/loc's {count} priors "
+                         f"nor a prefix of config {ref.config_name}'s {len(full)}")
+    return full
+
+
 def detect_settings(ref: ReferenceCase) -> dict:
     """The case's Fast NMS settings (manifest config.detection, upstream's defaults where absent)."""
     d = ref.manifest.get("config", {}).get("detection", {})
@@ -433,5 +510,6 @@ def detect_settings(ref: ReferenceCase) -> dict:
 def wanted_tensors(ref: ReferenceCase, pass_name: str) -> set[str]:
     """The tensors a pass's comparison can use: the case's stored ones and trtnet's outputs."""
     keys = {k for k in ref.keys(pass_name) if not k.startswith(_DETECTION_PREFIXES)}
+    keys |= {ours for theirs, ours in _PER_DETECTION.items() if theirs in keys}
     return keys | {names.PREPROCESSED, names.PRIORS, names.CONF, names.MASK, names.BOXES, names.PROTO,
                    *names.DETECTIONS}

@@ -198,6 +198,11 @@ class ReferenceCase:
         loc = g("head/loc").astype(np.float32)
         idx = g("head/candidate_idx").astype(np.int64)
         rows, coeffs = g("head/conf_candidates"), g("head/mask_candidates")
+        if len(rows) < len(idx) or len(coeffs) < len(idx):
+            raise KeyError(f"reference {self.path.name} stores the softmax rows and coefficients of only the "
+                           f"first {min(len(rows), len(coeffs))} of its {len(idx)} candidates in pass "
+                           f"{pass_name}: Fast NMS's input cannot be rebuilt from it (the reference backend "
+                           "needs every candidate); check the case with --backend emulator")
         num = loc.shape[1]
         scores = np.zeros((1, num, rows.shape[1]), np.float32)
         scores[0, :, 0] = g("head/conf_bg")[0]

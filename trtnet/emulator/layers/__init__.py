@@ -20,4 +20,4 @@ from .shape import (IConcatenationLayer, IConstantLayer, IGatherLayer, IIdentity
 from .conv import IConvolutionLayer, IPoolingLayer, IMatrixMultiplyLayer  # noqa: F401
 from .elementwise import IActivationLayer, IElementWiseLayer, IUnaryLayer, ISoftMaxLayer, IReduceLayer  # noqa: F401
 from .quantize import ICastLayer, IQuantizeLayer, IDequantizeLayer  # noqa: F401
-from .plugin import IPluginV3Layer  # noqa: F401
+from .plugin import IPluginV2Layer, IPluginV3Layer  # noqa: F401

@@ -1,4 +1,4 @@
-"""The plugin layer: trtnet's plugins through their CPU twins."""
+"""The plugin layers: trtnet's plugins and libnvinfer_plugin's ModulatedDeformConv2d through their CPU twins."""
 
 from __future__ import annotations
 
@@ -38,3 +38,10 @@ class IPluginV3Layer(ILayer):
     def _execute(self, xs):
         outs = self._plugin.execute(xs)
         return [np.asarray(o, dtype=trt.nptype(t)) for o, t in zip(outs, self._output_dtypes())]
+
+
+class IPluginV2Layer(IPluginV3Layer):
+    """An IPluginV2DynamicExt plugin (``network.add_plugin_v2``), executed by its CPU twin."""
+
+    _kind = "PluginV2"
+    _layer_type = trt.LayerType.PLUGIN_V2
