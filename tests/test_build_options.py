@@ -215,7 +215,31 @@ def test_cli_writes_the_engine_and_its_sidecar(fake_gpu, weights_file, tmp_path,
     assert io[names.DET_COUNT]["dtype"] == "INT32" and io[names.PROTO]["shape"] == [-1, 138, 138, 32]
     assert side["optimization_profile"][names.INPUT]["max"] == [2, 1080, 1920, 3]
     assert side["weights"]["sha256"] and "gpu" in side
+    assert side["tensorrt_plugins"] == []  # YolactEdge needs nothing of libnvinfer_plugin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json"]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("yolact_plus_resnet50", ["ModulatedDeformConv2d"]), ("yolact_plus_base", ["ModulatedDeformConv2d"]),
+    ("yolact_base", []), ("yolact_darknet53", []), ("yolact_edge", []), ("yolact_edge_mobilenetv2", [])])
+def test_the_sidecar_lists_the_tensorrt_plugins_a_runtime_must_register(name, expected):
+    """The C++ runtime reads tensorrt_plugins to initialise libnvinfer_plugin before deserializing."""
+    from trtnet.builder.sidecar import tensorrt_plugins
+
+    assert tensorrt_plugins(get_config(name), nonkeyframe=False) == expected
+    assert tensorrt_plugins(get_config(name), nonkeyframe=True) == expected  # DCN from layers.1 on: C3 has it
+
+
+def test_a_partial_backbone_without_dcn_blocks_lists_no_tensorrt_plugin():
+    """Only the blocks the engine runs count: DCN in layers.2 only is not in the non-keyframe engine."""
+    from dataclasses import replace
+
+    from trtnet.builder.sidecar import tensorrt_plugins
+
+    plus = get_config("yolact_plus_resnet50")
+    late = replace(plus, backbone=replace(plus.backbone, dcn_layers=(0, 0, 6, 3)))
+    assert tensorrt_plugins(late, nonkeyframe=False) == ["ModulatedDeformConv2d"]
+    assert tensorrt_plugins(late, nonkeyframe=True) == []
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(weights_file, tmp_path, capsys):

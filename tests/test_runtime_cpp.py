@@ -136,6 +136,10 @@ def test_backend_example_and_stub_compile_against_tensorrt_headers(major, tmp_pa
     for symbol in ("createInferRuntime_INTERNAL", "getInferLibVersion"):
         assert symbol in undefined and symbol in defined
     assert not re.search(r"nvinfer1::(?!.*::~)", undefined), f"a TensorRT symbol the stub lacks:\n{undefined}"
+    # TensorRT's own plugin library (YOLACT++'s ModulatedDeformConv2d) is dlopen'ed and its
+    # initLibNvInferPlugins looked up by name when an engine needs it: never linked.
+    assert "initLibNvInferPlugins" not in undefined and "dlopen" in undefined and "dlsym" in undefined
+    assert b"initLibNvInferPlugins\0" in (tmp_path / "tensorrt_backend.o").read_bytes()
 
 
 # ---- install tree + find_package consumer -----------------------------------------------------

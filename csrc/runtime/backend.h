@@ -79,6 +79,14 @@ public:
     // IPluginRegistry::loadLibrary(path) != nullptr. TensorRT refuses a library when any of its
     // plugins is already registered, so the caller checks has_plugin_creator first (segmenter.cpp).
     virtual bool load_plugin_library(std::string const& path) = 0;
+    // TensorRT's own plugin library (ModulatedDeformConv2d for YOLACT++): dlopen(`library`, e.g.
+    // "libnvinfer_plugin.so.10") and call its
+    //   bool initLibNvInferPlugins(void* logger, char const* libNamespace);
+    // (NvInferPlugin.h, TensorRT 10.3 and 11.1 line 38: "Initialize and register all the existing
+    // TensorRT plugins to the Plugin Registry") with namespace "". false, with `why`, when the
+    // library cannot be opened, lacks the function or the function returns false. The caller
+    // checks has_plugin_creator before and after (segmenter.cpp).
+    virtual bool init_tensorrt_plugins(std::string const& library, std::string& why) = 0;
     // nullptr when TensorRT cannot deserialize the blob.
     virtual std::unique_ptr<EngineHandle> deserialize(std::vector<char> const& blob) = 0;
     virtual void warn(std::string const& message) = 0;

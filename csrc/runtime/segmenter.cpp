@@ -17,6 +17,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include "backend.h"
 #include "common/hd.h"
@@ -67,6 +68,14 @@ constexpr size_t kMinEngineBytes = 256;  // as trtnet/runtime/engine.py MIN_ENGI
 constexpr char const* kPluginNames[] = {"FastNMS", "InverseWarp"};
 constexpr char const* kPluginVersion = "1";
 constexpr char const* kPluginNamespace = "trtnet";
+
+// TensorRT's own plugin that YOLACT++'s DCNv2 layers use (trtnet/plugins/specs.py TENSORRT_PLUGINS):
+// libnvinfer_plugin registers version "1" (IPluginV2DynamicExt) in 10.3, "2" (IPluginV3, and
+// still "1") in 11.x, in namespace "" (TRT_PLUGIN_NAMESPACE). A plan names each plugin layer's
+// creator by this type string, which is how trtnet/runtime/engine.py recognises such an engine.
+constexpr char const* kDcnPlugin = "ModulatedDeformConv2d";
+constexpr char const* kDcnVersions[] = {"2", "1"};
+constexpr char const* kTensorRTPluginNamespace = "";
 
 std::string directory_of(std::string const& path) {
     size_t slash = path.find_last_of('/');
@@ -230,6 +239,7 @@ public:
                                                  std::to_string(blob.size()) +
                                                  ": it belongs to another build; copy the sidecar written with this engine");
         }
+        load_tensorrt_plugins(path, info, blob);
         std::unique_ptr<EngineHandle> engine = be_.deserialize(blob);
         if (!engine) {
             throw Error(ErrorCode::kEngineFile, "TensorRT " + format_tensorrt_version(lib) + " could not deserialize " +
@@ -603,6 +613,47 @@ private:
                         "plugin library " + lib + " not found or not loadable (missing, built for another TensorRT, "
                         "or its dependencies are missing: see the TensorRT log above); put libtrtnet_plugins.so next "
                         "to the engine, or set TRTNET_PLUGIN_LIBRARY or Options::plugin_library");
+        }
+    }
+
+    bool has_dcn_creator() {
+        for (char const* version : kDcnVersions) {
+            if (be_.has_plugin_creator(kDcnPlugin, version, kTensorRTPluginNamespace)) return true;
+        }
+        return false;
+    }
+
+    // Before deserializing an engine with TensorRT's ModulatedDeformConv2d layers (YOLACT++: the
+    // sidecar's tensorrt_plugins lists it; for sidecars written before that field, the plan names
+    // it, the rule trtnet/runtime/engine.py uses), its creator must be registered, or TensorRT
+    // fails deep in its log. Registered already (Python's trt.init_libnvinfer_plugins, the
+    // program itself, an earlier engine): nothing to do. Otherwise open libnvinfer_plugin.so.<the
+    // running TensorRT's major> and call initLibNvInferPlugins, as trtexec does.
+    void load_tensorrt_plugins(std::string const& path, EngineInfo& info, std::vector<char> const& blob) {
+        auto& listed = info.tensorrt_plugins;
+        if (std::find(listed.begin(), listed.end(), kDcnPlugin) == listed.end()) {
+            std::string_view name(kDcnPlugin);
+            if (std::search(blob.begin(), blob.end(), name.begin(), name.end()) == blob.end()) return;
+            listed.push_back(kDcnPlugin);
+        }
+        static std::mutex mutex;  // check-then-initialise is one step for every segmenter of the process
+        std::lock_guard<std::mutex> lock(mutex);
+        if (has_dcn_creator()) return;
+        std::string lib = "libnvinfer_plugin.so." + std::to_string(be_.library_version() / 10000);
+        std::string what = path + " (config " + (info.config.empty() ? std::string("not recorded") : info.config) +
+                           ") uses TensorRT's " + kDcnPlugin + " plugin (YOLACT++'s deformable convolutions)";
+        std::string why;
+        if (!be_.init_tensorrt_plugins(lib, why)) {
+            throw Error(ErrorCode::kPluginLibrary,
+                        what + ", and TensorRT's plugin library " + lib + " could not be loaded: " + why +
+                            ". Install TensorRT's plugin library (the libnvinfer-plugin package; JetPack has it) "
+                            "or add its folder to LD_LIBRARY_PATH");
+        }
+        if (!has_dcn_creator()) {
+            throw Error(ErrorCode::kPluginLibrary,
+                        what + ", and TensorRT's plugin library " + lib + " loaded but registered no " + kDcnPlugin +
+                            " (version 2 or 1, namespace \"\"): it needs the libnvinfer_plugin of TensorRT 10.3+ "
+                            "that matches this libnvinfer");
         }
     }
 

@@ -284,6 +284,22 @@ void read_sidecar(std::string const& path, EngineInfo& info) {
     info.plugin_library = plugins != nullptr && plugins->kind == Json::Kind::kObject ? text_of(plugins->get("path"))
                                                                                       : text_of(plugins);
 
+    // trtnet/builder/sidecar.py tensorrt_plugins(): e.g. ["ModulatedDeformConv2d"] (YOLACT++);
+    // absent in sidecars written before it (segmenter.cpp then reads the plan).
+    info.tensorrt_plugins.clear();
+    if (Json const* trt_plugins = doc.get("tensorrt_plugins");
+        trt_plugins != nullptr && trt_plugins->kind != Json::Kind::kNull) {
+        if (trt_plugins->kind != Json::Kind::kArray) {
+            throw Error(ErrorCode::kSidecar, "sidecar " + path + ": tensorrt_plugins is not a list");
+        }
+        for (Json const& p : trt_plugins->array) {
+            if (p.kind != Json::Kind::kString) {
+                throw Error(ErrorCode::kSidecar, "sidecar " + path + ": tensorrt_plugins holds something other than names");
+            }
+            info.tensorrt_plugins.push_back(p.string);
+        }
+    }
+
     Json const* classes = doc.get("classes");
     if (classes == nullptr && config != nullptr) classes = config->get("class_names");
     info.classes.clear();

@@ -27,7 +27,7 @@ public:
     Json const* get(std::string const& key) const;  // nullptr when absent or not an object
 };
 
-// Reads `path` into `info` (path, config, role, tensorrt_version, gpu, classes).
+// Reads `path` into `info` (path, config, role, tensorrt_version, gpu, classes, tensorrt_plugins...).
 // Throws Error(kSidecar) when the file is missing, unreadable or malformed.
 void read_sidecar(std::string const& path, EngineInfo& info);
 

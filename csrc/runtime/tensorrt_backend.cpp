@@ -2,11 +2,25 @@
 // loadLibrary: API present in 10.3 and 11.x), the CUDA runtime (streams, pinned memory,
 // graphs: CUDA 12+), NVTX v3 (header-only, from the CUDA toolkit) and the mask kernels of
 // csrc/masks. The only file of the runtime that includes a TensorRT or CUDA header.
+// libnvinfer_plugin (TensorRT's own plugins: ModulatedDeformConv2d for YOLACT++) is not linked:
+// it is dlopen'ed when an engine needs it (init_tensorrt_plugins), so other engines run without it.
 #include <NvInferRuntime.h>
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 #include <nvtx3/nvToolsExt.h>
 
 #include <cstdio>
+#include <type_traits>
+
+// bool initLibNvInferPlugins(void* logger, char const* libNamespace) (NvInferPlugin.h, TensorRT 10.3
+// line 38, 11.1 line 38). Distributions ship NvInferPlugin.h apart from NvInfer.h (libnvinfer-plugin-dev):
+// where it is installed, the declaration's own type is checked against this one.
+using InitLibNvInferPlugins = bool (*)(void* logger, char const* libNamespace);
+#if __has_include(<NvInferPlugin.h>)
+#include <NvInferPlugin.h>
+static_assert(std::is_same_v<decltype(&initLibNvInferPlugins), InitLibNvInferPlugins>,
+              "initLibNvInferPlugins changed its signature (NvInferPlugin.h)");
+#endif
 
 #include "backend.h"
 #include "mask_assembly.h"
@@ -139,6 +153,30 @@ public:
     }
     bool load_plugin_library(std::string const& path) override {
         return runtime_->getPluginRegistry().loadLibrary(path.c_str()) != nullptr;
+    }
+
+    bool init_tensorrt_plugins(std::string const& library, std::string& why) override {
+        // Never dlclose'd: the creators it registers live in it (trtexec keeps it open too).
+        void* handle = dlopen(library.c_str(), RTLD_NOW | RTLD_GLOBAL);
+        if (handle == nullptr) {
+            char const* error = dlerror();
+            why = error != nullptr ? error : "dlopen failed";
+            return false;
+        }
+        // Looked up by name, not linked: engines without TensorRT's plugins run without the library.
+        auto init = reinterpret_cast<InitLibNvInferPlugins>(dlsym(handle, "initLibNvInferPlugins"));
+        if (init == nullptr) {
+            why = library + " has no initLibNvInferPlugins (not TensorRT's plugin library?)";
+            return false;
+        }
+        // The library keeps the logger for its plugins' messages: one never destroyed, so it
+        // outlives this backend and the library's own exit-time code.
+        static Logger* plugin_logger = new Logger;
+        if (!init(static_cast<nvinfer1::ILogger*>(plugin_logger), "")) {
+            why = "initLibNvInferPlugins returned false (the TensorRT log above says why)";
+            return false;
+        }
+        return true;
     }
 
     std::unique_ptr<EngineHandle> deserialize(std::vector<char> const& blob) override {

@@ -61,7 +61,7 @@ enum class ErrorCode {
     kWrongRole,      // e.g. a non-keyframe engine given as a keyframe engine
     kVersion,        // engine built by another TensorRT version
     kDevice,         // engine built for another GPU; no GPU
-    kPluginLibrary,  // libtrtnet_plugins.so missing or not loadable
+    kPluginLibrary,  // libtrtnet_plugins.so, or TensorRT's libnvinfer_plugin an engine needs, missing or not loadable
     kFrame,          // a frame that is not a valid BGR8 image description
     kFrameSize,      // frame (or batch) outside the engine's optimization profile
     kStaleMasks,     // masks of an Instances read after the segmenter's next call
@@ -186,6 +186,9 @@ struct EngineInfo {
     std::string tensorrt_version;  // e.g. "10.3.0.26" ("unknown" if the builder could not tell)
     std::string gpu;               // compute capability, e.g. "8.7" ("" if not recorded)
     std::string plugin_library;    // path of the plugin library it was built with ("" if not recorded)
+    // TensorRT's own plugins (libnvinfer_plugin) its layers use: sidecar "tensorrt_plugins", plus
+    // "ModulatedDeformConv2d" when the plan names it (YOLACT++; sidecars written before the field)
+    std::vector<std::string> tensorrt_plugins;
     std::vector<std::string> classes;
     int64_t engine_bytes = -1;             // size of the engine the sidecar was written for (-1: not recorded)
     std::vector<std::string> io;           // its I/O tensor names (empty: not recorded)

@@ -24,6 +24,8 @@ import weakref
 
 import numpy as np
 
+from trtnet.emulator.trt_types import DataType  # the same members and values as trt.DataType
+
 TENSOR_ALIGNMENT = 256  # setTensorAddress: "The pointer must have at least 256-byte alignment."
 
 
@@ -361,18 +363,6 @@ def fake_cupy(device_count: int = 1) -> types.ModuleType:
 # ---------------------------------------------------------------------------------------
 # An I/O-only TensorRT runtime stand-in (what trtnet.runtime.Engine calls, nothing more)
 IO_MAGIC = b"FAKEIOENGINE1\n"
-
-
-class DataType(enum.IntEnum):
-    """trt.DataType members the runtime maps by name (trtnet.runtime.engine.NUMPY_DTYPES)."""
-
-    FLOAT = 0
-    HALF = 1
-    INT8 = 2
-    INT32 = 3
-    BOOL = 4
-    UINT8 = 5
-    INT64 = 8
 
 
 class TensorIOMode(enum.IntEnum):

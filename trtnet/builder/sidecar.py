@@ -4,8 +4,10 @@
 which TensorRT, trtexec, Triton and the C++ runtime must read as is). It records the
 config, the precision plan, the calibration cache's hash, the TensorRT version, the GPU,
 every I/O tensor (name, mode, shape with -1 for dynamic dims, dtype), the optimization
-profile, the builder settings and the plugin library: enough to tell, months later, whether
-an engine still matches its weights, calibration and plugin build.
+profile, the builder settings, the plugin library and TensorRT's own plugins the engine's layers
+use (``tensorrt_plugins``: ["ModulatedDeformConv2d"] for YOLACT++, which a runtime must register
+from libnvinfer_plugin before deserializing): enough to tell, months later, whether an engine
+still matches its weights, calibration and plugin build.
 """
 
 from __future__ import annotations
@@ -98,6 +100,23 @@ def tensor_entries(network: Any, trt: Any) -> list[dict[str, Any]]:
     return entries
 
 
+def tensorrt_plugins(config: Any, nonkeyframe: bool) -> list[str]:
+    """TensorRT's own plugins (libnvinfer_plugin) the network's layers use, so a runtime (the C++
+    one reads this field) knows to register them before deserializing: ModulatedDeformConv2d when
+    a ResNet block the engine runs has a DCNv2 (``BackboneSpec.uses_dcn``, the rule the network
+    code follows; the non-keyframe engine runs the stages up to the first selected one only,
+    as trtnet.network.backbones.build_backbone does)."""
+    from trtnet.plugins.specs import TENSORRT_PLUGINS
+
+    spec = config.backbone
+    if spec.family != "resnet" or not spec.has_dcn:
+        return []
+    stages = spec.layers[:int(spec.selected_layers[0]) + 1] if nonkeyframe else spec.layers
+    if any(spec.uses_dcn(i, j) for i, blocks in enumerate(stages) for j in range(int(blocks))):
+        return [TENSORRT_PLUGINS[0].name]
+    return []
+
+
 def describe(*, engine: bytes, config: Any, plan: Any, nonkeyframe: bool, trt: Any,
              io: Sequence[Mapping[str, Any]], profile: Mapping[str, Sequence[Sequence[int]]],
              builder: Mapping[str, Any], weights: Optional[os.PathLike | str] = None,
@@ -123,6 +142,7 @@ def describe(*, engine: bytes, config: Any, plan: Any, nonkeyframe: bool, trt: A
                                  for name, s in profile.items()},
         "builder": dict(builder),
         "plugin_library": file_entry(plugin_library),
+        "tensorrt_plugins": tensorrt_plugins(config, nonkeyframe),
         "trtnet_version": __version__,
         "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -8,6 +8,8 @@
 // is key, videokey (exports the keyframe state) or nonkey; options: half (fp16 coeffs),
 // batch=N (profile max batch), max_det=N, corrupt (deserialization fails), rescored (a
 // YOLACT++ mask_scores output, fp32 as the network exports it), short_mask_scores (one too few).
+// An engine file holding the bytes "ModulatedDeformConv2d" is a YOLACT++ plan: deserializing it
+// needs that creator (libnvinfer_plugin's) in the registry, as TensorRT's does.
 #pragma once
 
 #include <algorithm>
@@ -329,6 +331,13 @@ public:
     std::vector<std::string> plugins_loaded;         // every library loadLibrary accepted, in order
     std::set<std::string> registered;                // "name/version/namespace" in the process's registry
     int load_attempts = 0;
+    // TensorRT's own plugin library as dlopen + initLibNvInferPlugins find it: missing (dlopen
+    // fails), its init failing, or registering `nvinfer_plugin_creators` (10.3's registers
+    // ModulatedDeformConv2d version "1"; 11.x's "2" and "1").
+    bool nvinfer_plugin_present = true;
+    bool nvinfer_plugin_init_ok = true;
+    std::vector<std::string> nvinfer_plugin_creators = {"ModulatedDeformConv2d/1/"};
+    std::vector<std::string> nvinfer_plugin_opened;  // every library init_tensorrt_plugins was asked to open
     // Always counted, logging or not: cudaMalloc / cudaMallocHost calls, host waits (stream or event).
     int64_t device_allocs = 0, host_allocs = 0, host_waits = 0;
     Log log;
@@ -355,9 +364,27 @@ public:
         plugins_loaded.push_back(path);
         return true;
     }
+    bool init_tensorrt_plugins(std::string const& library, std::string& why) override {
+        nvinfer_plugin_opened.push_back(library);
+        log.add("initLibNvInferPlugins " + library);
+        if (!nvinfer_plugin_present) {
+            why = library + ": cannot open shared object file: No such file or directory";  // dlerror()'s text
+            return false;
+        }
+        if (!nvinfer_plugin_init_ok) {
+            why = "initLibNvInferPlugins returned false";
+            return false;
+        }
+        for (std::string const& c : nvinfer_plugin_creators) registered.insert(c);
+        return true;
+    }
     std::unique_ptr<trtnet::EngineHandle> deserialize(std::vector<char> const& blob) override {
         if (registered.empty()) throw std::logic_error("engine deserialized before the plugin library was loaded");
         std::string text(blob.begin(), blob.end());
+        if (text.find("ModulatedDeformConv2d") != std::string::npos && registered.count("ModulatedDeformConv2d/1/") == 0 &&
+            registered.count("ModulatedDeformConv2d/2/") == 0) {
+            throw std::logic_error("a ModulatedDeformConv2d engine deserialized before libnvinfer_plugin registered it");
+        }
         std::istringstream in(text.substr(0, text.find('\n')));
         std::string magic, word;
         EngineSpec spec;

@@ -746,6 +746,88 @@ TEST(plugins_registered_by_someone_else_are_used_and_a_partial_registration_is_a
     CHECK_EQ(be->load_attempts, 1);
 }
 
+// ---- TensorRT's own plugin library (libnvinfer_plugin: YOLACT++'s ModulatedDeformConv2d) ----
+
+// A YOLACT++ engine as trtnet.build writes it: the plan names the creator, the sidecar lists it.
+std::string const kPlusSidecar = ", \"config\": \"yolact_plus_resnet50\", \"tensorrt_plugins\": [\"ModulatedDeformConv2d\"]";
+
+TEST(a_yolact_plus_engine_initialises_libnvinfer_plugin_of_the_running_major_before_deserializing) {
+    Workspace ws;
+    std::string engine = ws.engine("plus.engine", "key rescored ModulatedDeformConv2d", "", kPlusSidecar);
+    auto be = backend();
+    trtnet::Segmenter seg(engine, opts(), be);
+    CHECK(be->nvinfer_plugin_opened == std::vector<std::string>{"libnvinfer_plugin.so.10"});
+    CHECK(be->log.count("initLibNvInferPlugins") == 1);
+    CHECK(seg.info().tensorrt_plugins == std::vector<std::string>{"ModulatedDeformConv2d"});
+    CHECK_EQ(seg.segment(Image(16, 16, 2, 1).frame()).size(), size_t(2));
+    trtnet::Segmenter again(engine, opts(), be);  // registered now: not opened twice
+    CHECK_EQ(be->nvinfer_plugin_opened.size(), size_t(1));
+    auto eleven = backend();  // TensorRT 11: version "2" (and "1") from libnvinfer_plugin.so.11
+    eleven->version = 110100;
+    eleven->nvinfer_plugin_creators = {"ModulatedDeformConv2d/2/", "ModulatedDeformConv2d/1/"};
+    std::string engine11 = ws.engine("plus11.engine", "key ModulatedDeformConv2d", "",
+                                     kPlusSidecar + ", \"tensorrt_version\": \"11.1.0\"");
+    trtnet::Segmenter seg11(engine11, opts(), eleven);
+    CHECK(eleven->nvinfer_plugin_opened == std::vector<std::string>{"libnvinfer_plugin.so.11"});
+}
+
+TEST(libnvinfer_plugin_is_opened_only_for_engines_that_need_it_and_not_registered) {
+    Workspace ws;
+    auto be = backend();
+    trtnet::Segmenter plain(ws.engine("k.engine", "key"), opts(), be);  // YolactEdge: no DCN
+    CHECK(be->nvinfer_plugin_opened.empty());
+    be->nvinfer_plugin_present = false;  // never asked for, so its absence does not matter
+    trtnet::Segmenter plain2(ws.engine("k2.engine", "key", "", ", \"tensorrt_plugins\": []"), opts(), be);
+    CHECK(be->nvinfer_plugin_opened.empty());
+    auto python = backend();  // registered by someone else (Python's trt.init_libnvinfer_plugins, the program)
+    python->registered.insert("ModulatedDeformConv2d/2/");
+    python->nvinfer_plugin_present = false;
+    trtnet::Segmenter seg(ws.engine("plus.engine", "key ModulatedDeformConv2d", "", kPlusSidecar), opts(), python);
+    CHECK(python->nvinfer_plugin_opened.empty());
+}
+
+TEST(the_sidecar_or_else_the_plan_says_an_engine_uses_modulated_deform_conv) {
+    Workspace ws;
+    auto be = backend();  // the sidecar says so (the plan's bytes are not searched for it then)
+    trtnet::Segmenter by_sidecar(ws.engine("s.engine", "key", "", kPlusSidecar), opts(), be);
+    CHECK_EQ(be->nvinfer_plugin_opened.size(), size_t(1));
+    be = backend();  // a sidecar written before tensorrt_plugins: the plan names the creator
+    trtnet::Segmenter by_plan(ws.engine("p.engine", "key ModulatedDeformConv2d"), opts(), be);
+    CHECK_EQ(be->nvinfer_plugin_opened.size(), size_t(1));
+    CHECK(by_plan.info().tensorrt_plugins == std::vector<std::string>{"ModulatedDeformConv2d"});
+    CHECK_ERROR(kSidecar, "tensorrt_plugins is not a list",
+                trtnet::Segmenter(ws.engine("b.engine", "key", "", ", \"tensorrt_plugins\": \"ModulatedDeformConv2d\""),
+                                  opts(), backend()));
+    CHECK_ERROR(kSidecar, "tensorrt_plugins holds something other than names",
+                trtnet::Segmenter(ws.engine("c.engine", "key", "", ", \"tensorrt_plugins\": [1]"), opts(), backend()));
+}
+
+TEST(a_missing_libnvinfer_plugin_or_creator_is_an_error_naming_the_library_and_the_config) {
+    Workspace ws;
+    std::string engine = ws.engine("plus.engine", "key ModulatedDeformConv2d", "", kPlusSidecar);
+    auto be = backend();
+    be->nvinfer_plugin_present = false;
+    CHECK_ERROR(kPluginLibrary, "(config yolact_plus_resnet50) uses TensorRT's ModulatedDeformConv2d plugin",
+                trtnet::Segmenter(engine, opts(), be));
+    CHECK_ERROR(kPluginLibrary, "libnvinfer_plugin.so.10 could not be loaded: libnvinfer_plugin.so.10: cannot open",
+                trtnet::Segmenter(engine, opts(), be));
+    CHECK_EQ(int(be->engines.size()), 0);  // stopped before deserializing
+    be = backend();
+    be->nvinfer_plugin_init_ok = false;
+    CHECK_ERROR(kPluginLibrary, "initLibNvInferPlugins returned false", trtnet::Segmenter(engine, opts(), be));
+    be = backend();
+    be->nvinfer_plugin_creators = {"ModulatedDeformConv2d/1/other", "ModulatedDeformConv2d/3/"};  // not what we look up
+    CHECK_ERROR(kPluginLibrary, "libnvinfer_plugin.so.10 loaded but registered no ModulatedDeformConv2d",
+                trtnet::Segmenter(engine, opts(), be));
+    CHECK_EQ(int(be->engines.size()), 0);
+    try {  // an Error is a std::runtime_error: callers that catch only that see the message too
+        trtnet::Segmenter(engine, opts(), be);
+        CHECK(false);
+    } catch (std::runtime_error const& e) {
+        CHECK(std::string(e.what()).find("plus.engine (config yolact_plus_resnet50)") != std::string::npos);
+    }
+}
+
 // ---- frames produced on another stream (Frame::ready) ------------------------------------
 
 // A device buffer the producer fills on its own stream: count / tag in pixel (0,0), as Image.
