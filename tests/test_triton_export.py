@@ -202,7 +202,7 @@ def test_bad_input_is_refused_before_writing(tmp_path, engines, capsys, case, me
 
 @pytest.mark.parametrize("argv, message", [
     (["--backend", "emulator"], "needs --weights"),
-    (["--keyframe-engine", "k.engine"], "needs --keyframe-engine and --nonkeyframe-engine"),
+    (["--nonkeyframe-engine", "n.engine"], "needs --keyframe-engine"),
     (["--backend", "emulator", "--weights", "w.pth", "--keyframe-engine", "k"], "contradicts --backend emulator"),
     (["--weights", "w.pth", "--keyframe-engine", "k", "--nonkeyframe-engine", "n"], "belong to --backend emulator"),
     (["--backend", "emulator", "--weights", "w.pth", "--keyframe-interval", "0"], "--keyframe-interval must be >= 1"),
@@ -214,11 +214,6 @@ def test_contradictory_flags_are_usage_errors(tmp_path, capsys, argv, message):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_an_image_config_is_refused(tmp_path, reference_dir, capsys):
-    code = export_main(["-o", str(tmp_path / "repo"), "--backend", "emulator",
-                        "--weights", str(reference_dir / "mobilenetv2" / "weights.pth")])
-    assert code == 1 and "is not a video config" in capsys.readouterr().err
-    assert not (tmp_path / "repo").exists()
 
 
 def test_overwrite_replaces_a_repository_whole(tmp_path, engines):
@@ -232,3 +227,213 @@ def test_overwrite_replaces_a_repository_whole(tmp_path, engines):
 def test_python_dash_m_spelling_runs(tmp_path):
     done = subprocess.run([sys.executable, "-m", "trtnet", "export-triton", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "examples:" in done.stdout and "--keyframe-engine" in done.stdout
+
+
+# -- image configs: the keyframe model alone, every frame a keyframe ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def image_engines(tmp_path_factory, reference_dir):
+    """Stand-in keyframe engines of image configs, sidecars as trtnet.build writes them: the
+    mobilenetv2 network's I/O (yolact_edge_mobilenetv2), and the same plus the mask_scores output
+    under yolact_plus_resnet50 (a YOLACT++ engine's outputs are these two lists' union)."""
+    from trtnet import emulator
+    from trtnet.builder.sidecar import sidecar_path, tensor_entries
+    from trtnet.config import get_config
+    from trtnet.network.weights import load_weights
+    from trtnet.network.yolact_edge import build_keyframe
+
+    folder = tmp_path_factory.mktemp("image_engines")
+    network = emulator.Network()
+    build_keyframe(network, emulator.trt, load_weights(reference_dir / "mobilenetv2" / "weights.pth"),
+                   get_config("yolact_edge_mobilenetv2"))
+    io = tensor_entries(network, emulator.trt)
+    for entry in io:
+        entry["shape"] = [-1, *entry["shape"][1:]]
+    scores = next(e for e in io if e["name"] == names.DET_SCORES)
+    profile = {names.INPUT: {"min": [1, 64, 64, 3], "opt": [1, 550, 550, 3], "max": [MAX_BATCH, 1080, 1920, 3]}}
+    files = {}
+    for config, entries in (("yolact_edge_mobilenetv2", io),
+                            ("yolact_plus_resnet50", [*io, {**scores, "name": names.MASK_SCORES}])):
+        engine = folder / f"{config}.engine"
+        engine.write_bytes(b"not a real plan: the exporter only copies it")
+        sidecar_path(engine).write_text(json.dumps({"network": "keyframe", "config": config, "io": entries,
+                                                    "optimization_profile": profile}))
+        files[config] = engine
+    plugin = folder / "libtrtnet_plugins.so"
+    plugin.write_bytes(b"\x7fELF stand-in")
+    return files, plugin
+
+
+def _image_export(tmp_path, image_engines, config, *extra):
+    files, plugin = image_engines
+    repo = tmp_path / "repo"
+    return export_main(["-o", str(repo), "--keyframe-engine", str(files[config]), "--plugin-library", str(plugin),
+                        *extra]), repo
+
+
+def _assert_keyframes_only(repo, config: str) -> dict:
+    """The layout of an image config's repository; the orchestrator's parameters."""
+    assert {p.name for p in repo.iterdir()} - {"plugins"} == {"README.md", "yolact_edge", "yolact_edge_keyframe"}
+    orch = parse(repo / "yolact_edge" / "config.pbtxt")
+    params = {k: v.string_value for k, v in orch.parameters.items()}
+    assert "nonkeyframe_model" not in params and params["keyframe_model"] == "yolact_edge_keyframe"
+    assert params["keyframe_interval"] == "1" and "motion_threshold" not in params and params["config"] == config
+    # the client-facing outputs are a video config's, mask_scores included
+    from trtnet.triton.export import orchestrator_specs
+
+    assert [o.name for o in orch.output] == [s.name for s in orchestrator_specs()[1]]
+    readme = (repo / "README.md").read_text()
+    assert "every frame is a keyframe" in readme and "_nonkeyframe" not in readme
+    return params
+
+
+def test_an_image_config_exports_the_keyframe_model_alone(tmp_path, image_engines, capsys):
+    from trtnet.network.yolact_edge import KEYFRAME_OUTPUTS
+
+    code, repo = _image_export(tmp_path, image_engines, "yolact_edge_mobilenetv2")
+    assert code == 0, capsys.readouterr().err
+    params = _assert_keyframes_only(repo, "yolact_edge_mobilenetv2")
+    assert "mask_scores" not in params  # no re-scoring: the box scores are served as mask scores
+    key = parse(repo / "yolact_edge_keyframe" / "config.pbtxt")
+    assert key.platform == "tensorrt_plan" and key.max_batch_size == MAX_BATCH
+    assert {o.name for o in key.output} == set(KEYFRAME_OUTPUTS)  # no keyframe state: nothing reads it
+    assert (repo / "yolact_edge_keyframe" / "1" / "model.plan").read_bytes() == \
+        image_engines[0]["yolact_edge_mobilenetv2"].read_bytes()
+    assert (repo / "plugins" / "libtrtnet_plugins.so").is_file()
+    assert "models yolact_edge, yolact_edge_keyframe)" in capsys.readouterr().out
+
+
+def test_a_rescoring_image_config_serves_its_mask_scores(tmp_path, image_engines):
+    code, repo = _image_export(tmp_path, image_engines, "yolact_plus_resnet50")
+    assert code == 0
+    params = _assert_keyframes_only(repo, "yolact_plus_resnet50")
+    assert params["mask_scores"] == "1"  # the orchestrator requests the engine's mask_scores
+    key = {o.name: o for o in parse(repo / "yolact_edge_keyframe" / "config.pbtxt").output}
+    assert key[names.MASK_SCORES].data_type == model_config_pb2.TYPE_FP32 and list(key[names.MASK_SCORES].dims) == [100]
+
+
+def test_an_image_config_exports_on_the_emulator_backend(tmp_path, reference_dir):
+    weights = reference_dir / "mobilenetv2" / "weights.pth"
+    repo = tmp_path / "repo"
+    assert export_main(["-o", str(repo), "--backend", "emulator", "--weights", str(weights)]) == 0
+    _assert_keyframes_only(repo, "yolact_edge_mobilenetv2")
+    key = parse(repo / "yolact_edge_keyframe" / "config.pbtxt")
+    assert key.backend == "python" and {k: v.string_value for k, v in key.parameters.items()}["role"] == "keyframe"
+    assert (repo / "yolact_edge_keyframe" / "1" / "weights.pth").read_bytes() == weights.read_bytes()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--keyframe-interval", "2"], "--keyframe-interval 2: yolact_edge_mobilenetv2 has no flow network"),
+    (["--motion-threshold", "0"], "--motion-threshold: yolact_edge_mobilenetv2 is an image config"),
+])
+@pytest.mark.parametrize("backend", ["tensorrt", "emulator"])
+def test_video_only_flags_are_usage_errors_for_an_image_config(tmp_path, image_engines, reference_dir, capsys,
+                                                                backend, flags, message):
+    if backend == "tensorrt":
+        code, repo = _image_export(tmp_path, image_engines, "yolact_edge_mobilenetv2", *flags)
+    else:
+        repo = tmp_path / "repo"
+        code = export_main(["-o", str(repo), "--backend", "emulator",
+                            "--weights", str(reference_dir / "mobilenetv2" / "weights.pth"), *flags])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not repo.exists() and [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_interval_one_is_an_image_configs_own_schedule(tmp_path, image_engines):
+    code, repo = _image_export(tmp_path, image_engines, "yolact_edge_mobilenetv2", "--keyframe-interval", "1")
+    assert code == 0  # on the boundary: allowed, as in every command (cli.keyframe_interval)
+    _assert_keyframes_only(repo, "yolact_edge_mobilenetv2")
+
+
+def test_a_video_keyframe_engine_alone_is_a_usage_error(tmp_path, engines, capsys):
+    files, plugin = engines
+    repo = tmp_path / "repo"
+    code = export_main(["-o", str(repo), "--keyframe-engine", str(files["keyframe"]), "--plugin-library", str(plugin)])
+    assert code == 2 and "yolact_edge_vid_resnet50 is a video config: give its --nonkeyframe-engine" in \
+        capsys.readouterr().err
+    assert not repo.exists()
+
+
+def test_write_repository_refuses_a_schedule_without_a_nonkeyframe_model(tmp_path, image_engines):
+    from trtnet.triton.export import ExportError, ExportSettings, engine_model, write_repository
+
+    key = engine_model(image_engines[0]["yolact_edge_mobilenetv2"], "keyframe")
+    for settings in (ExportSettings(keyframe_interval=2), ExportSettings(keyframe_interval=1, motion_threshold=0.5)):
+        with pytest.raises(ExportError, match="every frame is a keyframe"):
+            write_repository(tmp_path / "repo", key, None, settings, emulated=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- an image config's repository, orchestrated: the Segmenter's Instances, frame by frame ----------------
+
+
+MASKIOU_SIDE = 256  # the smallest side whose prototypes survive maskiou_net (tests/test_mask_scores.py)
+
+
+@pytest.fixture(scope="module")
+def rescoring_image_config(reference_dir):
+    """(config, weights, weights file) of mobilenetv2 with upstream's maskiou_net added at a 256 input:
+    an image config whose engine outputs mask scores of their own (as test_mask_scores.py builds it)."""
+    from dataclasses import replace
+
+    from trtnet.config import MaskIoUSpec, get_config
+    from trtnet.network.weights import WeightStore
+
+    base = WeightStore.load(reference_dir / "mobilenetv2" / "weights.pth")
+    plus = WeightStore.load(reference_dir / "yolact_plus_resnet50" / "weights.pth")
+    tensors = {k: base.get(k, layer="test") for k in base.keys() if not k.endswith("num_batches_tracked")}
+    tensors.update({k: plus.get(k, layer="test") for k in plus.keys() if k.startswith("maskiou_net.")})
+    config = replace(get_config("yolact_edge_mobilenetv2"), name="mobilenetv2_with_maskiou",
+                     max_size=MASKIOU_SIDE, maskiou=MaskIoUSpec())
+    return config, WeightStore(tensors), reference_dir / "mobilenetv2" / "weights.pth"
+
+
+def _triton_model_config(path) -> str:
+    """config.pbtxt as Triton hands it to a Python model's initialize (JSON of the ModelConfig)."""
+    from google.protobuf import json_format
+
+    return json.dumps(json_format.MessageToDict(parse(path), preserving_proto_field_name=True))
+
+
+def test_an_orchestrated_image_config_frame_is_the_segmenters(tmp_path, rescoring_image_config, reference_dir,
+                                                              monkeypatch):
+    """The exported orchestrator (its config.pbtxt as written) over the emulated keyframe engine:
+    every frame a keyframe, each answer the Segmenter's Instances, mask scores included."""
+    from instances_match import assert_instances_match
+    from trtnet.runtime import EmulatedEngine, Segmenter
+    from trtnet.runtime.masks import Instances
+    from trtnet.triton import pb_standin as fakes
+    from trtnet.triton.export import ExportSettings, emulated_model, write_repository
+    from trtnet.verification.reference_data import ReferenceCase
+
+    config, store, weights = rescoring_image_config
+    key = emulated_model(weights, store, config, "keyframe", MAX_BATCH, None)
+    repo = write_repository(tmp_path / "repo", key, None, ExportSettings(keyframe_interval=1), emulated=True)
+    engine = EmulatedEngine(store, config)
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", fakes.module())
+    monkeypatch.setattr(fakes, "MODELS", {"yolact_edge_keyframe": engine.run})
+    monkeypatch.setattr(fakes, "CALLS", [])
+    from trtnet.triton.orchestrator import TritonPythonModel
+
+    model = TritonPythonModel()
+    model.initialize({"model_config": _triton_model_config(repo / "yolact_edge" / "config.pbtxt")})
+    image = ReferenceCase(reference_dir / "mobilenetv2").image("img0")
+    frames = [image, np.ascontiguousarray(image[40:, :400])]  # another size: no state carried over
+    segmenter = Segmenter(engine)
+    import asyncio
+
+    for i, frame in enumerate(frames):
+        (response,) = asyncio.run(model.execute([fakes.client_request(frame, 3, start=i == 0, end=i == 1)]))
+        assert not response.has_error(), response.error().message()
+        got = {t.name(): t.as_numpy()[0] for t in response.output_tensors()}
+        want = segmenter(frame)
+        assert bool(got["keyframe"][0]) and len(want.scores) > 10
+        served = Instances(got["classes"], got["scores"], got["boxes"], got["masks"].astype(bool), got["mask_scores"])
+        assert_instances_match(served, want, f"frame {i}")
+        # the engine's re-scored mask scores, not the box scores (they differ in every detection)
+        np.testing.assert_allclose(got["mask_scores"], want.mask_scores, rtol=0, atol=1e-6)
+        assert np.all(got["mask_scores"] < got["scores"])
+    assert [m for m, _ in fakes.CALLS] == ["yolact_edge_keyframe"] * 2  # every frame a keyframe, one model
+    assert all(list(inputs) == [names.INPUT] for _, inputs in fakes.CALLS)  # no state goes in

@@ -220,3 +220,55 @@ def test_schedule_rejects_bad_settings():
         KeyframeSchedule(0)
     with pytest.raises(ValueError, match="motion_threshold"):
         KeyframeSchedule(5, -1.0)
+
+
+def _keyframes_only(**params):
+    """An orchestrator as exported for an image config: no nonkeyframe_model parameter."""
+    from trtnet.triton.orchestrator import TritonPythonModel
+
+    params = {"keyframe_model": KEY, "idle_timeout_s": "10", **{k: str(v) for k, v in params.items()}}
+    model = TritonPythonModel()
+    model.initialize({"model_config": json.dumps({"parameters": {k: {"string_value": v} for k, v in params.items()}})})
+    return model
+
+
+def _detector(inputs: dict) -> dict:
+    """An image config's keyframe engine: detections and prototypes, no state exports."""
+    return _detections()
+
+
+def test_without_a_nonkeyframe_model_every_frame_is_a_keyframe_and_no_state_is_kept(make_model):
+    fakes.MODELS.update({KEY: _detector})
+    fakes.MODELS.pop(NONKEY)
+    model = _keyframes_only(keyframe_interval=1)
+    flags = []
+    for i in range(4):
+        flags += keyframe_flags(run(model, fakes.client_request(frame(i), 3, start=i == 0)))
+    flags += keyframe_flags(run(model, fakes.client_request(frame(9), 3), fakes.client_request(frame(9), 4, start=True)))
+    assert flags == [True] * 6
+    assert [name for name, _ in fakes.CALLS] == [KEY] * 6
+    assert model.streams.get(3).state is None
+    # without the parameter the interval is 1 as well (a video orchestrator's default is 5)
+    assert _keyframes_only().streams.keyframe_interval == 1
+
+
+def test_mask_scores_of_a_rescoring_image_config_are_served(make_model):
+    fakes.MODELS.update({KEY: _rescored(_detector)})
+    model = _keyframes_only(keyframe_interval=1, mask_scores="1")
+    responses = [run(model, fakes.client_request(frame(i), 3, start=i == 0))[0] for i in range(2)]
+    assert keyframe_flags(responses) == [True, True]
+    for response in responses:
+        assert _scores(response) == (pytest.approx(BOX_SCORES), pytest.approx(MASK_SCORES))
+
+
+@pytest.mark.parametrize("params", [{"keyframe_interval": 2}, {"keyframe_interval": 1, "motion_threshold": 0.5}])
+def test_a_schedule_without_a_nonkeyframe_model_is_refused(make_model, params):
+    with pytest.raises(fakes.TritonModelException, match="without a nonkeyframe_model"):
+        _keyframes_only(**params)
+
+
+def test_a_model_without_a_keyframe_model_is_refused(make_model):
+    from trtnet.triton.orchestrator import TritonPythonModel
+
+    with pytest.raises(fakes.TritonModelException, match="lacks the parameter keyframe_model"):
+        TritonPythonModel().initialize({"model_config": json.dumps({"parameters": {}})})

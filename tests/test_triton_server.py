@@ -1,7 +1,8 @@
 """A real Triton Inference Server (CPU, loopback) serving a repository exported in the CPU test
 mode: N concurrent camera streams x M frames through the orchestrator must give, frame by
 frame, the results of VideoSegmenter on the emulator (same schedule, same state handoff), and
-END, a START restart and idle eviction must behave as documented.
+END, a START restart and idle eviction must behave as documented. An image config's repository
+(the keyframe model alone) must answer every frame as a keyframe with the Segmenter's results.
 
 The server comes from nvidia-pytriton (trtnet.triton.local_server); its environment is made
 once per machine. CI has PyPI, so this never skips there.
@@ -113,3 +114,36 @@ def test_start_restarts_and_an_idle_stream_is_evicted(served):
     # ... and with START the stream begins again at a keyframe, then ends.
     again = triton_client.segment_frame(client, "yolact_edge", small, 7, start=True, end=True)
     assert bool(again["keyframe"][0])
+
+
+@pytest.fixture(scope="module")
+def served_image_config(tmp_path_factory, reference_dir):
+    """A server for an image config's repository (yolact_edge_mobilenetv2: the keyframe model
+    alone), its frames, and the Segmenter's Instances of each."""
+    from trtnet.network.weights import load_weights
+    from trtnet.runtime import EmulatedEngine, Segmenter
+
+    case = reference_dir / "mobilenetv2"
+    inputs = np.load(case / "inputs.npz")
+    frames = [inputs["img0/image_bgr"], inputs["img1/image_bgr"]]  # two sizes: still one model, no state
+    segmenter = Segmenter(EmulatedEngine(load_weights(case / "weights.pth"), "yolact_edge_mobilenetv2"))
+    expected = [segmenter(f) for f in frames]
+    repo = tmp_path_factory.mktemp("triton_image") / "repo"
+    assert export_main(["-o", str(repo), "--backend", "emulator", "--weights", str(case / "weights.pth")]) == 0
+    with TritonServer(repo, triton_env(), repo.parent / "server.log") as server:
+        yield server, frames, expected
+
+
+def test_an_image_config_is_served_every_frame_a_keyframe(served_image_config):
+    import tritonclient.grpc as grpcclient
+
+    server, frames, expected = served_image_config
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    got = triton_client.run_stream(client, "yolact_edge", 42, frames)
+    assert [bool(r["keyframe"][0]) for r in got] == [True] * len(frames)
+    for i, (result, inst) in enumerate(zip(got, expected)):
+        where = f"frame {i}"
+        assert len(result["scores"]) > 0, where
+        np.testing.assert_array_equal(result["mask_scores"], result["scores"], err_msg=where)  # no re-scoring
+        served_instances = Instances(result["classes"], result["scores"], result["boxes"], result["masks"].astype(bool))
+        assert_instances_match(served_instances, inst, where)

@@ -6,9 +6,13 @@ Layout written (``NAME`` = ``--name``)::
          config.pbtxt            sequence batcher), 1/model.py
     REPO/NAME_keyframe/        stateless, dynamic batching: 1/model.plan (the keyframe engine)
     REPO/NAME_nonkeyframe/     stateless, dynamic batching: 1/model.plan; the keyframe
-                               state comes in as ordinary inputs
+                               state comes in as ordinary inputs (video configs only)
     REPO/plugins/libtrtnet_plugins.so   the plugin library the plans need
     REPO/README.md             how to start the server (plugin loading), a client, perf_analyzer
+
+An image config (no flow network) has no non-keyframe model: the orchestrator, written with
+keyframe interval 1 and no ``nonkeyframe_model`` parameter, sends every frame to the keyframe
+model, so clients call the same model with the same outputs (``mask_scores`` included).
 
 With ``--backend emulator`` (the CPU test mode) the two engine models are Python-backend
 models running trtnet's emulator on the same inputs and outputs (1/model.py + the weights).
@@ -158,14 +162,20 @@ def _engine_config(model: EngineModel, name: str, settings: ExportSettings, emul
     return mc.stateless_model(name, platform="tensorrt_plan", **common)
 
 
-def write_repository(output: Path, keyframe: EngineModel, nonkeyframe: EngineModel, settings: ExportSettings, *,
-                     emulated: bool, plugin_library: Optional[Path] = None, overwrite: bool = False) -> Path:
-    """Write the whole repository into a temporary folder, then rename it to ``output``."""
+def write_repository(output: Path, keyframe: EngineModel, nonkeyframe: Optional[EngineModel],
+                     settings: ExportSettings, *, emulated: bool, plugin_library: Optional[Path] = None,
+                     overwrite: bool = False) -> Path:
+    """Write the whole repository into a temporary folder, then rename it to ``output``.
+    ``nonkeyframe`` None (an image config): the keyframe model alone, every frame a keyframe."""
     output = Path(output)
-    if keyframe.config != nonkeyframe.config:
+    if nonkeyframe is None:
+        if settings.keyframe_interval != 1 or settings.motion_threshold is not None:
+            raise ExportError("without a non-keyframe model every frame is a keyframe: keyframe interval 1 and "
+                              "no motion threshold")
+    elif keyframe.config != nonkeyframe.config:
         raise ExportError(f"the keyframe engine is of {keyframe.config}, the non-keyframe engine of "
                           f"{nonkeyframe.config}: both must come from one config and one checkpoint")
-    if rescores_masks(keyframe) != rescores_masks(nonkeyframe):
+    if nonkeyframe is not None and rescores_masks(keyframe) != rescores_masks(nonkeyframe):
         which = "keyframe" if rescores_masks(keyframe) else "non-keyframe"
         raise ExportError(f"only the {which} engine outputs {names.MASK_SCORES!r}: both must come from one "
                           "config and one checkpoint")
@@ -178,7 +188,7 @@ def write_repository(output: Path, keyframe: EngineModel, nonkeyframe: EngineMod
         os.chmod(tmp, 0o777 & ~_umask())
         model_names = {}
         stored: dict[Path, Path] = {}  # source -> its one copy: the emulated models share the weights
-        for model in (keyframe, nonkeyframe):
+        for model in (keyframe, nonkeyframe) if nonkeyframe is not None else (keyframe,):
             model_name = f"{settings.name}_{model.role}"
             model_names[model.role] = model_name
             version = tmp / model_name / "1"
@@ -198,12 +208,13 @@ def write_repository(output: Path, keyframe: EngineModel, nonkeyframe: EngineMod
             model = replace(model, parameters=parameters)
             _write(tmp / model_name / "config.pbtxt", _engine_config(model, model_name, settings, emulated))
         inputs, outputs = orchestrator_specs()
-        params = {"keyframe_model": model_names["keyframe"], "nonkeyframe_model": model_names["nonkeyframe"],
+        params = {"keyframe_model": model_names["keyframe"], **(
+                      {"nonkeyframe_model": model_names["nonkeyframe"]} if nonkeyframe is not None else {}),
                   "keyframe_interval": str(settings.keyframe_interval), "idle_timeout_s": str(settings.idle_timeout_s),
                   "score_threshold": str(settings.score_threshold), "config": keyframe.config}
         if settings.motion_threshold is not None:
             params["motion_threshold"] = str(settings.motion_threshold)
-        if rescores_masks(keyframe):  # the orchestrator requests mask_scores from both models
+        if rescores_masks(keyframe):  # the orchestrator requests mask_scores from the model(s)
             params["mask_scores"] = "1"
         (tmp / settings.name / "1").mkdir(parents=True)
         _write(tmp / settings.name / "config.pbtxt", mc.sequence_model(

@@ -11,6 +11,8 @@ masks (CuPy on the GPU, NumPy in the CPU test mode; :func:`trtnet.runtime.masks.
 answers classes, scores, mask scores, boxes and masks (the mask scores are the engines'
 ``mask_scores`` output when they re-score masks, YOLACT++; the box scores otherwise). Streams idle for longer than the timeout are
 evicted (Triton sends no signal when it drops a sequence); START resets a stream.
+Without a ``nonkeyframe_model`` parameter (an image config: no flow network) every frame goes
+to the keyframe model and no state is kept (the interval must then be 1).
 
 The repository's ``model.py`` re-exports :class:`TritonPythonModel`; trtnet must be
 importable in Triton's Python environment (``pip install trtnet`` there).
@@ -58,19 +60,24 @@ class TritonPythonModel:
 
         self.pb = pb_utils
         config = json.loads(args["model_config"])
-        missing = [k for k in ("keyframe_model", "nonkeyframe_model") if _parameter(config, k) is None]
-        if missing:
-            raise pb_utils.TritonModelException(f"config.pbtxt lacks the parameter(s) {', '.join(missing)}")
+        if _parameter(config, "keyframe_model") is None:
+            raise pb_utils.TritonModelException("config.pbtxt lacks the parameter keyframe_model")
         self.keyframe_model = _parameter(config, "keyframe_model")
-        self.nonkeyframe_model = _parameter(config, "nonkeyframe_model")
+        self.nonkeyframe_model = _parameter(config, "nonkeyframe_model")  # None: keyframes only
         motion = _parameter(config, "motion_threshold")
-        self.streams = StreamTable(int(_parameter(config, "keyframe_interval") or 5),
+        interval = int(_parameter(config, "keyframe_interval") or (5 if self.nonkeyframe_model else 1))
+        if self.nonkeyframe_model is None and (interval != 1 or motion is not None):
+            raise pb_utils.TritonModelException(
+                f"keyframe_interval {interval}{' and motion_threshold' if motion is not None else ''} without a "
+                "nonkeyframe_model: with the keyframe model alone every frame is a keyframe (interval 1)")
+        self.streams = StreamTable(interval,
                                    float(_parameter(config, "idle_timeout_s") or 60.0),
                                    motion_threshold=None if motion is None else float(motion))
         self.score_threshold = float(_parameter(config, "score_threshold") or 0.0)
         rescored = _parameter(config, "mask_scores") == "1"
         self.detector_outputs = [*REQUIRED_OUTPUTS] + ([names.MASK_SCORES] if rescored else [])
-        self.keyframe_outputs = [*self.detector_outputs, *STATE_INPUTS]
+        # The keyframe state is requested only where a non-keyframe model reads it.
+        self.keyframe_outputs = [*self.detector_outputs] + ([*STATE_INPUTS] if self.nonkeyframe_model else [])
         self.nonkeyframe_outputs = [*self.detector_outputs] + ([names.FLOW_MOTION] if motion is not None else [])
 
     # -- tensors ----------------------------------------------------------------------------
@@ -126,7 +133,7 @@ class TritonPythonModel:
                 f"stream {corrid}: the {'keyframe' if keyframe else 'non-keyframe'} model failed: "
                 f"{result.error().message()}"))
         get = lambda n: self.pb.get_output_tensor_by_name(result, n)  # noqa: E731
-        if keyframe:
+        if keyframe and self.nonkeyframe_model is not None:
             # The non-keyframe model's state inputs, under their input names (CuPy arrays on the
             # GPU hold the response's memory through DLPack: no copy, no host round trip).
             stream.state = {input_name: self._array(get(exported), keep=True)

@@ -9,21 +9,37 @@ from typing import Any, Mapping, Optional
 def repository_readme(settings: Any, model_names: Mapping[str, str], plugin_library: Optional[Path],
                       emulated: bool) -> str:
     name = settings.name
+    video = "nonkeyframe" in model_names  # an image config: the keyframe model alone
+    engines = "two engine models are" if video else "keyframe model (an image config: no other) is"
+    kind = (lambda what: f"{what}s") if video else (lambda what: f"a {what}")
     lib = f"$REPO/plugins/{plugin_library.name}" if plugin_library else "/path/to/libtrtnet_plugins.so"
-    mode = ("**CPU test mode** (`--backend emulator`): the two engine models are Python-backend models "
+    mode = (f"**CPU test mode** (`--backend emulator`): the {engines} {kind('Python-backend model')} "
             "running trtnet's NumPy emulator. Slow, exact, no GPU; for testing the repository."
             if emulated else
-            "The two engine models are TensorRT plans (`platform: \"tensorrt_plan\"`); they need the trtnet "
+            f"The {engines} {kind('TensorRT plan')} (`platform: \"tensorrt_plan\"`); {'they need' if video else 'it needs'} the trtnet "
             "plugin library (Fast NMS, inverse warp) loaded into the server, one of the two ways below.")
+    if video:
+        schedule = (f"per stream (correlation id) it keeps the frame count and the keyframe state on the GPU, "
+                    f"sends keyframes (every {settings.keyframe_interval}th frame, the first, after START, on a "
+                    f"frame-size change"
+                    + (f", on motion above {settings.motion_threshold}" if settings.motion_threshold is not None
+                       else "")
+                    + f") to `{model_names['keyframe']}` and the others to `{model_names['nonkeyframe']}`")
+        rows = (f"| `{model_names['keyframe']}` | the keyframe network, stateless, dynamic batching |\n"
+                f"| `{model_names['nonkeyframe']}` | the non-keyframe network, stateless, dynamic batching; the "
+                "keyframe state comes in as inputs |")
+    else:
+        schedule = (f"an image config (no flow network): every frame is a keyframe, sent to "
+                    f"`{model_names['keyframe']}` (streams, i.e. correlation ids, only order the frames)")
+        rows = f"| `{model_names['keyframe']}` | the keyframe network, stateless, dynamic batching |"
     return f"""# trtnet Triton model repository: `{name}`
 
 Written by `trtnet export-triton`. {mode}
 
 | model | what it is |
 |---|---|
-| `{name}` | the model clients call: Python-backend orchestrator (BLS) under the sequence batcher; per stream (correlation id) it keeps the frame count and the keyframe state on the GPU, sends keyframes (every {settings.keyframe_interval}th frame, the first, after START, on a frame-size change{", on motion above " + str(settings.motion_threshold) if settings.motion_threshold is not None else ""}) to `{model_names['keyframe']}` and the others to `{model_names['nonkeyframe']}`, assembles the masks and answers `classes`, `scores` (box), `mask_scores` (re-scored by the engines for YOLACT++, else the box scores), `boxes`, `masks`, `keyframe` |
-| `{model_names['keyframe']}` | the keyframe network, stateless, dynamic batching |
-| `{model_names['nonkeyframe']}` | the non-keyframe network, stateless, dynamic batching; the keyframe state comes in as inputs |
+| `{name}` | the model clients call: Python-backend orchestrator (BLS) under the sequence batcher; {schedule}, assembles the masks and answers `classes`, `scores` (box), `mask_scores` (re-scored by the engines for YOLACT++, else the box scores), `boxes`, `masks`, `keyframe` |
+{rows}
 
 Streams idle for more than {settings.idle_timeout_s:g} s are forgotten (the sequence batcher's
 `max_sequence_idle_microseconds` and the orchestrator's eviction use the same value): the next
