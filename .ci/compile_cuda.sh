@@ -88,7 +88,9 @@ for root in "${trt_roots[@]}"; do
     continue
   fi
   exports=$(nm -D --defined-only "$lib" | awk '$2 == "T" {print $3}' | sort | tr '\n' ' ')
-  [ "$exports" = "getCreators getPluginCreators setLoggerFinder trtnetInitPlugins trtnetPluginsRegistered " ] || {
+  # V3 creators only: getCreators + setLoggerFinder, as NVIDIA's own V3 plugin libraries; no
+  # getPluginCreators (the IPluginV2 entry point in 10.x, issue 15 defect 6).
+  [ "$exports" = "getCreators setLoggerFinder trtnetInitPlugins trtnetPluginsRegistered " ] || {
     echo "compile_cuda: unexpected exports from libtrtnet_plugins.so: $exports" >&2; status=1; }
   if ldd "$lib" | grep -q nvinfer; then echo "compile_cuda: libtrtnet_plugins.so needs libnvinfer" >&2; status=1; fi
   echo "compile_cuda: libtrtnet_plugins.so linked against $(grep -hE 'define (TRT_MAJOR_ENTERPRISE|NV_TENSORRT_MAJOR) [0-9]' "$inc/NvInferVersion.h" | awk '{print $3}' | head -1).x headers ($(du -k "$lib" | cut -f1) KiB; exports: ${exports})"
