@@ -30,9 +30,15 @@ def _rows(out: str) -> dict[str, str]:
     return found
 
 
+def _no_plugin_library() -> str:
+    raise FileNotFoundError("libtrtnet_plugins.so was not found. Looked in:\n  (nowhere)")
+
+
 def test_without_a_gpu_every_check_is_skipped_with_its_reason_and_the_exit_is_0(monkeypatch, capsys):
     monkeypatch.setitem(__import__("sys").modules, "tensorrt", None)  # import -> ImportError
     monkeypatch.setitem(__import__("sys").modules, "cupy", None)
+    # an install without TensorRT headers builds no plugin library (CI's install does build it)
+    monkeypatch.setattr("trtnet.plugins.library_path", _no_plugin_library)
     assert doctor.main([]) == 0
     out = capsys.readouterr().out
     rows = _rows(out)
@@ -42,6 +48,18 @@ def test_without_a_gpu_every_check_is_skipped_with_its_reason_and_the_exit_is_0(
     for name in GPU_CHECKS:
         assert name in unchecked
     assert "0 passed, 0 failed, 14 skipped" in out
+
+
+def test_without_a_gpu_a_built_plugin_library_is_the_one_check_that_passes(monkeypatch, capsys, tmp_path):
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", None)
+    monkeypatch.setitem(__import__("sys").modules, "cupy", None)
+    library = tmp_path / "libtrtnet_plugins.so"
+    library.write_bytes(b"\x7fELF not really")
+    monkeypatch.setattr("trtnet.plugins.library_path", lambda: str(library))
+    assert doctor.main([]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows.pop("plugin library") == doctor.PASS
+    assert set(rows.values()) == {doctor.SKIP}
 
 
 @pytest.fixture
