@@ -324,7 +324,7 @@ def test_bench_runtime_smoke_runs_outside_the_repo_without_the_tests_fakes(tmp_p
     assert cpp["note"].startswith("not measured: no trtnet source tree") and str(tmp_path) in cpp["note"]
 
 
-@pytest.mark.parametrize("argv, needle", [(["--frames", "0"], "--frames: expected a whole number >= 1"),
+@pytest.mark.parametrize("argv, needle", [(["--frames", "0"], "--frames: expected a positive integer"),
                                           (["--batch", "9"], "--batch 9: at most 8 cameras"),
                                           (["--size", "32", "640"], "frames of at least 64x64")])
 def test_bench_runtime_bad_options_are_usage_errors(capsys, argv, needle):

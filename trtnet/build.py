@@ -118,10 +118,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="frame size TensorRT tunes for (default %(default)s)")
     p.add_argument("--max-frame", type=parse_frame_size, default=DEFAULT_MAX_FRAME, metavar="HxW",
                    help="largest frame the engine accepts (default %(default)s)")
-    p.add_argument("--max-batch", type=positive_int, default=1, metavar="N",
+    p.add_argument("--max-batch", type=cli.positive_int, default=1, metavar="N",
                    help="frames per call (e.g. one per camera): the profile covers batches 1..N, "
                         "tuned for N (default 1)")
-    p.add_argument("--workspace", type=positive_int, default=None, metavar="MiB", help="builder workspace limit")
+    p.add_argument("--workspace", type=cli.positive_int, default=None, metavar="MiB", help="builder workspace limit")
     p.add_argument("--nonkeyframe", action="store_true",
                    help="build the non-keyframe (video) engine; needs a video config (flow net)")
     p.add_argument("--plugin-library", type=Path, default=None,
@@ -138,17 +138,6 @@ def make_parser() -> argparse.ArgumentParser:
                    help="build the network on the emulator and print the plan (components, precision, "
                         "layers, parameters, MACs, int8 audit, I/O); write nothing")
     return p
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def check_output(args: argparse.Namespace) -> None:

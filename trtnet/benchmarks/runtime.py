@@ -28,6 +28,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from trtnet import cli
+
 EXAMPLES = (
     "python -m trtnet.bench runtime",
     "python -m trtnet.bench runtime --frames 5000 --batch 1 8 --memory host",
@@ -42,12 +44,12 @@ DETECTIONS = 5  # for the mask assembly figure
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frames", type=_positive, default=1000, help="measured frames per case (default 1000)")
-    p.add_argument("--warmup", type=_positive, default=20,
+    p.add_argument("--frames", type=cli.positive_int, default=1000, help="measured frames per case (default 1000)")
+    p.add_argument("--warmup", type=cli.positive_int, default=20,
                    help="frames before measuring (default 20; at least two keyframe intervals for video)")
-    p.add_argument("--batch", type=_positive, nargs="+", default=[1, 4], metavar="N",
+    p.add_argument("--batch", type=cli.positive_int, nargs="+", default=[1, 4], metavar="N",
                    help="cameras per call, one case each (default 1 4; 1..8)")
-    p.add_argument("--size", type=_positive, nargs=2, default=[480, 640], metavar=("H", "W"),
+    p.add_argument("--size", type=cli.positive_int, nargs=2, default=[480, 640], metavar=("H", "W"),
                    help="frame size (default 480 640)")
     p.add_argument("--memory", choices=("host", "device"), default="device",
                    help="frames given in host memory (uploaded each call) or already on the device (default)")
@@ -62,16 +64,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the trtnet source tree (CMakeLists.txt) to build the C++ bench from "
                         "(default: next to the trtnet package, when it is a source checkout)")
     p.add_argument("--json", action="store_true", help="one JSON line per case instead of the table")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 # -- Python ---------------------------------------------------------------------------------

@@ -120,6 +120,17 @@ def add_deprecated_alias(p: argparse.ArgumentParser, old: str, new: str, dest: s
                    default=argparse.SUPPRESS, **kwargs)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def precision_plan_arg(text: str) -> str:
     """argparse type: a precision plan that parses (a malformed one is a usage error, exit 2)."""
     from trtnet.precision import PrecisionError, as_plan
